@@ -1,0 +1,113 @@
+"""End-to-end tests of the command line, as a new user runs it."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cases import CASES
+
+CLI = [sys.executable, "-m", "verifier.cli"]
+
+
+def run(*args, cwd=None):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def write(tmp_path, name, obj):
+    p = tmp_path / name
+    p.write_text(json.dumps(obj))
+    return str(p)
+
+
+@pytest.mark.parametrize("name", ["kink_min", "origin", "degenerate_not", "vec_inconclusive", "global"])
+def test_certify_json_and_check(tmp_path, name):
+    data, verdict, escape, loss = CASES[name]
+    f = write(tmp_path, "p.json", data)
+    cert = str(tmp_path / "c.json")
+    r = run("certify", f, "--json", "--certificate", cert, "--exact-only")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["verdict"] == verdict
+    assert out["escape_neurons"] == escape
+    assert out["loss"]["exact"] == loss and out["loss"]["convention"] == "half_mean"
+    assert len(out["neurons"]) == len(data["W"])
+    r = run("check", cert)
+    assert r.returncode == 0 and f"'{verdict}'" in r.stdout
+
+
+def test_certify_report_text(tmp_path):
+    f = write(tmp_path, "p.json", CASES["tiny_zero"][0])
+    r = run("certify", f)
+    assert r.returncode == 0
+    assert "verdict: SADDLE" in r.stdout
+    assert "escape path on neuron 1" in r.stdout
+    assert "loss (half_mean, exact rational): 1/4" in r.stdout
+
+
+def test_check_rejects_tampered_certificate(tmp_path):
+    f = write(tmp_path, "p.json", CASES["kink_min"][0])
+    cert = tmp_path / "c.json"
+    assert run("certify", f, "--certificate", str(cert)).returncode == 0
+    c = json.loads(cert.read_text())
+    c["verdict"] = "global_min"
+    cert.write_text(json.dumps(c))
+    r = run("check", str(cert))
+    assert r.returncode == 1
+    assert "REJECTED" in r.stdout and "global_min needs loss exactly 0" in r.stdout
+
+
+def test_npz_input(tmp_path):
+    p = tmp_path / "p.npz"
+    np.savez(p, X=np.array([[1.0, 0.0], [0.0, 1.0]]), Y=np.array([[1.0], [-1.0]]),
+             W=np.array([[1.0, 0.0]], dtype=np.float32), A=np.array([[1.0]], dtype=np.float32),
+             alpha_plus=1.0, alpha_minus=0.0)
+    r = run("certify", str(p), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["verdict"] == "local_min"
+
+
+def _bad_npz(tmp_path):
+    p = tmp_path / "nan.npz"
+    np.savez(p, X=np.array([[1.0, np.nan]]), Y=np.array([[1.0]]), W=np.array([[1.0, 0.0]]), A=np.array([[1.0]]))
+    return str(p)
+
+
+@pytest.mark.parametrize("content, msg", [
+    ({"X": [[1, 2]], "Y": [[1]], "W": [[1, 2, 3]], "A": [[1]]}, "W has 3 columns but X has 2"),
+    ({"X": [[1]], "Y": [[1]], "W": [[1]], "A": [[1]], "activation": {"alpha_plus": 1, "alpha_minus": 1}},
+     "alpha_plus = alpha_minus"),
+    ({"X": [], "Y": [], "W": [[1]], "A": [[1]]}, "X is empty"),
+    ({"X": [["inf"]], "Y": [[1]], "W": [[1]], "A": [[1]]}, "not finite"),
+    ({"X": [[1]], "Y": [[1]]}, "missing key"),
+    ("{not json", "not valid JSON"),
+    ('{"X": [[NaN]], "Y": [[1]], "W": [[1]], "A": [[1]]}', "NaN"),
+])
+def test_bad_input_cli(tmp_path, content, msg):
+    p = tmp_path / "bad.json"
+    p.write_text(content if isinstance(content, str) else json.dumps(content))
+    r = run("certify", str(p))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert msg in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_files_cli(tmp_path):
+    r = run("certify", _bad_npz(tmp_path))
+    assert r.returncode == 2 and "X contains NaN at index [0, 1]" in r.stderr and "Traceback" not in r.stderr
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    r = run("certify", str(junk))
+    assert r.returncode == 2 and "cannot read" in r.stderr and "Traceback" not in r.stderr
+    r = run("certify", str(tmp_path / "missing.json"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+    txt = tmp_path / "p.txt"
+    txt.write_text("x")
+    r = run("certify", str(txt))
+    assert r.returncode == 2 and "unknown file type" in r.stderr
+    bad = tmp_path / "c.json"
+    bad.write_text("[1,2")
+    r = run("check", str(bad))
+    assert r.returncode == 2 and "not valid JSON" in r.stderr

@@ -1,0 +1,156 @@
+"""Hand-computed unit cases for every verdict (expectations derived in tests/cases.py)."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from flint import fmpq
+
+from verifier import certify
+from verifier.check import Rejected, check_certificate
+from verifier.errors import InputError
+from verifier.io import problem_point_from_dict
+from verifier.problem import Activation, Problem, to_fmpq
+from verifier.stationarity import decide_phi
+
+from cases import CASES, DEGENERATE_MIN
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_case_verdict(name):
+    data, verdict, escape, loss = CASES[name]
+    pb, pt = problem_point_from_dict(data)
+    res = certify(pb, pt)
+    assert res.verdict == verdict, res.report()
+    assert res.escape_neurons == escape
+    assert res.loss == to_fmpq(loss)
+    assert check_certificate(res.certificate) == verdict
+
+
+def test_kink_not_stationary_direction():
+    # phi(r) = -relu(r2)/2: the descent must move w along +r2 and L' must equal phi(r) < 0
+    pb, pt = problem_point_from_dict(CASES["kink_not_stationary"][0])
+    ev = certify(pb, pt).certificate["evidence"]["not_stationary"]
+    assert ev["reason"] == "S2"
+    r = [Fraction(v) for v in ev["direction"]["dw"]]
+    assert r[1] > 0
+    assert Fraction(ev["derivative"]) == -Fraction(1, 2) * r[1]
+
+
+def test_gradient_direction_is_minus_G():
+    pb, pt = problem_point_from_dict(CASES["gradient"][0])
+    ev = certify(pb, pt).certificate["evidence"]["not_stationary"]
+    assert ev["reason"] == "S1"
+    assert ev["direction"]["da"] == ["1/2"]          # -G with G = -1/2
+    assert Fraction(ev["derivative"]) == Fraction(-1, 4)  # -||G||^2
+
+
+def test_origin_escape_path_leading_term():
+    pb, pt = problem_point_from_dict(CASES["origin"][0])
+    ep = certify(pb, pt).certificate["evidence"]["escape_path"]
+    D = [Fraction(v) for v in ep["D"]]
+    poly = [Fraction(c) for c in ep["polynomial"]]
+    assert poly[:3] == [0, 0, 0]
+    assert poly[3] == -sum(v * v for v in D)
+    assert Fraction(ep["loss_at_t0"]) < Fraction(1, 4)
+
+
+def test_degenerate_needs_cones_not_separable():
+    # three dependent normals with a concave hinge: gamma = (5, 5, -1) up to the 1/3 factor
+    pb, pt = problem_point_from_dict(DEGENERATE_MIN)
+    res = certify(pb, pt)
+    st = res.certificate["evidence"]["neurons"][0]["stationarity"]
+    assert st["method"] in ("cones", "rays")
+    gammas = sorted(Fraction(h["gamma"]) for h in st["hinges"])
+    assert gammas == [-1, 5, 5]
+    for method in ("cones", "rays", "z3"):
+        assert certify(pb, pt, method=method).verdict == "local_min"
+
+
+def test_theory_example_phi_all_methods():
+    e1, e2, e12 = (fmpq(1), fmpq(0)), (fmpq(0), fmpq(1)), (fmpq(1), fmpq(1))
+    b = [fmpq(0), fmpq(0)]
+    good = {e1: fmpq(5), e2: fmpq(5), e12: fmpq(-1)}
+    bad = {e1: fmpq(1, 2), e2: fmpq(1, 2), e12: fmpq(-1)}
+    for m in ("cones", "rays", "z3", "auto"):
+        assert decide_phi(b, good, m).ok is True
+        res = decide_phi(b, bad, m)
+        assert res.ok is False
+        assert res.value < 0
+
+
+def test_vector_inconclusive_says_why():
+    pb, pt = problem_point_from_dict(CASES["vec_inconclusive"][0])
+    res = certify(pb, pt)
+    assert "a_j != 0" in res.reason and "second-order" in res.reason
+
+
+def test_decimal_strings_are_exact():
+    pb = Problem.make([["0.1"], [0.1]], [[1], ["3/7"]])
+    assert pb.X[0, 0] == fmpq(1, 10)
+    assert pb.X[1, 0] == fmpq(*(0.1).as_integer_ratio())   # a float is its binary value
+    assert pb.X[1, 0] != fmpq(1, 10)
+    assert pb.Y[1, 0] == fmpq(3, 7)
+
+
+def test_json_numbers_are_exact_decimals(tmp_path):
+    from verifier.io import load
+    p = tmp_path / "p.json"
+    p.write_text('{"X": [[0.1]], "Y": [[1e-3]], "W": [[0.3]], "A": [2.5]}')
+    pb, pt = load(str(p))
+    assert pb.X[0, 0] == fmpq(1, 10) and pb.Y[0, 0] == fmpq(1, 1000) and pt.W[0, 0] == fmpq(3, 10)
+    assert pt.A.shape == (1, 1) and pt.A[0, 0] == fmpq(5, 2)
+
+
+def test_npz_floats_are_exact_binary(tmp_path):
+    from verifier.io import load
+    p = tmp_path / "p.npz"
+    np.savez(p, X=np.array([[0.1]], dtype=np.float32), Y=np.array([[0.2]]), W=np.array([[0.3]]),
+             A=np.array([[0.7]], dtype=np.float32))
+    pb, pt = load(str(p))
+    assert pb.X[0, 0] == fmpq(*float(np.float32(0.1)).as_integer_ratio())
+    assert pt.A[0, 0] == fmpq(*float(np.float32(0.7)).as_integer_ratio())
+
+
+def test_activation_parsing():
+    assert Activation.parse("relu").alpha_minus == 0
+    assert Activation.parse("leaky_relu:0.01").alpha_minus == fmpq(1, 100)
+    assert Activation.parse("abs").alpha_minus == -1
+    assert Activation.parse({"alpha_plus": "2", "alpha_minus": "1/3"}).alpha_plus == 2
+    with pytest.raises(InputError, match="alpha_plus = alpha_minus"):
+        Activation.parse({"alpha_plus": "1", "alpha_minus": "1"})
+    with pytest.raises(InputError, match="unknown activation"):
+        Activation.parse("tanh")
+
+
+@pytest.mark.parametrize("bad, msg", [
+    ({"X": [[1, 2]], "Y": [[1]], "W": [[1, 2, 3]], "A": [[1]]}, "W has 3 columns but X has 2"),
+    ({"X": [[1], [2]], "Y": [[1]], "W": [[1]], "A": [[1]]}, "X has 2 rows but Y has 1"),
+    ({"X": [[1]], "Y": [[1]], "W": [[1], [2]], "A": [[1]]}, "W has 2 rows"),
+    ({"X": [[1]], "Y": [[1, 2]], "W": [[1]], "A": [[1]]}, "A has 1 columns but Y has 2"),
+    ({"X": [], "Y": [], "W": [[1]], "A": [[1]]}, "X is empty"),
+    ({"X": [[1], [1, 2]], "Y": [[1], [1]], "W": [[1]], "A": [[1]]}, "ragged"),
+    ({"X": [["nan"]], "Y": [[1]], "W": [[1]], "A": [[1]]}, "not finite"),
+    ({"X": [[1]], "Y": [[1]], "W": [[1]]}, "missing key"),
+    ({"X": [[1]], "Y": [["abc"]], "W": [[1]], "A": [[1]]}, "cannot read"),
+    ({"X": [[1]], "Y": [[1]], "W": [[1]], "A": [[1]], "loss": "l1"}, "unknown loss"),
+])
+def test_bad_input_messages(bad, msg):
+    with pytest.raises(InputError, match=msg):
+        problem_point_from_dict(bad)
+
+
+def test_checker_rejects_tampering():
+    pb, pt = problem_point_from_dict(CASES["kink_min"][0])
+    cert = certify(pb, pt).certificate
+    import copy
+    for mutate, msg in [
+        (lambda c: c.__setitem__("verdict", "saddle"), "escape path"),
+        (lambda c: c["point"]["A"][0].__setitem__(0, "2"), "fingerprint"),
+        (lambda c: c["problem"]["Y"][1].__setitem__(0, "1"), "fingerprint"),
+        (lambda c: c["evidence"]["loss"].__setitem__("value", "1/3"), "loss"),
+        (lambda c: c["evidence"]["neurons"][0]["stationarity"]["patterns"][0].__setitem__("s", ["2"]), "s"),
+    ]:
+        c = copy.deepcopy(cert)
+        mutate(c)
+        with pytest.raises(Rejected, match=msg):
+            check_certificate(c)

@@ -1,0 +1,499 @@
+"""Independent certificate checker: the trusted kernel.
+
+Imports nothing from the decision code (only the standard library).  It re-derives, with
+``fractions.Fraction``, every quantity a certificate records from the problem and the point, checks
+every witness identity, and checks that the verdict follows.  Solvers never enter here.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from fractions import Fraction as Q
+from typing import Any
+
+FORMAT = "verifier-certificate/1"
+
+
+class Rejected(Exception):
+    """The certificate is not valid; the message says what failed."""
+
+
+def _need(cond: bool, msg: str) -> None:
+    if not cond:
+        raise Rejected(msg)
+
+
+def _q(s: Any, what: str) -> Q:
+    if isinstance(s, bool) or not isinstance(s, (str, int)):
+        raise Rejected(f"{what}: expected an exact number string, got {s!r}")
+    try:
+        return Q(s)
+    except (ValueError, ZeroDivisionError):
+        raise Rejected(f"{what}: cannot read {s!r}") from None
+
+
+def _vec(v: Any, what: str, length: int | None = None) -> list[Q]:
+    _need(isinstance(v, list), f"{what}: expected a list")
+    if length is not None:
+        _need(len(v) == length, f"{what}: expected {length} entries, got {len(v)}")
+    return [_q(x, f"{what}[{i}]") for i, x in enumerate(v)]
+
+
+def _mat(v: Any, what: str, ncols: int | None = None) -> list[list[Q]]:
+    _need(isinstance(v, list) and len(v) > 0, f"{what}: expected a non-empty list of rows")
+    rows = [_vec(r, f"{what}[{i}]") for i, r in enumerate(v)]
+    c = len(rows[0]) if ncols is None else ncols
+    _need(all(len(r) == c for r in rows), f"{what}: rows must all have {c} entries")
+    return rows
+
+
+def _dot(u, v) -> Q:
+    return sum((a * b for a, b in zip(u, v)), Q(0))
+
+
+# ---------------------------------------------------------------------------------------------
+# exact linear algebra (Gaussian elimination over Q)
+# ---------------------------------------------------------------------------------------------
+
+def _rref(rows: list[list[Q]], ncols: int):
+    M = [list(r) for r in rows]
+    piv = []
+    r = 0
+    for c in range(ncols):
+        p = next((i for i in range(r, len(M)) if M[i][c] != 0), None)
+        if p is None:
+            continue
+        M[r], M[p] = M[p], M[r]
+        inv = 1 / M[r][c]
+        M[r] = [x * inv for x in M[r]]
+        for i in range(len(M)):
+            if i != r and M[i][c] != 0:
+                f = M[i][c]
+                M[i] = [x - f * y for x, y in zip(M[i], M[r])]
+        piv.append(c)
+        r += 1
+    return M[:r], piv
+
+
+def _rank(rows, ncols) -> int:
+    return len(_rref(rows, ncols)[1]) if rows else 0
+
+
+def _nullspace(rows, ncols) -> list[list[Q]]:
+    R, piv = _rref(rows, ncols) if rows else ([], [])
+    out = []
+    for f in [c for c in range(ncols) if c not in piv]:
+        v = [Q(0)] * ncols
+        v[f] = Q(1)
+        for row, p in zip(R, piv):
+            v[p] = -row[f]
+        out.append(v)
+    return out
+
+
+def _canon(x):
+    for v in x:
+        if v != 0:
+            return tuple(c / v for c in x), v
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the instance
+# ---------------------------------------------------------------------------------------------
+
+class _Instance:
+    def __init__(self, cert: dict):
+        pb, pt = cert.get("problem"), cert.get("point")
+        _need(isinstance(pb, dict) and isinstance(pt, dict), "certificate lacks problem or point")
+        act = pb.get("activation")
+        _need(isinstance(act, dict), "problem.activation must be {alpha_plus, alpha_minus}")
+        self.ap, self.am = _q(act.get("alpha_plus"), "alpha_plus"), _q(act.get("alpha_minus"), "alpha_minus")
+        _need(self.ap != self.am, "alpha_plus = alpha_minus")
+        self.conv = pb.get("loss")
+        _need(self.conv in ("half_mean", "mse"), f"unknown loss convention {self.conv!r}")
+        self.X = _mat(pb.get("X"), "X")
+        self.n, self.d = len(self.X), len(self.X[0])
+        self.Y = _mat(pb.get("Y"), "Y")
+        _need(len(self.Y) == self.n, "X and Y differ in rows")
+        self.k = len(self.Y[0])
+        self.W = _mat(pt.get("W"), "W", self.d)
+        self.m = len(self.W)
+        self.A = _mat(pt.get("A"), "A", self.k)
+        _need(len(self.A) == self.m, "W and A differ in rows")
+        self.factor = Q(1) if self.conv == "half_mean" else Q(2, self.k)
+        self.Z = [[_dot(w, x) for w in self.W] for x in self.X]
+        self.E = self._residuals(self.W, self.A)
+        self.loss_hm = self._loss_hm(self.E)
+        self.G = [[sum((self.E[i][c] * self.sig(self.Z[i][j]) for i in range(self.n)), Q(0)) / self.n
+                   for c in range(self.k)] for j in range(self.m)]
+
+    def sig(self, z: Q) -> Q:
+        return self.ap * z if z > 0 else self.am * z
+
+    def dsig(self, z: Q) -> Q:
+        return self.ap if z > 0 else self.am
+
+    def _residuals(self, W, A):
+        E = []
+        for i, x in enumerate(self.X):
+            h = [self.sig(_dot(w, x)) for w in W]
+            E.append([sum((h[j] * A[j][c] for j in range(len(W))), Q(0)) - self.Y[i][c] for c in range(self.k)])
+        return E
+
+    def _loss_hm(self, E) -> Q:
+        return sum((e * e for row in E for e in row), Q(0)) / (2 * self.n)
+
+    def loss_after(self, W, A) -> Q:
+        return self._loss_hm(self._residuals(W, A)) * self.factor
+
+    def D(self, j: int, r: list[Q]) -> list[Q]:
+        """D_j(r) straight from its definition (no merging)."""
+        out = [Q(0)] * self.k
+        for i, x in enumerate(self.X):
+            z = self.Z[i][j]
+            xr = _dot(x, r)
+            f = self.dsig(z) * xr if z != 0 else self.sig(xr)
+            if f != 0:
+                out = [o + f * e for o, e in zip(out, self.E[i])]
+        return [o / self.n for o in out]
+
+    def phi(self, j: int, r) -> Q:
+        return _dot(self.A[j], self.D(j, r))
+
+    def merged(self, j: int):
+        """Linear part (k x d) and hinges {normal: Gamma} of D_j after merging parallel kinks."""
+        Lin = [[Q(0)] * self.d for _ in range(self.k)]
+        hinges: dict = {}
+        for i, x in enumerate(self.X):
+            z = self.Z[i][j]
+            s = self.dsig(z)  # alpha_minus on the kink: the linear part of sigma(x.r)
+            for c in range(self.k):
+                if self.E[i][c] != 0:
+                    for q in range(self.d):
+                        Lin[c][q] += s * self.E[i][c] * x[q] / self.n
+            if z == 0:
+                cn = _canon(x)
+                if cn is None:
+                    continue
+                key, lam = cn
+                coef = [(self.ap - self.am) * e / self.n * abs(lam) for e in self.E[i]]
+                cur = hinges.get(key, [Q(0)] * self.k)
+                hinges[key] = [u + v for u, v in zip(cur, coef)]
+                if lam < 0:
+                    for c in range(self.k):
+                        for q in range(self.d):
+                            Lin[c][q] -= coef[c] * key[q]
+        hinges = {key: g for key, g in hinges.items() if any(v != 0 for v in g)}
+        return Lin, hinges
+
+
+def _candidate_rays(normals, d):
+    if not normals:
+        return _nullspace([], d), []
+    R, _ = _rref(normals, d)
+    q = len(R)
+    perp = _nullspace(R, d)
+    rays, seen = [], set()
+    for sub in itertools.combinations(range(len(normals)), q - 1):
+        rows = [normals[i] for i in sub]
+        if rows and _rank(rows, d) < q - 1:
+            continue
+        ns = _nullspace(rows + perp, d)
+        if len(ns) == 1:
+            key = _canon(ns[0])[0]      # one representative per line; both signs are tested
+            if key not in seen:
+                seen.add(key)
+                rays.append(list(key))
+    return perp, rays
+
+
+# ---------------------------------------------------------------------------------------------
+# witness checks
+# ---------------------------------------------------------------------------------------------
+
+def _check_stationarity(inst: _Instance, j: int, st: dict) -> bool:
+    """True if (S2) is certified for neuron j; False if recorded as undecided."""
+    method = st.get("method")
+    a = inst.A[j]
+    if method == "zero_output":
+        _need(all(v == 0 for v in a), f"neuron {j}: stationarity 'zero_output' but a_j != 0")
+        return True
+    if method == "undecided":
+        return False
+    _need(method in ("cones", "rays"), f"neuron {j}: unknown stationarity method {method!r}")
+    Lin, hinges = inst.merged(j)
+    b = [sum((a[c] * Lin[c][q] for c in range(inst.k)), Q(0)) for q in range(inst.d)]
+    gamma = {key: _dot(a, G) for key, G in hinges.items()}
+    gamma = {key: g for key, g in gamma.items() if g != 0}
+    _need(_vec(st.get("b"), f"neuron {j} b", inst.d) == b, f"neuron {j}: recorded b differs from b_j")
+    rec = st.get("hinges")
+    _need(isinstance(rec, list), f"neuron {j}: hinges must be a list")
+    rec_keys = []
+    for h in rec:
+        _need(isinstance(h, dict), f"neuron {j}: malformed hinge")
+        key = tuple(_vec(h.get("normal"), f"neuron {j} hinge normal", inst.d))
+        _need(key in gamma, f"neuron {j}: recorded hinge normal {h.get('normal')} is not a merged kink normal")
+        _need(_q(h.get("gamma"), "gamma") == gamma[key], f"neuron {j}: recorded gamma differs at {h.get('normal')}")
+        rec_keys.append(key)
+    _need(len(rec_keys) == len(gamma) and set(rec_keys) == set(gamma), f"neuron {j}: recorded hinges are not all the merged kinks")
+
+    def phi(r):
+        v = _dot(b, r)
+        for key, g in gamma.items():
+            t = _dot(key, r)
+            if t > 0:
+                v += g * t
+        return v
+
+    if method == "rays":
+        perp, rays = _candidate_rays(rec_keys, inst.d)
+        for r in perp:
+            _need(_dot(b, r) == 0, f"neuron {j}: b has a component orthogonal to the kink normals")
+        _need(st.get("n_rays") == len(rays), f"neuron {j}: recorded number of rays differs")
+        for r in rays:
+            for sg in (1, -1):
+                _need(phi([sg * v for v in r]) >= 0, f"neuron {j}: phi < 0 on an extreme ray")
+        return True
+    conv = [key for key in rec_keys if gamma[key] > 0]
+    conc = [key for key in rec_keys if gamma[key] < 0]
+    pats = st.get("patterns")
+    _need(isinstance(pats, list), f"neuron {j}: patterns must be a list")
+    seen = set()
+    for p in pats:
+        _need(isinstance(p, dict), f"neuron {j}: malformed pattern")
+        signs = p.get("signs")
+        _need(isinstance(signs, list) and len(signs) == len(conc) and all(s in (1, -1) for s in signs),
+              f"neuron {j}: pattern signs must be +-1 for each of the {len(conc)} concave hinges")
+        s = _vec(p.get("s"), f"neuron {j} s", len(conv))
+        mu = _vec(p.get("mu"), f"neuron {j} mu", len(conc))
+        _need(all(0 <= v <= 1 for v in s), f"neuron {j}: a multiplier s is outside [0, 1]")
+        _need(all(v >= 0 for v in mu), f"neuron {j}: a multiplier mu is negative")
+        lhs = list(b)
+        for key, sg in zip(conc, signs):
+            if sg > 0:
+                lhs = [u + gamma[key] * v for u, v in zip(lhs, key)]
+        for key, sv in zip(conv, s):
+            lhs = [u + sv * gamma[key] * v for u, v in zip(lhs, key)]
+        for key, sg, mv in zip(conc, signs, mu):
+            lhs = [u - mv * sg * v for u, v in zip(lhs, key)]
+        _need(all(v == 0 for v in lhs), f"neuron {j}: cone {signs}: multiplier identity fails")
+        seen.add(tuple(signs))
+    _need(seen == set(itertools.product((1, -1), repeat=len(conc))),
+          f"neuron {j}: the patterns do not cover every sign choice of the concave hinges")
+    return True
+
+
+def _check_escape(inst: _Instance, j: int, es: dict) -> bool | None:
+    """Recorded escape status of neuron j, verified."""
+    method = es.get("method")
+    flag = es.get("escape")
+    a = inst.A[j]
+    if method == "zero_derivative":
+        _need(flag is False, f"neuron {j}: 'zero_derivative' must say escape false")
+        _need(all(v == 0 for v in a), f"neuron {j}: zero_derivative needs a_j = 0")
+        Lin, hinges = inst.merged(j)
+        _need(all(v == 0 for row in Lin for v in row) and not hinges, f"neuron {j}: D_j is not identically 0")
+        return False
+    if method == "scalar_nonzero_a":
+        _need(flag is False, f"neuron {j}: 'scalar_nonzero_a' must say escape false")
+        _need(inst.k == 1 and any(v != 0 for v in a), f"neuron {j}: scalar_nonzero_a needs k = 1 and a_j != 0")
+        return False
+    if method == "direction":
+        _need(flag is True, f"neuron {j}: an escape direction must say escape true")
+        r = _vec(es.get("r"), f"neuron {j} r", inst.d)
+        D = inst.D(j, r)
+        _need(_vec(es.get("D"), f"neuron {j} D", inst.k) == D, f"neuron {j}: recorded D_j(r) differs")
+        _need(any(v != 0 for v in D), f"neuron {j}: D_j(r) = 0")
+        _need(_dot(a, D) == 0, f"neuron {j}: phi_j(r) != 0 on the escape direction")
+        return True
+    if method == "rays":
+        _need(flag is False, f"neuron {j}: 'rays' must say escape false")
+        _need(any(v != 0 for v in a), f"neuron {j}: rays escape test needs a_j != 0")
+        Lin, hinges = inst.merged(j)
+        perp, rays = _candidate_rays(list(hinges), inst.d)
+        _need(es.get("n_rays") == len(rays), f"neuron {j}: recorded number of rays differs")
+        for r in perp:
+            _need(all(v == 0 for v in inst.D(j, r)), f"neuron {j}: D_j != 0 orthogonal to the kinks")
+        for r in rays:
+            for sg in (1, -1):
+                rr = [sg * v for v in r]
+                if inst.phi(j, rr) == 0:
+                    _need(all(v == 0 for v in inst.D(j, rr)), f"neuron {j}: D_j != 0 on a flat extreme ray")
+        return False
+    raise Rejected(f"neuron {j}: unknown escape method {method!r}")
+
+
+def _check_descent(inst: _Instance, ns: dict) -> None:
+    dr = ns.get("direction")
+    _need(isinstance(dr, dict), "not_stationary: no direction")
+    j = dr.get("neuron")
+    _need(isinstance(j, int) and 0 <= j < inst.m, "not_stationary: bad neuron index")
+    dw = _vec(dr.get("dw"), "dw", inst.d)
+    da = _vec(dr.get("da"), "da", inst.k)
+    reason = ns.get("reason")
+    _need(reason in ("S1", "S2"), "not_stationary: reason must be S1 or S2")
+    if reason == "S1":
+        _need(all(v == 0 for v in dw) and da == [-g for g in inst.G[j]], "S1 direction must be (0, -G_j)")
+    else:
+        _need(all(v == 0 for v in da), "S2 direction must move w_j only")
+    deriv = _dot(da, inst.G[j]) + _dot(inst.A[j], inst.D(j, dw))
+    _need(_q(ns.get("derivative"), "derivative") == deriv, "not_stationary: recorded L'(theta;Delta) differs")
+    _need(deriv < 0, "not_stationary: L'(theta;Delta) is not negative")
+    # the ray polynomial of §2 (only neuron j moves)
+    u, qv, tmax = [], [], None
+    for i, x in enumerate(inst.X):
+        z, dl = inst.Z[i][j], _dot(dw, x)
+        s = inst.ap if (z > 0 or (z == 0 and dl > 0)) else inst.am
+        u.append([da[c] * s * z + inst.A[j][c] * s * dl for c in range(inst.k)])
+        qv.append([da[c] * s * dl for c in range(inst.k)])
+        if z != 0 and z * dl < 0 and (tmax is None or -z / dl < tmax):
+            tmax = -z / dl
+    n = inst.n
+    c1 = sum((_dot(e, ui) for e, ui in zip(inst.E, u)), Q(0)) / n
+    c2 = sum((_dot(ui, ui) + 2 * _dot(e, qi) for e, ui, qi in zip(inst.E, u, qv)), Q(0)) / (2 * n)
+    c3 = sum((_dot(ui, qi) for ui, qi in zip(u, qv)), Q(0)) / n
+    c4 = sum((_dot(qi, qi) for qi in qv), Q(0)) / (2 * n)
+    _need(_vec(ns.get("ray_polynomial"), "ray_polynomial", 5) == [Q(0), c1, c2, c3, c4],
+          "not_stationary: recorded ray polynomial differs")
+    _need(c1 == deriv, "not_stationary: linear coefficient differs from L'")
+    _need((ns.get("t_max") is None and tmax is None) or
+          (ns.get("t_max") is not None and tmax is not None and _q(ns["t_max"], "t_max") == tmax),
+          "not_stationary: recorded t_max differs")
+    t = _q(ns.get("step"), "step")
+    _need(t > 0 and (tmax is None or t < tmax), "not_stationary: step outside (0, t_max)")
+    W = [list(w) for w in inst.W]
+    A = [list(a) for a in inst.A]
+    W[j] = [w + t * v for w, v in zip(W[j], dw)]
+    A[j] = [a + t * v for a, v in zip(A[j], da)]
+    new = inst.loss_after(W, A)
+    _need(_q(ns.get("loss_at_step"), "loss_at_step") == new, "not_stationary: recorded loss at step differs")
+    _need(new < inst.loss_hm * inst.factor, "not_stationary: the step does not lower the loss")
+
+
+def _check_escape_path(inst: _Instance, ep: dict) -> None:
+    j = ep.get("neuron")
+    _need(isinstance(j, int) and 0 <= j < inst.m, "escape_path: bad neuron index")
+    _need(all(v == 0 for v in inst.A[j]), "escape_path: needs a_j = 0")
+    r = _vec(ep.get("r"), "escape_path r", inst.d)
+    D = inst.D(j, r)
+    _need(_vec(ep.get("D"), "escape_path D", inst.k) == D, "escape_path: recorded D_j(r) differs")
+    DD = _dot(D, D)
+    _need(DD > 0, "escape_path: D_j(r) = 0")
+    c = [Q(0)] * 7
+    tmax = None
+    n = inst.n
+    for i, x in enumerate(inst.X):
+        z, dl = inst.Z[i][j], _dot(r, x)
+        s = inst.ap if (z > 0 or (z == 0 and dl > 0)) else inst.am
+        al, be = s * z, s * dl
+        eD = _dot(inst.E[i], D)
+        c[2] -= al * eD / n
+        c[3] -= be * eD / n
+        c[4] += al * al * DD / (2 * n)
+        c[5] += al * be * DD / n
+        c[6] += be * be * DD / (2 * n)
+        if z != 0 and z * dl < 0 and (tmax is None or -z / dl < tmax):
+            tmax = -z / dl
+    _need(_vec(ep.get("polynomial"), "escape_path polynomial", 7) == c, "escape_path: recorded polynomial differs")
+    _need(c[1] == 0 and c[2] == 0 and c[3] < 0, "escape_path: the lowest-order term is not -t^3 ||D||^2")
+    _need((ep.get("t_max") is None and tmax is None) or
+          (ep.get("t_max") is not None and tmax is not None and _q(ep["t_max"], "t_max") == tmax),
+          "escape_path: recorded t_max differs")
+    t0 = _q(ep.get("t0"), "t0")
+    _need(t0 > 0 and (tmax is None or t0 < tmax), "escape_path: t0 outside (0, t_max)")
+    W = [list(w) for w in inst.W]
+    A = [list(a) for a in inst.A]
+    W[j] = [w + t0 * v for w, v in zip(W[j], r)]
+    A[j] = [-t0 * t0 * v for v in D]
+    new = inst.loss_after(W, A)
+    _need(_q(ep.get("loss_at_t0"), "loss_at_t0") == new, "escape_path: recorded loss at t0 differs")
+    _need(new < inst.loss_hm * inst.factor, "escape_path: loss at t0 is not lower")
+
+
+def check_certificate(cert: dict) -> str:
+    """Return the verdict if the certificate is valid; raise Rejected saying what failed."""
+    _need(isinstance(cert, dict), "certificate must be a JSON object")
+    _need(cert.get("format") == FORMAT, f"format must be {FORMAT!r}")
+    pb, pt = cert.get("problem"), cert.get("point")
+    blob = json.dumps({"problem": pb, "point": pt}, sort_keys=True, separators=(",", ":"))
+    _need(cert.get("fingerprint") == hashlib.sha256(blob.encode()).hexdigest(),
+          "fingerprint does not match problem and point (data or weights changed)")
+    inst = _Instance(cert)
+    verdict = cert.get("verdict")
+    ev = cert.get("evidence")
+    _need(isinstance(ev, dict), "evidence missing")
+    lo = ev.get("loss")
+    _need(isinstance(lo, dict) and lo.get("convention") == inst.conv, "evidence.loss.convention differs from the problem's")
+    loss = inst.loss_hm * inst.factor
+    _need(_q(lo.get("value"), "loss") == loss, f"recorded loss differs from the exact loss {loss}")
+    _need(ev.get("derivative_convention") == "half_mean", "derivative_convention must be half_mean")
+    if verdict == "global_min":
+        _need(loss == 0, "global_min needs loss exactly 0")
+        return verdict
+    if verdict == "not_stationary":
+        _check_descent(inst, ev.get("not_stationary") or {})
+        return verdict
+    _need(verdict in ("local_min", "saddle", "inconclusive"), f"unknown verdict {verdict!r}")
+    _need(loss != 0 or verdict == "inconclusive", "loss is 0: the verdict should be global_min")
+    neurons = ev.get("neurons")
+    _need(isinstance(neurons, list) and len(neurons) == inst.m, "evidence.neurons must list every neuron")
+    all_stat, undecided_escape, esc_zero, esc_nonzero = True, False, [], []
+    for j, item in enumerate(neurons):
+        _need(isinstance(item, dict) and item.get("neuron") == j, f"evidence.neurons[{j}] is not neuron {j}")
+        _need(_vec(item.get("G"), f"neuron {j} G", inst.k) == inst.G[j], f"neuron {j}: recorded G_j differs")
+        _need(all(v == 0 for v in inst.G[j]), f"neuron {j}: G_j != 0, (S1) fails")
+        st = item.get("stationarity")
+        _need(isinstance(st, dict), f"neuron {j}: stationarity evidence missing")
+        ok = _check_stationarity(inst, j, st)
+        all_stat = all_stat and ok
+        es = item.get("escape")
+        if es is None:
+            undecided_escape = True
+            continue
+        _need(isinstance(es, dict), f"neuron {j}: malformed escape evidence")
+        if es.get("method") == "undecided":
+            _need(es.get("escape") is None, f"neuron {j}: undecided escape must say null")
+            undecided_escape = True
+            continue
+        if _check_escape(inst, j, es):
+            (esc_zero if all(v == 0 for v in inst.A[j]) else esc_nonzero).append(j)
+    if verdict == "local_min":
+        _need(all_stat and not undecided_escape, "local_min needs every neuron certified stationary and escape-free")
+        _need(not esc_zero and not esc_nonzero, "local_min but an escape neuron is recorded")
+        return verdict
+    if verdict == "saddle":
+        _need(all_stat, "saddle needs every neuron certified stationary")
+        ep = ev.get("escape_path")
+        _need(isinstance(ep, dict), "saddle needs an escape path")
+        _check_escape_path(inst, ep)
+        return verdict
+    # inconclusive: allowed only when the evidence does not decide
+    decided = all_stat and not undecided_escape
+    _need(not (decided and esc_zero), "inconclusive, but an escape neuron with a_j = 0 makes it a saddle")
+    _need(not (decided and not esc_nonzero), "inconclusive, but the evidence proves a local minimum")
+    return verdict
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m verifier.check CERTIFICATE.json", file=sys.stderr)
+        return 2
+    try:
+        with open(args[0]) as fh:
+            cert = json.load(fh)
+        print(f"certificate OK: {check_certificate(cert)}")
+        return 0
+    except Rejected as e:
+        print(f"certificate REJECTED: {e}")
+        return 1
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"certificate unreadable: {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
