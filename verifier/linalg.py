@@ -36,6 +36,15 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                 return out
             return from_fmpq_mat(to_fmpq_mat(a) * to_fmpq_mat(b))
         return np.matmul(a.astype(object), b.astype(object))
+    if a.ndim == 2 and b.ndim > 2:
+        # shared left factor (X @ W_t^T for a batch of checkpoints): one GEMM over the stacked
+        # columns instead of a loop of tiny products; returns a view in the batch's memory order
+        bt = np.swapaxes(b, -1, -2)
+        if bt.flags.c_contiguous:
+            out = bt.reshape(-1, bt.shape[-1]) @ a.T
+            return np.swapaxes(out.reshape(bt.shape[:-1] + (a.shape[0],)), -1, -2)
+    if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous:
+        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[1],))
     return np.matmul(a, b)
 
 
