@@ -58,6 +58,36 @@ def test_check_rejects_tampered_certificate(tmp_path):
     assert "REJECTED" in r.stdout and "global_min needs loss exactly 0" in r.stdout
 
 
+def test_check_point_option_ties_the_certificate_to_the_input(tmp_path):
+    f = write(tmp_path, "p.json", CASES["kink_min"][0])
+    other = write(tmp_path, "q.json", CASES["tiny_pos"][0])
+    cert = str(tmp_path / "c.json")
+    assert run("certify", f, "--certificate", cert, "--exact-only").returncode == 0
+    r = run("check", cert, "--point", f)
+    assert r.returncode == 0 and "it is exactly the point in" in r.stdout and "m=1" in r.stdout
+    r = run("check", cert, "--point", other)
+    assert r.returncode == 1
+    assert "about another point" in r.stdout and "weights differ" in r.stdout
+
+
+def test_decision_self_checks_survive_python_O(tmp_path):
+    # the exact self-checks of the decision code are not asserts: with -O a saddle is still proved
+    f = write(tmp_path, "p.json", CASES["tiny_zero"][0])
+    cert = str(tmp_path / "c.json")
+    r = subprocess.run([sys.executable, "-O", "-c",
+                        "import verifier.certify as c, inspect; "
+                        "src = inspect.getsource(c); assert False, 'asserts are on'"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, "python -O did not disable asserts"
+    import inspect
+    import verifier.certify as certify_mod
+    assert "\n    assert " not in inspect.getsource(certify_mod)
+    r = subprocess.run([sys.executable, "-O", "-m", "verifier.cli", "certify", f, "--certificate", cert],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "verdict: SADDLE" in r.stdout
+    assert run("check", cert).returncode == 0
+
+
 def test_npz_input(tmp_path):
     p = tmp_path / "p.npz"
     np.savez(p, X=np.array([[1.0, 0.0], [0.0, 1.0]]), Y=np.array([[1.0], [-1.0]]),

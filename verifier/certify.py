@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from flint import fmpq
 
+from .errors import require
 from .escape import EscapeDecision, choose_step, escape_path_polynomial, escape_test, poly_eval
 from .firstorder import ExactState, forward, half_mean_loss, ray_coefficients
 from .linalg import dot
@@ -96,15 +97,16 @@ def _not_stationary(state: ExactState, j: int, dw: list, da: list, reason: str) 
     c1, c2, c3, c4, t_max = ray_coefficients(pb.X, state.fw.E, Zc, None, pt.W[j:j + 1], pt.A[j:j + 1],
                                              dW, dA, state.ap, state.am)
     deriv = state.neuron(j).phi(dw) + dot(da, state.G[j].tolist())
-    assert deriv == c1, "directional derivative and ray polynomial disagree"
+    require(deriv == c1, "directional derivative and ray polynomial disagree")
     poly = [fmpq(0), c1, c2, c3, c4]
     t = choose_step(poly, t_max)
+    require(t is not None, "no step below t_max lowers the loss along the descent direction")
     new = pt.copy()
     new.W[j] = [a + t * b for a, b in zip(pt.W[j].tolist(), dW[0].tolist())]
     new.A[j] = [a + t * b for a, b in zip(pt.A[j].tolist(), dA[0].tolist())]
     fw = forward(pb.X, pb.Y, new.W, new.A, state.ap, state.am)
     new_loss = half_mean_loss(fw.E)
-    assert new_loss < state.loss_half_mean, "descent step did not lower the loss"
+    require(new_loss < state.loss_half_mean, "descent step did not lower the loss")
     return {"reason": reason, "direction": _direction_json(j, dw, da),
             "derivative": str(deriv), "ray_polynomial": [str(v) for v in poly],
             "t_max": None if t_max is None else str(t_max), "step": str(t),
@@ -218,14 +220,15 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
 def _escape_path(state: ExactState, j: int, r: list, D: list) -> dict:
     pb, pt = state.problem, state.point
     c, t_max = escape_path_polynomial(pb.X, state.fw.E, state.fw.Z[:, j].tolist(), r, D, state.ap, state.am)
-    assert c[0] == 0 and c[1] == 0 and c[2] == 0 and c[3] == -dot(D, D), "escape path polynomial"
+    require(c[0] == 0 and c[1] == 0 and c[2] == 0 and c[3] == -dot(D, D), "escape path polynomial")
     t = choose_step(c, t_max)
+    require(t is not None, "no step below t_max lowers the loss along the escape path")
     new = pt.copy()
     new.W[j] = [a + t * b for a, b in zip(pt.W[j].tolist(), r)]
     new.A[j] = [-t * t * v for v in D]
     fw = forward(pb.X, pb.Y, new.W, new.A, state.ap, state.am)
     new_loss = half_mean_loss(fw.E)
-    assert new_loss < state.loss_half_mean
+    require(new_loss < state.loss_half_mean, "escape step did not lower the loss")
     return {"neuron": j, "r": [str(v) for v in r], "D": [str(v) for v in D],
             "polynomial": [str(v) for v in c], "t_max": None if t_max is None else str(t_max),
             "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())}

@@ -5,7 +5,6 @@ exact binary value (a float *is* a dyadic rational); decimal strings through the
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -32,11 +31,12 @@ def to_fmpq(v: Any, what: str = "value") -> fmpq:
     if isinstance(v, (int, np.integer)):
         return fmpq(int(v))
     if isinstance(v, (float, np.floating)):
-        f = float(v)
-        if not math.isfinite(f):
-            raise InputError(f"{what} is {'NaN' if math.isnan(f) else 'infinite'}")
-        p, q = f.as_integer_ratio()
-        return fmpq(p, q)
+        # as_integer_ratio on the value's own type: exact for float16/32/64 and for longdouble,
+        # which float() would round to float64 (and flush values below 5e-324 to 0)
+        if not np.isfinite(v):
+            raise InputError(f"{what} is {'NaN' if np.isnan(v) else 'infinite'}")
+        p, q = v.as_integer_ratio()
+        return fmpq(int(p), int(q))
     if isinstance(v, Fraction):
         return fmpq(v.numerator, v.denominator)
     if isinstance(v, Decimal):

@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 from flint import fmpq, fmpq_mat
 
+from .errors import require
 from .embedding import derivative_form, residuals, _rows, _point, _zero, parallel_factor
 from .firstorder import forward, half_mean_loss, ray_coefficients
 from .linalg import dot
@@ -260,7 +261,7 @@ def hessian(problem: Problem, point: Point) -> list[list[fmpq]]:
     E = _rows(fw.E)
     for j in range(m):
         Lin, hinges = derivative_form(problem, E, W[j])
-        assert not hinges
+        require(not hinges, "the Hessian is only defined off the kinks")
         for c in range(k):
             for q in range(d):
                 v = Lin[c][q]
@@ -414,7 +415,7 @@ def hessian_analysis(problem: Problem, point: Point, stationary: bool | None = N
     if P <= INERTIA_MAX:
         inn = inertia(H)
         out["inertia"] = {"positive": inn["positive"], "negative": inn["negative"], "zero": inn["zero"]}
-        assert inn["zero"] == nullity
+        require(inn["zero"] == nullity, "inertia and exact rank disagree")
     smooth = not any(dot(w, x) == 0 for w in W for x in _rows(problem.X) if not _zero(x))
     if (smooth and out["gradient_zero"] and "inertia" in out and out["inertia"]["negative"] == 0
             and not out["not_in_kernel"]["rescaling"] and r1 == nullity):
@@ -436,7 +437,7 @@ def hessian_analysis(problem: Problem, point: Point, stationary: bool | None = N
     if cand is not None:
         v, how = cand
         qv = quad(H, v)
-        assert qv < 0
+        require(qv < 0, "negative-curvature direction has v^T H v >= 0")
         out["negative_curvature"] = {"direction": _vec_str(v), "vHv": str(qv), "how": how}
         if out["gradient_zero"] and stationary is not False:
             out["second_order_saddle"] = second_order_certificate(problem, point, v, qv)
@@ -460,12 +461,13 @@ def second_order_certificate(problem: Problem, point: Point, v: list, qv: fmpq) 
     fw = forward(problem.X, problem.Y, point.W, point.A, act.alpha_plus, act.alpha_minus)
     c1, c2, c3, c4, tmax = ray_coefficients(problem.X, fw.E, fw.Z, None, point.W, point.A, dW, dA,
                                             act.alpha_plus, act.alpha_minus)
-    assert c1 == 0 and c2 == qv / 2, "ray polynomial disagrees with the Hessian"
+    require(c1 == 0 and c2 == qv / 2, "ray polynomial disagrees with the Hessian")
     poly = [fmpq(0), c1, c2, c3, c4]
     t = choose_step(poly, tmax)
+    require(t is not None, "no step below t_max lowers the loss along the negative-curvature direction")
     new = Point(point.W + t * dW, point.A + t * dA)
     L0, L1 = _loss(problem, point), _loss(problem, new)
-    assert L1 < L0
+    require(L1 < L0, "second-order step did not lower the loss")
     return {"direction": _vec_str(v), "polynomial": _vec_str(poly), "t_max": None if tmax is None else str(tmax),
             "t": str(t), "loss": str(L0 * problem.loss_factor()), "loss_at_t": str(L1 * problem.loss_factor()),
             "meaning": "gradient 0 and L(theta + t v) - L(theta) = c2 t^2 + c3 t^3 + c4 t^4 with c2 < 0 "
