@@ -1,5 +1,7 @@
 """Refinement of float candidates (THEORY §6) and the torch / trajectory loaders."""
 import json
+import os
+from fractions import Fraction
 import subprocess
 import sys
 
@@ -8,8 +10,10 @@ import pytest
 from flint import fmpq
 
 from verifier.check import check_certificate
-from verifier.io import problem_point_from_dict
+from verifier.io import load, problem_point_from_dict
 from verifier.refine import Tolerances, classify, refine, refined_report
+
+PAPER = os.path.join(os.path.dirname(__file__), "..", "examples", "paper")
 
 CLI = [sys.executable, "-m", "verifier.cli"]
 
@@ -181,3 +185,38 @@ def test_torch_loader(tmp_path):
     r = subprocess.run(CLI + ["certify", "--torch", str(tmp_path / "b.pt"), "--data", str(data)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "bias" in r.stderr
+
+
+def test_vector_near_replicas_are_merged_refined_and_split_back():
+    # width 1: w = (1/2, 1/2), a = (2, 0) is exactly stationary with residuals (0, t_i), t = (1, 1, -1),
+    # sum t_i x_i = 0 so D == 0: a local minimum (Theorem A).  Two near-parallel copies of it (angles
+    # ~4e-4 rad apart) make the grouped least squares ill-posed (a rank-1 group fitted as rank 2);
+    # read as exact replicas, the narrow point is refined by Newton, split back with
+    # (gamma_l u, beta_l c / gamma_l), and the wide point certifies.
+    data = {"activation": "relu", "X": [[1, 0], [0, 1], [1, 1]], "Y": [[1, -1], [1, -1], [2, 1]],
+            "W": [[0.5, 0.5003], [0.5004, 0.5]], "A": [[1.0002, 0.0001], [0.9999, -0.0002]]}
+    pb, pt, rf = _refined(data, stationary=1.0)
+    assert rf["verdict"] == "local_min", rf["reason"]
+    assert "replica clusters merged ({0,1}" in rf["method"] and "split back exactly" in rf["method"]
+    assert check_certificate(rf["certificate"]) == "local_min"
+    assert rf["distance"]["relative"] < 1e-3
+    W = rf["certificate"]["point"]["W"]
+    # the two copies are exactly parallel
+    assert Fraction(W[0][0]) * Fraction(W[1][1]) == Fraction(W[0][1]) * Fraction(W[1][0])
+    # without the replica reading the refinement cannot certify this point
+    pb2, pt2, rf2 = _refined(data, stationary=1.0, replica_angle=0.0)
+    assert rf2["verdict"] == "inconclusive"
+
+
+def test_vector_plateau_rounding_is_inconclusive_with_residual():
+    # 2-D -> 2-D paper run, third plateau: two replica clusters (27 and 21 neurons); the merged narrow
+    # point is a rank-constrained fit whose stationary point is irrational, so the rational rounding
+    # is not exactly stationary: the refined verdict is inconclusive with the residual, never
+    # not_stationary or a stationary verdict
+    pb, pt = load(os.path.join(PAPER, "2d_input_2d_output_plateau3.json"))
+    rf = refined_report(pb, pt, refine(pb, pt))
+    assert rf["verdict"] == "inconclusive"
+    assert rf["distance"]["relative_to_scale"] < 0.05
+    for r in rf["readings"]:
+        assert r["verdict"] == "inconclusive", r
+        assert "replica clusters merged" in r["method"] and "not exactly stationary (residual" in r["method"]

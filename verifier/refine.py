@@ -46,11 +46,14 @@ class Tolerances:
     max_move: float = 0.05      # a refinement moving theta by more than this (relative) is rejected
     kink_auto: bool = True      # raise the kink tolerance (up to kink_max) to a clear gap (>= 100x) in
     kink_max: float = 1e-2      # the relative |w.x| values just above it (neurons zig-zagging on a kink)
+    replica_angle: float = 2e-2  # vector output: alive neurons of one activation pattern whose directions
+                                 # differ by less than this (radians) may be read as exact replicas
 
     def to_json(self) -> dict:
         return {"kink_relative": self.kink, "kink_auto": self.kink_auto, "kink_max": self.kink_max,
                 "tiny_relative": self.tiny, "alive_relative": self.alive,
-                "near_stationary": self.stationary, "max_move_relative": self.max_move}
+                "near_stationary": self.stationary, "max_move_relative": self.max_move,
+                "replica_angle": self.replica_angle}
 
 
 @dataclass
@@ -679,6 +682,110 @@ def _snapped_dead_pattern(problem: Problem, point: Point, pat: Pattern):
     return Pattern(status, kinks, [x for x in pat.snapped if x[0] not in js], signs, pat.sizes, pat.kink_tol), js
 
 
+def replica_clusters(point: Point, pat: Pattern, angle: float) -> list:
+    """Clusters (>= 2 neurons) of alive neurons with the same activation pattern whose input
+    directions are chained by angles below ``angle`` (single linkage)."""
+    groups: dict = {}
+    for j in range(point.m):
+        if pat.status[j] == "alive":
+            groups.setdefault(tuple(int(v) for v in pat.signs[:, j]), []).append(j)
+    Wf = point.Wf
+    out = []
+    for js in groups.values():
+        dirs = {j: Wf[j] / np.linalg.norm(Wf[j]) for j in js}
+        left = list(js)
+        while left:
+            cl, todo = [left.pop(0)], None
+            todo = [cl[0]]
+            while todo:
+                i = todo.pop()
+                near = [j for j in left if math.acos(max(-1.0, min(1.0, float(dirs[i] @ dirs[j])))) < angle]
+                for j in near:
+                    left.remove(j)
+                cl += near
+                todo += near
+            if len(cl) > 1:
+                out.append(sorted(cl))
+    return out
+
+
+def refine_replicas(problem: Problem, start: Point, pat: Pattern, reading: str, tol: Tolerances):
+    """Vector output: read near-parallel neurons of one activation pattern as exact replicas.
+
+    Each cluster C is merged into one neuron (u, c) with the cluster's function when its members are
+    exactly parallel: u along the contribution-weighted mean direction, c = sum_l |w_l| a_l
+    (positive homogeneity); the narrower point is refined exactly (grouped least squares, else
+    high-precision Newton); then the cluster is split back into copies (gamma_l u*, beta_l c* / gamma_l)
+    with gamma_l = |w_l| / |u*| and beta_l from the projections of the original a_l on c* (sum 1),
+    which reproduces the refined narrow network exactly (THEORY §7, replication).
+    Returns (point or None, note), or None when there is nothing to merge."""
+    clusters = replica_clusters(start, pat, tol.replica_angle)
+    if not clusters:
+        return None
+    rep = {cl[0]: cl for cl in clusters}
+    drop = {j for cl in clusters for j in cl[1:]}
+    keep = [j for j in range(start.m) if j not in drop]
+    Wf, Af = start.Wf, start.Af
+    Wn = np.empty((len(keep), problem.d), dtype=object)
+    An = np.empty((len(keep), problem.k), dtype=object)
+    for t, j in enumerate(keep):
+        if j in rep:
+            cl = rep[j]
+            wn = [float(np.linalg.norm(Wf[l])) for l in cl]
+            om = [wn[i] * float(np.linalg.norm(Af[l])) for i, l in enumerate(cl)]
+            if sum(om) <= 0:
+                om = [1.0] * len(cl)
+            u = sum(om[i] * Wf[l] / wn[i] for i, l in enumerate(cl))
+            u = u / np.linalg.norm(u)
+            c = sum(wn[i] * Af[l] for i, l in enumerate(cl))
+            sc = math.sqrt(max(float(np.linalg.norm(c)), 1e-300))
+            Wn[t] = [fmpq(*float(v * sc).as_integer_ratio()) for v in u]
+            An[t] = [fmpq(*float(v / sc).as_integer_ratio()) for v in c]
+        else:
+            Wn[t], An[t] = start.W[j], start.A[j]
+    narrow = Point(Wn, An)
+    npat = Pattern([pat.status[j] for j in keep], [pat.kinks[j] for j in keep],
+                   [x for x in pat.snapped if x[0] not in drop], pat.signs[:, keep],
+                   [pat.sizes[j] for j in keep], pat.kink_tol)
+    names = ", ".join("{" + ",".join(map(str, cl)) + "}" for cl in clusters)
+    label = f"{len(clusters)} replica clusters merged ({names}; angle < {tol.replica_angle:g} rad)"
+    try:
+        new, note = refine_grouped(problem, narrow, npat, reading)
+        if new is None:
+            nunk = sum(d_unknowns(problem, npat, j) for j in range(narrow.m))
+            if nunk > MAX_NEWTON_UNKNOWNS:
+                return None, f"{label}: {note}; high-precision Newton skipped ({nunk} unknowns)"
+            new, note2 = refine_vector(problem, narrow, npat, reading)
+            note = f"{note}; {note2}"
+    except (ZeroDivisionError, ValueError, ArithmeticError) as e:
+        return None, f"{label}: refinement failed: {e}"
+    if new is None:
+        return None, f"{label}: {note}"
+    W, A = start.W.copy(), start.A.copy()
+    for t, j in enumerate(keep):
+        if j not in rep:
+            W[j], A[j] = new.W[t], new.A[t]
+            continue
+        u, c = new.W[t].tolist(), new.A[t].tolist()
+        un = math.sqrt(sum(_fl(v) ** 2 for v in u))
+        cc = sum((v * v for v in c), fmpq(0))
+        if un == 0 or cc == 0:
+            return None, f"{label}: a merged neuron refined to zero"
+        gam, raw = {}, {}
+        for l in rep[j]:
+            g = float(np.linalg.norm(Wf[l])) / un
+            gam[l] = fmpq(*g.as_integer_ratio())
+            raw[l] = gam[l] * sum((a * b for a, b in zip(start.A[l].tolist(), c)), fmpq(0)) / cc
+        if any(v <= 0 for v in raw.values()):
+            raw = {l: gam[l] * fmpq(*float(np.linalg.norm(Af[l]) + 1e-300).as_integer_ratio()) for l in rep[j]}
+        tot = sum(raw.values(), fmpq(0))
+        for l in rep[j]:
+            beta = raw[l] / tot
+            W[l] = [gam[l] * v for v in u]
+            A[l] = [beta * v / gam[l] for v in c]
+    return Point(W, A), f"{label}, the narrower point refined ({note}), and split back exactly"
+
+
 def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol: Tolerances) -> Refinement:
     start, changed = _apply_reading(problem, point, pat, reading)
     try:
@@ -695,9 +802,16 @@ def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol:
                     note += f"; high-precision Newton skipped ({nunk} unknowns > {MAX_NEWTON_UNKNOWNS})"
     except (ZeroDivisionError, ValueError, ArithmeticError) as e:
         new, note = None, f"refinement failed: {e}"
+    ignore = changed if reading == "tiny_zero" else []
+    if problem.k > 1 and (new is None or _pattern_kept(problem, new, pat, ignore)
+                          or _distance(problem, point, new)["relative_to_scale"] > tol.max_move):
+        merged = refine_replicas(problem, start, pat, reading, tol)
+        if merged is not None and merged[0] is not None:
+            new, note = merged[0], f"{note}; then {merged[1]}"
+        elif merged is not None:
+            note = f"{note}; then {merged[1]}"
     if new is None:
         return Refinement(reading, None, None, {}, note)
-    ignore = changed if reading == "tiny_zero" else []
     flips = _pattern_kept(problem, new, pat, ignore)
     dist = _distance(problem, point, new)
     if flips:
@@ -710,8 +824,15 @@ def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol:
                           f"parameter scale) > {tol.max_move:g}); stopped")
     res = certify(problem, new)
     if problem.k > 1 and res.verdict == "not_stationary":
+        # vector output: the pattern-restricted stationary point is in general irrational (rank-
+        # constrained least squares), and its rational rounding is not exactly stationary; that is
+        # a failure to certify, not a verdict about a stationary point (THEORY §6)
         ns = res.certificate["evidence"]["not_stationary"]
-        note += f"; the rational rounding is not exactly stationary (L' = {float(Fraction(ns['derivative'])):.3e})"
+        resid = float(Fraction(ns["derivative"]))
+        return Refinement(reading, None, new, dist,
+                          f"{note}; inconclusive: the rational rounding is not exactly stationary (residual: "
+                          f"L'(theta; Delta) = {resid:.3e} along the recorded descent direction, "
+                          f"{ns['reason']} on neuron {ns['direction']['neuron']})")
     return Refinement(reading, res, new, dist, note)
 
 
