@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
                    help="reject refined points farther than this (relative to |theta|) (default %(default)g)")
     p.add_argument("--tol-stationary", type=float, default=Tolerances.stationary,
                    help="relative float gradient above which the point is not refined (default %(default)g)")
+    p.add_argument("--replica-angle", type=float, default=Tolerances.replica_angle,
+                   help="vector output: neurons of one activation pattern whose directions differ by less than "
+                        "this (radians) may be read as exact replicas when refining (0 = never) (default %(default)g)")
     p.set_defaults(func=run)
 
 
@@ -56,7 +59,7 @@ def run(args) -> int:
     problem, point = _load(args)
     res = certify(problem, point, method=args.method)
     tol = Tolerances(args.tol_kink, args.tol_tiny, args.tol_stationary, args.tol_alive, args.max_move,
-                     not args.fixed_kink_tol)
+                     not args.fixed_kink_tol, replica_angle=args.replica_angle)
     refined = None
     grad = None
     if not args.exact_only:
