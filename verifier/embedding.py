@@ -209,8 +209,13 @@ def dead_direction(problem: Problem) -> list[fmpq]:
     if problem.activation.alpha_minus != 0:
         raise InputError("a dead neuron needs alpha_minus = 0 (ReLU): with this activation every w "
                          "outputs alpha_minus w.x on the negative side; give W explicitly instead")
-    X = _rows(problem.X)
-    d = problem.d
+    return dead_direction_of(problem.X)
+
+
+def dead_direction_of(Xa: np.ndarray) -> list[fmpq]:
+    """A rational w with w.x_i < 0 for every row x_i of the exact data matrix, else InputError."""
+    X = _rows(Xa)
+    d = len(X[0])
     for i, x in enumerate(X):
         if _zero(x):
             raise InputError(f"no dead direction exists: data point {i} is 0, so w.x_{i} = 0 for every w")

@@ -274,22 +274,22 @@ def embedding(src, op: str = "zero", ks=(1, 2)) -> Instance:
     d, k = pb.d, pb.k
     meta = {"op": op, "base_W": pt.W, "base_A": pt.A}
     if op == "zero":
-        new = add_neuron(pt, [fmpq(0)] * d, [fmpq(0)] * k)
+        new = add_neuron(pb, pt, [fmpq(0)] * d)
     elif op == "dead":
         w = dead_direction(pb.X)
         if w is None:
             src.reject("the data has no dead direction")
-        new = add_neuron(pt, w, [fmpq(0)] * k)
+        new = add_neuron(pb, pt, w)
     elif op == "neuron":
         kind = src.choice(("kink", "random", "zero"))
         X = rows(pb.X)
         w = gen.kink_weight(src, X) if kind == "kink" else (src.vector(d) if kind == "random" else [fmpq(0)] * d)
-        new = add_neuron(pt, w, [fmpq(0)] * k)
+        new = add_neuron(pb, pt, w)
     else:
         j = src.integer(0, pt.m - 1)
         betas = src.choice({"replicate+": BETAS_POS, "replicate0": BETAS_ZERO, "replicate-": BETAS_NEG}[op])
         gammas = [src.choice(GAMMAS) for _ in betas]
-        new = replicate(pt, j, betas, gammas)
+        new = replicate(pb, pt, j, betas, gammas)
         meta.update(neuron=j, betas=list(betas), gammas=gammas)
     return Instance(pb, new, f"embedding:{op}", meta)
 
@@ -442,7 +442,7 @@ def permutation_point(src, ks=(1, 2, 3)) -> Instance:
     """Any structured point with one neuron split into two equal halves (w, a/2), (w, a/2)."""
     base = gen.structured_point(src, ks=ks)
     j = src.integer(0, base.point.m - 1)
-    new = replicate(base.point, j, (fmpq(1, 2), fmpq(1, 2)))
+    new = replicate(base.problem, base.point, j, (fmpq(1, 2), fmpq(1, 2)))
     return Instance(base.problem, new, "permutation", {"base_W": base.point.W, "base_A": base.point.A,
                                                        "neuron": j, "pair": [j, base.point.m]})
 
