@@ -112,3 +112,21 @@ def test_certify_cli_paper_end_point(tmp_path):
     assert "snapped onto the kink of data point 4" in r.stdout
     r = subprocess.run(CLI + ["check", str(cert)], capture_output=True, text=True)
     assert r.returncode == 0 and "local_min" in r.stdout
+
+
+@pytest.mark.parametrize("run,verdicts,why", [
+    ("2d_input_2d_output", ["saddle", "inconclusive", "inconclusive", "local_min"],
+     "not exactly stationary (residual"),
+    ("3d_input", ["saddle", "saddle", "saddle", "inconclusive"], "leaves the pattern"),
+])
+def test_screen_cli_vector_and_3d_trajectories(run, verdicts, why, tmp_path):
+    # the plateau tables of the other two runs, and the reason printed for every inconclusive row
+    png = tmp_path / "p.png"
+    r = subprocess.run(CLI + ["screen", _p(f"{run}_traj.npz"), "--plot", str(png), "--workers", "2"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    rows = [ln.split() for ln in r.stdout.splitlines() if ln.strip()[:1].isdigit() and "-" in ln]
+    assert [row[3] for row in rows] == verdicts, r.stdout
+    reasons = [ln for ln in r.stdout.splitlines() if "inconclusive because" in ln]
+    assert len(reasons) == verdicts.count("inconclusive") and all(why in ln for ln in reasons), reasons
+    assert png.exists()

@@ -83,6 +83,9 @@ def run(args) -> int:
         for r in rows:
             if len(set(r.readings.values())) > 1:
                 print(f"  plateau {r.index}: verdicts by reading of tiny neurons: {r.readings}")
+            if r.verdict == "inconclusive" and r.reason:
+                why = r.reason if len(r.reason) <= 240 else "..." + r.reason[-237:]
+                print(f"  plateau {r.index}: inconclusive because {why}")
     elif plateaus:
         for s, e in plateaus:
             print(f"  steps {int(traj.step[s])}-{int(traj.step[e])}")
