@@ -297,8 +297,42 @@ def stationary_residual_basis(inst: Instance, relaxed: bool) -> list[list[Q]]:
 
 
 @st.composite
+def vector_flat_instance(draw, ap, am, loss, max_n: int = 5, max_d: int = 3) -> Instance:
+    """k = 2, one neuron with every data point strictly active (no kinks) and a != 0, residuals
+    e_i = eps c_i b with b orthogonal to a and sum_i c_i sigma(w.x_i) = 0: stationary (G = 0 and
+    a.e_i = 0), and D(r) = eps b sum_i c_i (x_i.r) / n != 0, so the neuron is an escape neuron with
+    a != 0 (THEORY §4, broad reading).  Along w + t r, a + t delta the t^2 coefficient is
+    (|a|^2 sum (x_i.r)^2 - eps^2 |b|^2 (sum c_i x_i.r)^2 / sum h_i^2) / 2n at the best delta: small eps
+    gives a local minimum that the first-order theorems cannot decide (inconclusive), large eps a
+    second-order saddle."""
+    if ap <= 0:
+        ap, am = Q(1), Q(0)
+    n = draw(st.integers(2, max(2, max_n)))
+    d = draw(st.integers(1, max_d))
+    w = draw(vectors(d, small_rationals(3)).filter(lambda v: any(v)))
+    X = []
+    for _ in range(n):
+        x = draw(vectors(d, small_rationals(3)))
+        z = dot(w, x)
+        if z <= 0:                     # move x into the active side: x + (1 - z) w / |w|^2
+            x = [u + (1 - z) * v / dot(w, w) for u, v in zip(x, w)]
+        X.append(x)
+    h = [ap * dot(w, x) for x in X]
+    c = draw(st.lists(st.integers(-3, 3), min_size=n, max_size=n))
+    hh = dot(h, h)
+    c = [Q(ci) - Q(dot([Q(v) for v in c], h)) / hh * hi for ci, hi in zip(c, h)]     # sum c_i h_i = 0
+    a = draw(vectors(2, nonzero_rationals(2, (1,))))
+    b = [-a[1], a[0]]
+    eps = draw(st.sampled_from((Q(1, 100), Q(1, 10), Q(1), Q(3), Q(10))))
+    E = [[eps * ci * v for v in b] for ci in c]
+    Y = [[hi * av - ev for av, ev in zip(a, e)] for hi, e in zip(h, E)]
+    return Instance(X, Y, [w], [a], ap, am, loss, "vector_flat", ["active on every point"])
+
+
+@st.composite
 def instances(draw, max_n: int = 5, max_d: int = 3, max_m: int = 3, ks=(1, 2),
-              kinds=("random", "stationary", "stationary", "degenerate", "dominated", "fitted", "teacher")) -> Instance:
+              kinds=("random", "stationary", "stationary", "degenerate", "dominated", "fitted", "teacher",
+                     "vector_flat")) -> Instance:
     """A small exact instance; ``kind``: random / stationary / degenerate / dominated / fitted / teacher."""
     ap, am = draw(activations())
     n = draw(st.one_of(st.just(max_n), st.integers(1, max_n)))
@@ -307,6 +341,10 @@ def instances(draw, max_n: int = 5, max_d: int = 3, max_m: int = 3, ks=(1, 2),
     k = draw(st.sampled_from(ks))
     loss = draw(st.sampled_from(("half_mean", "half_mean", "mse")))
     kind = draw(st.sampled_from(kinds))
+    if kind == "vector_flat" and max(ks) < 2:
+        kind = "stationary"
+    if kind == "vector_flat":
+        return draw(vector_flat_instance(ap, am, loss, max_n, max_d))
     if kind in ("degenerate", "dominated"):
         # dependent kink normals on neuron 0: u, v, u + v (and more) on its kink, with w_0 = 0 or,
         # in R^3, w_0 orthogonal to span(u, v); a_0 != 0.  Then the point is made stationary-ish.

@@ -207,7 +207,10 @@ def test_narrow_reading_counterexample_zero_input_neuron(verifier_assert):
     exactly (1 - t^2 + t^4)/4 < 1/4: the narrow reading of 'escape neuron' is not enough."""
     pb, pt = _pp([[1], [-1]], [[0, 0], [0, -1]], [[0]], [[1, 0]])
     res = verifier_assert.stationary(pb, pt)
-    assert res.verdict == "inconclusive" and res.escape_neurons == [0]
+    # certify proves it with a second-order ray of the escape neuron: w = -t, a = (1, -t) exactly
+    assert res.verdict == "saddle" and res.escape_neurons == [0]
+    so = res.certificate["evidence"]["second_order"]
+    assert so["dW"] == [["-1"]] and so["dA"] == [["0", "-1"]] and so["polynomial"] == ["0", "0", "-1/4", "0", "1/4"]
     c = get_claim("narrow-escape-vector")
     out = c.evaluate(Instance(pb, pt, "fixed"))
     assert out.status == "counterexample"
@@ -223,7 +226,8 @@ def test_narrow_reading_counterexample_differentiable_rank_one_saddle(verifier_a
     local minimum: exact negative curvature in the kink-preserving second-order test."""
     pb, pt = _pp([[1, 1], [1, -1]], [[1, 2], [1, -2]], [[1, 0]], [[1, 0]])
     res = verifier_assert.stationary(pb, pt)
-    assert res.verdict == "inconclusive" and res.escape_neurons == [0]
+    assert res.verdict == "saddle" and res.escape_neurons == [0]
+    assert "second_order" in res.certificate["evidence"]
     d = second_order_descent(pb, pt)
     assert d is not None and d.how == "second order" and d.ray.coeffs[0] == 0 and d.ray.coeffs[1] < 0
     assert d.loss < d.base

@@ -141,3 +141,15 @@ def test_bad_files_cli(tmp_path):
     bad.write_text("[1,2")
     r = run("check", str(bad))
     assert r.returncode == 2 and "not valid JSON" in r.stderr
+
+
+def test_certify_cli_second_order_saddle(tmp_path):
+    f = write(tmp_path, "p.json", {"activation": "relu", "X": [[1], [-1]], "Y": [[0, 0], [0, -1]],
+                                   "W": [[0]], "A": [[1, 0]]})
+    cert = str(tmp_path / "c.json")
+    r = run("certify", f, "--certificate", cert)
+    assert r.returncode == 0, r.stderr
+    assert "verdict: SADDLE" in r.stdout and "second-order descent ray" in r.stdout
+    assert "L(t) - L = (-1/4) t^2 + (1/4) t^4" in r.stdout
+    r = run("check", cert, "--point", f)
+    assert r.returncode == 0 and "'saddle'" in r.stdout

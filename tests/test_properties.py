@@ -151,6 +151,27 @@ def fresh_fingerprint(cert: dict) -> None:
     cert["fingerprint"] = hashlib.sha256(blob.encode()).hexdigest()
 
 
+def check_second_order_evidence(inst: S.Instance, so: dict) -> None:
+    """A second-order saddle ray, re-derived from scratch: L' = 0, c2 < 0 and the loss (brute force)
+    strictly lower at t0 and at small t inside (0, t_max)."""
+    dW = [[Q(v) for v in row] for row in so["dW"]]
+    dA = [[Q(v) for v in row] for row in so["dA"]]
+    c1, c2, c3, c4, tm = ref_ray_poly(inst, dW, dA)
+    assert [Q(v) for v in so["polynomial"]] == [0, c1, c2, c3, c4]
+    assert c1 == 0 and c2 < 0
+    assert ref_directional_derivative(inst, dW, dA) == 0
+    L0 = inst.loss_hm()
+    t0 = Q(so["t0"])
+    assert t0 > 0 and (tm is None or t0 < tm)
+    assert inst.loss_hm(*inst.moved(dW, dA, t0)) < L0
+    t = small_enough([c2, c3, c4])
+    if tm is not None:
+        t = min(t, tm / 2)
+    for tt in (t, t / 10, t / 1000):
+        new = inst.loss_hm(*inst.moved(dW, dA, tt))
+        assert new < L0 and new - L0 == c2 * tt ** 2 + c3 * tt ** 3 + c4 * tt ** 4
+
+
 def instance_from_cert(cert: dict) -> S.Instance:
     pb, pt = cert["problem"], cert["point"]
     m = lambda rows: [[Q(v) for v in r] for r in rows]   # noqa: E731
@@ -259,9 +280,12 @@ def test_descent_steps_and_escape_paths_lower_the_loss(inst):
     assert Q(ev["loss"]["value"]) == inst.loss_hm() * inst.factor()
     if res.verdict == "not_stationary":
         check_descent_evidence(inst, ev["not_stationary"])
-    if res.verdict == "saddle":
+    if res.verdict == "saddle" and "escape_path" in ev:
         ep = ev["escape_path"]
         check_escape_curve(inst, ep["neuron"], ep["r"], ep["D"], ep["t0"], ep["polynomial"], ep["t_max"])
+    if res.verdict == "saddle" and "second_order" in ev:
+        assert inst.k > 1 and "escape_path" not in ev
+        check_second_order_evidence(inst, ev["second_order"])
     # every escape neuron with a_j = 0 gives an escape curve, not just the one in the certificate
     for item in ev.get("neurons", []):
         es = item.get("escape") or {}
@@ -429,7 +453,11 @@ def test_local_min_has_no_descending_ray_and_saddle_escapes(inst):
     pb, pt = inst.problem_point()
     res = certify(pb, pt)
     if res.verdict == "saddle":
-        ep = res.certificate["evidence"]["escape_path"]
+        ev = res.certificate["evidence"]
+        if "second_order" in ev:
+            check_second_order_evidence(inst, ev["second_order"])
+            return
+        ep = ev["escape_path"]
         check_escape_curve(inst, ep["neuron"], ep["r"], ep["D"], ep["t0"], ep["polynomial"], ep["t_max"])
         return
     if res.verdict not in ("local_min", "global_min"):
@@ -560,6 +588,9 @@ def witness_is_valid(inst: S.Instance, cert: dict, path) -> bool:
         if path[1] == "not_stationary":
             check_descent_evidence(inst, ev["not_stationary"])
             return True
+        if path[1] == "second_order":
+            check_second_order_evidence(inst, ev["second_order"])
+            return True
         if path[1] == "escape_path":
             ep = ev["escape_path"]
             check_escape_curve(inst, ep["neuron"], ep["r"], ep["D"], ep["t0"], ep["polynomial"], ep["t_max"])
@@ -643,7 +674,9 @@ def mutate_and_check(inst: S.Instance, cert: dict) -> list:
                     check_descent_evidence(minst, mut["evidence"]["not_stationary"])
                 if got == "global_min":
                     assert minst.loss_hm() == 0
-                if got == "saddle":
+                if got == "saddle" and "second_order" in mut["evidence"]:
+                    check_second_order_evidence(minst, mut["evidence"]["second_order"])
+                elif got == "saddle":
                     ep = mut["evidence"]["escape_path"]
                     check_escape_curve(minst, ep["neuron"], ep["r"], ep["D"], ep["t0"], ep["polynomial"],
                                        ep["t_max"])
@@ -689,13 +722,15 @@ def test_certificates_pass_checker_and_every_mutation_fails(inst):
 # ---------------------------------------------------------------------------------------------
 
 def test_strategies_reach_every_verdict_and_branch():
-    verdicts, stat_methods, esc_methods = set(), set(), set()
+    verdicts, stat_methods, esc_methods, saddle_kinds = set(), set(), set(), set()
 
     @prop(150)
     @given(S.instances())
     def run(inst):
         res = certify(*inst.problem_point())
         verdicts.add(res.verdict)
+        if res.verdict == "saddle":
+            saddle_kinds.update(k for k in ("escape_path", "second_order") if k in res.certificate["evidence"])
         for item in res.certificate["evidence"].get("neurons", []):
             stat_methods.add(item["stationarity"]["method"])
             if item.get("escape"):
@@ -705,6 +740,7 @@ def test_strategies_reach_every_verdict_and_branch():
     assert verdicts == set(VERDICTS), verdicts
     assert {"cones", "zero_output"} <= stat_methods, stat_methods
     assert {"zero_derivative", "direction", "scalar_nonzero_a", "rays"} <= esc_methods, esc_methods
+    assert saddle_kinds == {"escape_path", "second_order"}, saddle_kinds
 
 
 # ---------------------------------------------------------------------------------------------

@@ -154,3 +154,43 @@ def test_checker_rejects_tampering():
         mutate(c)
         with pytest.raises(Rejected, match=msg):
             check_certificate(c)
+
+
+def test_vector_second_order_saddle_hand_computed():
+    # X = (1), (-1); Y = (0, 0), (0, -1); one ReLU neuron w = 0, a = (1, 0): f = 0, e = (0,0), (0,1).
+    # G = 0 (sigma(0) = 0) and phi(r) = a.D(r) = 0 for every r, D(r) = (0, relu(-r)/2): at r = -1,
+    # D = (0, 1/2) != 0, so neuron 0 is an escape neuron with a != 0 (vector output: Theorems A/B say
+    # nothing).  Along w = -t, a = (1, 0) + t delta: x2 gives h = t, output t(1, t delta_2) ... with the
+    # best delta = -g/H: u = (1, 0) on x2 only, h = 0 everywhere, so H = 0 and delta = -lam g,
+    # g = D = (0, 1/2), lam = (|u|^2/2n)/|g|^2 + 1 = (1/4)/(1/4) + 1 = 2: delta = (0, -1).
+    # L(t) - L = [(t)^2 + (t * (-t) - 1)^2 - 1] / 4 = (-t^2 + t^4)/4: c2 = -1/4 < 0 -> saddle.
+    pb, pt = problem_point_from_dict({"activation": "relu", "X": [[1], [-1]], "Y": [[0, 0], [0, -1]],
+                                      "W": [[0]], "A": [[1, 0]]})
+    res = certify(pb, pt)
+    assert res.verdict == "saddle" and res.escape_neurons == [0]
+    so = res.certificate["evidence"]["second_order"]
+    assert so["dW"] == [["-1"]] and so["dA"] == [["0", "-1"]]
+    assert so["polynomial"] == ["0", "0", "-1/4", "0", "1/4"] and so["t_max"] is None
+    t0 = Fraction(so["t0"])
+    assert Fraction(so["loss_at_t0"]) == Fraction(1, 4) + (-t0 ** 2 + t0 ** 4) / 4
+    assert check_certificate(res.certificate) == "saddle"
+    import copy
+    for mutate, msg in [
+        (lambda c: c.__setitem__("verdict", "local_min"), "escape neuron"),
+        (lambda c: c.__setitem__("verdict", "inconclusive"), "saddle proof"),
+        (lambda c: c["evidence"].pop("second_order"), "exactly one of"),
+        (lambda c: c["evidence"].__setitem__("escape_path", {}), "exactly one of"),
+        (lambda c: c["evidence"]["second_order"]["polynomial"].__setitem__(2, "-1/3"), "polynomial differs"),
+        (lambda c: c["evidence"]["second_order"]["dA"][0].__setitem__(1, "0"), "polynomial differs"),
+        (lambda c: c["evidence"]["second_order"].__setitem__("t0", "2"), "loss at t0"),
+        (lambda c: c["evidence"]["second_order"].__setitem__("t0", "0"), "t0 outside"),
+    ]:
+        c = copy.deepcopy(res.certificate)
+        mutate(c)
+        with pytest.raises(Rejected, match=msg):
+            check_certificate(c)
+    # a direction with L' = 0 but c2 >= 0 is not a proof: moving a alone (w = 0 outputs nothing)
+    c = copy.deepcopy(res.certificate)
+    c["evidence"]["second_order"].update(dW=[["0"]], dA=[["1", "0"]], polynomial=["0", "0", "0", "0", "0"])
+    with pytest.raises(Rejected, match="not negative"):
+        check_certificate(c)

@@ -209,9 +209,17 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
         return finish("saddle", f"neuron {j} is an escape neuron with a_j = 0: the loss decreases along "
                                 f"w_j + t r, a_j = -t^2 D_j(r) (leading term -t^3 ||D||^2)", escape_neurons)
     if escape_neurons:
+        so = _second_order_ray(state, decisions, escape_neurons)
+        if so is not None:
+            ev["second_order"] = so
+            return finish("saddle", f"vector output, escape neurons {escape_neurons} with a_j != 0: a second-order "
+                                    f"descent ray ({so['how']}): L(theta + t Delta) - L(theta) = c2 t^2 + c3 t^3 + "
+                                    f"c4 t^4 with L'(theta;Delta) = 0 and c2 = {so['polynomial'][2]} < 0",
+                          escape_neurons)
         return finish("inconclusive", f"vector output: escape neurons {escape_neurons} have a_j != 0; "
-                                      "Theorems A/B decide nothing here (a second-order test is needed)",
-                      escape_neurons)
+                                      "Theorems A/B decide nothing here, and no second-order descent ray was "
+                                      "found (along the escape neurons' flat directions, or the Hessian at a "
+                                      "smooth point)", escape_neurons)
     if unknown_escape:
         return finish("inconclusive", f"escape status of neurons {unknown_escape} undecided", escape_neurons)
     return finish("local_min", "stationary and no escape neuron (Theorem A)", [])
@@ -232,6 +240,93 @@ def _escape_path(state: ExactState, j: int, r: list, D: list) -> dict:
     return {"neuron": j, "r": [str(v) for v in r], "D": [str(v) for v in D],
             "polynomial": [str(v) for v in c], "t_max": None if t_max is None else str(t_max),
             "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())}
+
+
+HESSIAN_MAX_PARAMS = 240     # exact Hessian candidates only up to this many parameters
+
+
+def _output_move(state: ExactState, j: int, r: list) -> list | None:
+    """The output move delta minimising the t^2 coefficient of L along w_j + t r, a_j + t delta.
+
+    With u_i = s_i (x_i.r) a_j (s_i the slope on the side r moves to) and h_i = sigma(w_j.x_i), the
+    coefficient is (1/2n) sum |u_i + h_i delta|^2 + delta.D_j(r), quadratic in delta: its minimiser is
+    -g / H with g = (1/n) sum h_i u_i + D_j(r), H = (1/n) sum h_i^2 (H = 0: far along -g)."""
+    pb, pt = state.problem, state.point
+    n, k = pb.n, pb.k
+    ap, am = state.ap, state.am
+    a = pt.A[j].tolist()
+    g = [fmpq(0)] * k
+    H = fmpq(0)
+    uu = fmpq(0)
+    for i in range(n):
+        z = state.fw.Z[i, j]
+        xr = dot(pb.X[i].tolist(), r)
+        s = ap if (z > 0 or (z == 0 and xr > 0)) else am
+        h = ap * z if z > 0 else am * z
+        u = [s * xr * v for v in a]
+        e = state.fw.E[i].tolist()
+        g = [gc + (h * uc + s * xr * ec) / n for gc, uc, ec in zip(g, u, e)]
+        H += h * h / n
+        uu += dot(u, u)
+    gg = dot(g, g)
+    if H > 0:
+        return [-v / H for v in g]
+    if gg == 0:
+        return None
+    lam = uu / (2 * n) / gg + 1
+    return [-lam * v for v in g]
+
+
+def _second_order_ray(state: ExactState, decisions: dict, escape_neurons: list) -> dict | None:
+    """A ray theta + t Delta with L'(theta;Delta) = 0 and negative t^2 coefficient, exactly: at a
+    stationary point this proves that theta is not a local minimum (THEORY §5, second-order descent
+    direction).  Candidates: each escape neuron's flat direction r (phi_j(r) = 0, D_j(r) != 0) with
+    the best output move; at a smooth point, the exact Hessian's negative-curvature direction."""
+    pb, pt = state.problem, state.point
+    m, d, k = pt.m, pb.d, pb.k
+    cands = []
+    for j in escape_neurons:
+        esc = decisions[j][1]
+        if esc is None or esc.r is None:
+            continue
+        delta = _output_move(state, j, list(esc.r))
+        if delta is not None:
+            cands.append((f"neuron {j}: w_j + t r, a_j + t delta, phi_j(r) = 0, delta minimising the t^2 term",
+                          {j: (list(esc.r), delta)}))
+    if m * (d + k) <= HESSIAN_MAX_PARAMS and all(
+            any(v != 0 for v in pt.W[j]) for j in range(m)) and all(
+            state.fw.Z[i, j] != 0 for i in range(pb.n) for j in range(m) if any(v != 0 for v in pb.X[i])):
+        from .symmetry import hessian_analysis          # smooth point: L is a polynomial near theta
+        nc = hessian_analysis(pb, pt, stationary=True).get("negative_curvature")
+        if nc is not None:
+            v = [fmpq(x) for x in nc["direction"]]
+            # symmetry's parameter order: all of W row by row, then all of A
+            moves = {j: (v[j * d:(j + 1) * d], v[m * d + j * k:m * d + (j + 1) * k]) for j in range(m)}
+            cands.append((f"exact Hessian, negative curvature ({nc['how']})", moves))
+    for how, moves in cands:
+        dW = np.empty((m, d), dtype=object)
+        dA = np.empty((m, k), dtype=object)
+        dW[...] = fmpq(0)
+        dA[...] = fmpq(0)
+        for j, (r, delta) in moves.items():
+            dW[j, :] = r
+            dA[j, :] = delta
+        c1, c2, c3, c4, t_max = ray_coefficients(pb.X, state.fw.E, state.fw.Z, None, pt.W, pt.A, dW, dA,
+                                                 state.ap, state.am)
+        if c1 != 0 or not c2 < 0:
+            continue
+        poly = [fmpq(0), c1, c2, c3, c4]
+        t = choose_step(poly, t_max)
+        require(t is not None, "no step below t_max lowers the loss along the second-order ray")
+        new = Point(pt.W + t * dW, pt.A + t * dA)
+        fw = forward(pb.X, pb.Y, new.W, new.A, state.ap, state.am)
+        new_loss = half_mean_loss(fw.E)
+        require(new_loss < state.loss_half_mean, "second-order step did not lower the loss")
+        return {"how": how, "dW": [[str(v) for v in row] for row in dW.tolist()],
+                "dA": [[str(v) for v in row] for row in dA.tolist()],
+                "polynomial": [str(v) for v in poly], "t_max": None if t_max is None else str(t_max),
+                "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())}
+    return None
 
 
 def escape_path_losses(result: Result, steps=(fmpq(1, 10), fmpq(1, 100), fmpq(1, 1000))) -> list:

@@ -325,6 +325,53 @@ def _check_escape(inst: _Instance, j: int, es: dict) -> bool | None:
     raise Rejected(f"neuron {j}: unknown escape method {method!r}")
 
 
+def _ray_polynomial(inst: _Instance, moves: dict):
+    """L(theta + t Delta) - L(theta) = c1 t + c2 t^2 + c3 t^3 + c4 t^4 (half_mean) for 0 < t < t_max,
+    straight from f along the ray: Delta moves neuron j by (dw, da) for each j in ``moves``; on a
+    kink the slope is the one of the side dw moves to.  t_max is None when no sign can change."""
+    n, k = inst.n, inst.k
+    u = [[Q(0)] * k for _ in range(n)]
+    qv = [[Q(0)] * k for _ in range(n)]
+    tmax = None
+    for j, (dw, da) in moves.items():
+        for i, x in enumerate(inst.X):
+            z, dl = inst.Z[i][j], _dot(dw, x)
+            s = inst.ap if (z > 0 or (z == 0 and dl > 0)) else inst.am
+            for c in range(k):
+                u[i][c] += da[c] * s * z + inst.A[j][c] * s * dl
+                qv[i][c] += da[c] * s * dl
+            if z != 0 and z * dl < 0 and (tmax is None or -z / dl < tmax):
+                tmax = -z / dl
+    c1 = sum((_dot(e, ui) for e, ui in zip(inst.E, u)), Q(0)) / n
+    c2 = sum((_dot(ui, ui) + 2 * _dot(e, qi) for e, ui, qi in zip(inst.E, u, qv)), Q(0)) / (2 * n)
+    c3 = sum((_dot(ui, qi) for ui, qi in zip(u, qv)), Q(0)) / n
+    c4 = sum((_dot(qi, qi) for qi in qv), Q(0)) / (2 * n)
+    return c1, c2, c3, c4, tmax
+
+
+def _check_second_order(inst: _Instance, so: dict) -> None:
+    """A ray with L'(theta;Delta) = 0 and a negative t^2 coefficient: the loss is lower at every
+    small t > 0, so a stationary theta is not a local minimum."""
+    dW = _mat(so.get("dW"), "second_order dW", inst.d)
+    dA = _mat(so.get("dA"), "second_order dA", inst.k)
+    _need(len(dW) == inst.m and len(dA) == inst.m, "second_order: the direction must have a row per neuron")
+    c1, c2, c3, c4, tmax = _ray_polynomial(inst, {j: (dW[j], dA[j]) for j in range(inst.m)})
+    _need(_vec(so.get("polynomial"), "second_order polynomial", 5) == [Q(0), c1, c2, c3, c4],
+          "second_order: recorded ray polynomial differs")
+    _need(c1 == 0, "second_order: L'(theta;Delta) != 0")
+    _need(c2 < 0, "second_order: the t^2 coefficient is not negative")
+    _need((so.get("t_max") is None and tmax is None) or
+          (so.get("t_max") is not None and tmax is not None and _q(so["t_max"], "t_max") == tmax),
+          "second_order: recorded t_max differs")
+    t0 = _q(so.get("t0"), "t0")
+    _need(t0 > 0 and (tmax is None or t0 < tmax), "second_order: t0 outside (0, t_max)")
+    W = [[w + t0 * v for w, v in zip(inst.W[j], dW[j])] for j in range(inst.m)]
+    A = [[a + t0 * v for a, v in zip(inst.A[j], dA[j])] for j in range(inst.m)]
+    new = inst.loss_after(W, A)
+    _need(_q(so.get("loss_at_t0"), "loss_at_t0") == new, "second_order: recorded loss at t0 differs")
+    _need(new < inst.loss_hm * inst.factor, "second_order: loss at t0 is not lower")
+
+
 def _check_descent(inst: _Instance, ns: dict) -> None:
     dr = ns.get("direction")
     _need(isinstance(dr, dict), "not_stationary: no direction")
@@ -342,19 +389,7 @@ def _check_descent(inst: _Instance, ns: dict) -> None:
     _need(_q(ns.get("derivative"), "derivative") == deriv, "not_stationary: recorded L'(theta;Delta) differs")
     _need(deriv < 0, "not_stationary: L'(theta;Delta) is not negative")
     # the ray polynomial of §2 (only neuron j moves)
-    u, qv, tmax = [], [], None
-    for i, x in enumerate(inst.X):
-        z, dl = inst.Z[i][j], _dot(dw, x)
-        s = inst.ap if (z > 0 or (z == 0 and dl > 0)) else inst.am
-        u.append([da[c] * s * z + inst.A[j][c] * s * dl for c in range(inst.k)])
-        qv.append([da[c] * s * dl for c in range(inst.k)])
-        if z != 0 and z * dl < 0 and (tmax is None or -z / dl < tmax):
-            tmax = -z / dl
-    n = inst.n
-    c1 = sum((_dot(e, ui) for e, ui in zip(inst.E, u)), Q(0)) / n
-    c2 = sum((_dot(ui, ui) + 2 * _dot(e, qi) for e, ui, qi in zip(inst.E, u, qv)), Q(0)) / (2 * n)
-    c3 = sum((_dot(ui, qi) for ui, qi in zip(u, qv)), Q(0)) / n
-    c4 = sum((_dot(qi, qi) for qi in qv), Q(0)) / (2 * n)
+    c1, c2, c3, c4, tmax = _ray_polynomial(inst, {j: (dw, da)})
     _need(_vec(ns.get("ray_polynomial"), "ray_polynomial", 5) == [Q(0), c1, c2, c3, c4],
           "not_stationary: recorded ray polynomial differs")
     _need(c1 == deriv, "not_stationary: linear coefficient differs from L'")
@@ -465,11 +500,18 @@ def check_certificate(cert: dict) -> str:
         return verdict
     if verdict == "saddle":
         _need(all_stat, "saddle needs every neuron certified stationary")
-        ep = ev.get("escape_path")
-        _need(isinstance(ep, dict), "saddle needs an escape path")
-        _check_escape_path(inst, ep)
+        ep, so = ev.get("escape_path"), ev.get("second_order")
+        _need((ep is None) != (so is None), "saddle needs exactly one of: an escape path, a second-order ray")
+        if ep is not None:
+            _need(isinstance(ep, dict), "saddle: malformed escape path")
+            _check_escape_path(inst, ep)
+        else:
+            _need(isinstance(so, dict), "saddle: malformed second-order ray")
+            _check_second_order(inst, so)
         return verdict
     # inconclusive: allowed only when the evidence does not decide
+    _need("escape_path" not in ev and "second_order" not in ev,
+          "inconclusive, but the evidence holds a saddle proof (escape path or second-order ray)")
     decided = all_stat and not undecided_escape
     _need(not (decided and esc_zero), "inconclusive, but an escape neuron with a_j = 0 makes it a saddle")
     _need(not (decided and not esc_nonzero), "inconclusive, but the evidence proves a local minimum")

@@ -539,6 +539,10 @@ def _predict_split(problem, point, op, before, E) -> tuple[str, str]:
             return "local_min", "E2: the beta = 0 copy has a = 0 and D_j ≡ 0: not an escape neuron (Theorem A)"
         return "local_min", ("E2 with all beta > 0: each copy has phi = (beta/gamma) phi_j and neuron j's "
                              "escape status; stationarity and local minimality are kept")
+    if V == "inconclusive":
+        return "unknown", ("E2: the narrower point is inconclusive (vector output, an escape neuron with a != 0); "
+                           "the §7 rules predict nothing, and a copy can even turn a local minimum into a saddle "
+                           "(second order)")
     return V, "E2: no new escape neuron; the narrower point was " + V
 
 

@@ -45,5 +45,13 @@ def text_report(res, max_neurons: int = 60) -> str:
                   f"  L(t) - L = " + " + ".join(f"({c}) t^{i}" for i, c in enumerate(ep["polynomial"]) if c != "0")
                   + " (half_mean, exact)",
                   f"  valid for 0 < t < {ep['t_max'] or 'infinity'}; at t0 = {ep['t0']} the loss is {ep['loss_at_t0']}"]
+    if "second_order" in ev:
+        so = ev["second_order"]
+        moved = [j for j in range(len(so["dW"])) if any(v != "0" for v in so["dW"][j] + so["dA"][j])]
+        lines += ["", f"second-order descent ray ({so['how']}): theta + t Delta, Delta moves neurons {moved}",
+                  *[f"  neuron {j}: dw = {so['dW'][j]}, da = {so['dA'][j]}" for j in moved[:6]],
+                  f"  L(t) - L = " + " + ".join(f"({c}) t^{i}" for i, c in enumerate(so["polynomial"]) if c != "0")
+                  + " (half_mean, exact; L'(theta;Delta) = 0)",
+                  f"  valid for 0 < t < {so['t_max'] or 'infinity'}; at t0 = {so['t0']} the loss is {so['loss_at_t0']}"]
     lines.append(f"\n(exact analysis in {res.seconds:.3f} s)")
     return "\n".join(lines)
