@@ -11,7 +11,7 @@ DEMO ?= examples/showcase/final.json
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test,plot]"
+	$(BIN)/pip install -q -e ".[test,plot,dask]"
 	-$(BIN)/pip install -q "torch==2.13.0" || echo "torch not installed: torch tests will be skipped"
 	touch $@
 
