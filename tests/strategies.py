@@ -326,7 +326,20 @@ def vector_flat_instance(draw, ap, am, loss, max_n: int = 5, max_d: int = 3) -> 
     eps = draw(st.sampled_from((Q(1, 100), Q(1, 10), Q(1), Q(3), Q(10))))
     E = [[eps * ci * v for v in b] for ci in c]
     Y = [[hi * av - ev for av, ev in zip(a, e)] for hi, e in zip(h, E)]
-    return Instance(X, Y, [w], [a], ap, am, loss, "vector_flat", ["active on every point"])
+    notes = ["active on every point"]
+    if d >= 2 and draw(st.booleans()):
+        # a data point on the neuron's kink with residual along b: still stationary (sigma(0) = 0,
+        # a.e = 0), no longer smooth (no Hessian / Morse-Bott argument)
+        xk = [Q(0)] * d
+        xk[0], xk[1] = -w[1], w[0]
+        if not any(xk):
+            xk[0] = Q(1)
+            xk = [xk[0] - dot(xk, w) / dot(w, w) * w[0]] + [-dot(xk, w) / dot(w, w) * v for v in w[1:]]
+        ck = draw(st.integers(1, 3))
+        X.append(xk)
+        Y.append([-eps * ck * v for v in b])
+        notes = ["active on every point but one kink point"]
+    return Instance(X, Y, [w], [a], ap, am, loss, "vector_flat", notes)
 
 
 @st.composite

@@ -69,11 +69,11 @@ TABLE = [
     ("leaky_zero_input_min", "add_neuron", dict(w="zero"), "local_min", "saddle", "saddle"),
     ("leaky_zero_input_min", "split", dict(neuron=0, beta="1,0"), "local_min", "saddle", "saddle"),
     ("leaky_zero_input_min", "split", dict(neuron=0, beta="2,-1"), "local_min", "not_stationary", "not_stationary"),
-    # the certifier cannot decide this vector-output local minimum at first order, so the §7 rules
-    # predict nothing; after the split the certifier proves a saddle with a second-order descent ray
-    # (THEORY §7's "beta > 0 keeps local minimality" fails here: see test_symmetry)
-    ("vec_morse_bott_min", "split", dict(neuron=0, beta="1/2,1/2"), "inconclusive", "unknown", "saddle"),
-    ("vec_morse_bott_min", "add_neuron", dict(w="zero"), "inconclusive", "saddle", "saddle"),
+    # a vector-output local minimum proved by Morse-Bott (not by Theorem A: neuron 0 is an escape
+    # neuron with a != 0); THEORY §7 predicts that the split keeps it a local minimum, the certifier
+    # proves a saddle (a second-order descent ray): the prediction is refuted, see test_symmetry
+    ("vec_morse_bott_min", "split", dict(neuron=0, beta="1/2,1/2"), "local_min", "local_min", "saddle"),
+    ("vec_morse_bott_min", "add_neuron", dict(w="zero"), "local_min", "saddle", "saddle"),
 ]
 
 
@@ -122,7 +122,9 @@ def test_predicted_vs_certified(row):
     assert res["before"] == before
     assert res["predicted"] == predicted, res["rule"]
     assert res["certified"] == certified_v, res["certified_reason"]
-    assert res["agree"] is (None if predicted == "unknown" else True)
+    # the one known refutation of a THEORY §7 rule is kept as a disagreement
+    refuted = (name, op) == ("vec_morse_bott_min", "split")
+    assert res["agree"] is (None if predicted == "unknown" else not refuted)
     assert res["checked"] is True
     assert res["loss_before"] == res["loss_after"]
 

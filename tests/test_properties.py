@@ -448,7 +448,8 @@ def dense_directions(inst: S.Instance, n_random: int = 30):
 
 
 @prop(120)
-@given(S.instances(kinds=("stationary", "stationary", "degenerate", "dominated", "dominated", "fitted")))
+@given(S.instances(kinds=("stationary", "stationary", "degenerate", "dominated", "dominated", "fitted",
+                          "vector_flat")))
 def test_local_min_has_no_descending_ray_and_saddle_escapes(inst):
     pb, pt = inst.problem_point()
     res = certify(pb, pt)

@@ -194,3 +194,47 @@ def test_vector_second_order_saddle_hand_computed():
     c["evidence"]["second_order"].update(dW=[["0"]], dA=[["1", "0"]], polynomial=["0", "0", "0", "0", "0"])
     with pytest.raises(Rejected, match="not negative"):
         check_certificate(c)
+
+
+def test_vector_morse_bott_local_min_and_forgeries():
+    # X = (1,0), (0,1), (1,1); w = (1,1), a = (1,0): f = (1,0), (1,0), (2,0); residuals e = (0,2), (0,0),
+    # (0,-1) (b = (0,1) orthogonal to a, sum c_i h_i = 2 - 2 = 0): stationary, D(r) = (0, (2 r1 - r1 - r2)/3)
+    # != 0 with phi = a.D = 0: an escape neuron with a != 0, so Theorem A says nothing.  Smooth; the exact
+    # Hessian is PSD of rank 3 with kernel = the rescaling direction (w, -a) = (1, 1, -1, 0): Morse-Bott.
+    pb, pt = problem_point_from_dict({"activation": "relu", "X": [[1, 0], [0, 1], [1, 1]],
+                                      "Y": [[1, -2], [1, 0], [2, 1]], "W": [[1, 1]], "A": [[1, 0]]})
+    res = certify(pb, pt)
+    assert res.verdict == "local_min" and res.escape_neurons == [0]
+    mb = res.certificate["evidence"]["morse_bott"]
+    assert (mb["parameters"], mb["hessian_rank"], mb["tangent_dimension"], mb["dead_neurons"]) == (4, 3, 1, [])
+    assert check_certificate(res.certificate) == "local_min"
+    import copy
+    for mutate, msg in [
+        (lambda c: c.__setitem__("verdict", "inconclusive"), "Morse-Bott proof"),
+        (lambda c: c["evidence"].pop("morse_bott"), "escape neuron is recorded"),
+        (lambda c: c["evidence"]["morse_bott"].__setitem__("hessian_rank", 4), "recorded rank"),
+    ]:
+        c = copy.deepcopy(res.certificate)
+        mutate(c)
+        with pytest.raises(Rejected, match=msg):
+            check_certificate(c)
+    # forged Morse-Bott proofs on saddles are rejected: a smooth rank-one saddle (negative curvature) ...
+    pb, pt = problem_point_from_dict({"activation": "relu", "X": [[1, 1], [1, -1]], "Y": [[1, 2], [1, -2]],
+                                      "W": [[1, 0]], "A": [[1, 0]]})
+    sad = certify(pb, pt)
+    assert sad.verdict == "saddle"
+    c = copy.deepcopy(sad.certificate)
+    c["verdict"] = "local_min"
+    c["evidence"].pop("second_order")
+    c["evidence"]["morse_bott"] = dict(mb)
+    with pytest.raises(Rejected, match="not positive semi-definite"):
+        check_certificate(c)
+    # ... and a non-smooth one (w = 0: every point on the kink)
+    pb, pt = problem_point_from_dict({"activation": "relu", "X": [[1], [-1]], "Y": [[0, 0], [0, -1]],
+                                      "W": [[0]], "A": [[1, 0]]})
+    c = copy.deepcopy(certify(pb, pt).certificate)
+    c["verdict"] = "local_min"
+    c["evidence"].pop("second_order")
+    c["evidence"]["morse_bott"] = dict(mb)
+    with pytest.raises(Rejected, match="w = 0"):
+        check_certificate(c)

@@ -216,10 +216,18 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
                                     f"descent ray ({so['how']}): L(theta + t Delta) - L(theta) = c2 t^2 + c3 t^3 + "
                                     f"c4 t^4 with L'(theta;Delta) = 0 and c2 = {so['polynomial'][2]} < 0",
                           escape_neurons)
+        mb = _morse_bott(state)
+        if mb is not None:
+            ev["morse_bott"] = mb
+            return finish("local_min", f"vector output, escape neurons {escape_neurons} with a_j != 0, but the point "
+                                       f"is smooth and the exact Hessian is positive semi-definite with kernel = the "
+                                       f"tangent space of the critical manifold (rescaling orbits, dead neurons; "
+                                       f"dimension {mb['tangent_dimension']}): a Morse-Bott local minimum",
+                          escape_neurons)
         return finish("inconclusive", f"vector output: escape neurons {escape_neurons} have a_j != 0; "
-                                      "Theorems A/B decide nothing here, and no second-order descent ray was "
+                                      "Theorems A/B decide nothing here, no second-order descent ray was "
                                       "found (along the escape neurons' flat directions, or the Hessian at a "
-                                      "smooth point)", escape_neurons)
+                                      "smooth point), and no Morse-Bott proof applies", escape_neurons)
     if unknown_escape:
         return finish("inconclusive", f"escape status of neurons {unknown_escape} undecided", escape_neurons)
     return finish("local_min", "stationary and no escape neuron (Theorem A)", [])
@@ -327,6 +335,60 @@ def _second_order_ray(state: ExactState, decisions: dict, escape_neurons: list) 
                 "polynomial": [str(v) for v in poly], "t_max": None if t_max is None else str(t_max),
                 "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())}
     return None
+
+
+MORSE_BOTT_MAX_PARAMS = 120   # exact Hessian inertia (and its independent re-check) up to this size
+
+
+def _smooth(state: ExactState) -> bool:
+    """No data point on any neuron's kink and no zero neuron: L is a polynomial near theta."""
+    pb, pt = state.problem, state.point
+    nonzero_x = [i for i in range(pb.n) if any(v != 0 for v in pb.X[i])]
+    return all(any(v != 0 for v in pt.W[j]) for j in range(pt.m)) and all(
+        state.fw.Z[i, j] != 0 for i in nonzero_x for j in range(pt.m))
+
+
+def _morse_bott(state: ExactState) -> dict | None:
+    """Local minimum by the Morse-Bott lemma at a smooth stationary point: the critical points near
+    theta include the manifold M of positive rescalings of every non-dead neuron times an open set of
+    each dead neuron's (w, a) (ReLU-like with alpha_minus = 0, every w_j.x_i < 0), all with the same
+    loss; if the exact Hessian is positive semi-definite and its kernel is exactly T_theta M, L grows
+    quadratically away from M, so theta is a local minimum.  None if any condition fails."""
+    pb, pt = state.problem, state.point
+    m, d, k = pt.m, pb.d, pb.k
+    P = m * (d + k)
+    if P > MORSE_BOTT_MAX_PARAMS or not _smooth(state):
+        return None
+    from .symmetry import hessian, inertia
+    try:
+        H = hessian(pb, pt)
+    except ValueError:
+        return None
+    inn = inertia(H)
+    if inn["negative"] != 0:
+        return None
+    nonzero_x = [i for i in range(pb.n) if any(v != 0 for v in pb.X[i])]
+    dead = [j for j in range(m) if state.am == 0 and all(state.fw.Z[i, j] < 0 for i in nonzero_x)]
+    tangent = []
+    for j in range(m):
+        if j in dead:
+            for t in [j * d + q for q in range(d)] + [m * d + j * k + c for c in range(k)]:
+                v = [fmpq(0)] * P
+                v[t] = fmpq(1)
+                tangent.append(v)
+        else:
+            v = [fmpq(0)] * P
+            for q in range(d):
+                v[j * d + q] = pt.W[j, q]
+            for c in range(k):
+                v[m * d + j * k + c] = -pt.A[j, c]
+            tangent.append(v)
+    if any(dot(row, v) != 0 for v in tangent for row in H):
+        return None
+    if inn["zero"] != len(tangent):
+        return None
+    return {"parameters": P, "hessian_rank": inn["positive"], "tangent_dimension": len(tangent),
+            "dead_neurons": dead}
 
 
 def escape_path_losses(result: Result, steps=(fmpq(1, 10), fmpq(1, 100), fmpq(1, 1000))) -> list:

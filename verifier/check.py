@@ -372,6 +372,97 @@ def _check_second_order(inst: _Instance, so: dict) -> None:
     _need(new < inst.loss_hm * inst.factor, "second_order: loss at t0 is not lower")
 
 
+def _hessian(inst: _Instance) -> list[list[Q]]:
+    """Exact Hessian of the half_mean loss in (W row-major, A row-major) at a smooth point, from
+    f_c(x_i) = sum_j a_jc s_ij (w_j . x_i) with the slopes s_ij fixed near theta:
+    H = (1/n) sum_i [J_i^T J_i + sum_c e_ic d^2 f_c(x_i)], d^2 f_c / da_jc dw_jq = s_ij x_iq."""
+    n, d, k, m = inst.n, inst.d, inst.k, inst.m
+    P = m * (d + k)
+
+    def wi(j, q):
+        return j * d + q
+
+    def ai(j, c):
+        return m * d + j * k + c
+    H = [[Q(0)] * P for _ in range(P)]
+    for i, x in enumerate(inst.X):
+        for c in range(k):
+            J = {}
+            for j in range(m):
+                z = inst.Z[i][j]
+                s = inst.dsig(z)
+                if z != 0:
+                    J[ai(j, c)] = s * z
+                for q in range(d):
+                    if x[q] != 0 and inst.A[j][c] != 0:
+                        J[wi(j, q)] = inst.A[j][c] * s * x[q]
+            for p1, v1 in J.items():
+                for p2, v2 in J.items():
+                    H[p1][p2] += v1 * v2 / n
+            e = inst.E[i][c]
+            if e != 0:
+                for j in range(m):
+                    s = inst.dsig(inst.Z[i][j])
+                    for q in range(d):
+                        if x[q] != 0:
+                            H[ai(j, c)][wi(j, q)] += e * s * x[q] / n
+                            H[wi(j, q)][ai(j, c)] += e * s * x[q] / n
+    return H
+
+
+def _psd_rank(H: list[list[Q]]) -> int | None:
+    """Rank of a symmetric matrix if it is positive semi-definite, else None (symmetric elimination
+    with diagonal pivots: a negative pivot, or a zero diagonal entry with a non-zero row, refutes it)."""
+    M = [list(r) for r in H]
+    idx = list(range(len(M)))
+    rank = 0
+    while idx:
+        piv = next((i for i in idx if M[i][i] != 0), None)
+        if piv is None:
+            return rank if all(M[i][l] == 0 for i in idx for l in idx) else None
+        p = M[piv][piv]
+        if p < 0:
+            return None
+        rank += 1
+        idx.remove(piv)
+        for l in idx:
+            f = M[l][piv] / p
+            if f != 0:
+                M[l] = [x - f * y for x, y in zip(M[l], M[piv])]
+    return rank
+
+
+def _check_morse_bott(inst: _Instance, mb: dict) -> None:
+    """Local minimum by the Morse-Bott lemma: smooth point, Hessian PSD, kernel = tangent space of
+    the manifold of critical points with equal loss (rescalings of each non-dead neuron, open sets of
+    the dead neurons' parameters)."""
+    m, d, k = inst.m, inst.d, inst.k
+    P = m * (d + k)
+    nonzero_x = [i for i in range(inst.n) if any(v != 0 for v in inst.X[i])]
+    _need(all(any(v != 0 for v in w) for w in inst.W), "morse_bott: a neuron has w = 0 (not smooth)")
+    _need(all(inst.Z[i][j] != 0 for i in nonzero_x for j in range(m)),
+          "morse_bott: a data point lies on a kink (not smooth)")
+    H = _hessian(inst)
+    rank = _psd_rank(H)
+    _need(rank is not None, "morse_bott: the Hessian is not positive semi-definite")
+    dead = [j for j in range(m) if inst.am == 0 and all(inst.Z[i][j] < 0 for i in nonzero_x)]
+    tangent = []
+    for j in range(m):
+        if j in dead:
+            for t in [j * d + q for q in range(d)] + [m * d + j * k + c for c in range(k)]:
+                tangent.append([Q(1) if u == t else Q(0) for u in range(P)])
+        else:
+            tangent.append([inst.W[jj][q] if jj == j else Q(0) for jj in range(m) for q in range(d)] +
+                           [-inst.A[jj][c] if jj == j else Q(0) for jj in range(m) for c in range(k)])
+    _need(all(_dot(row, v) == 0 for v in tangent for row in H),
+          "morse_bott: a tangent direction of the critical manifold is not in the Hessian's kernel")
+    _need(P - rank == len(tangent), f"morse_bott: the Hessian's kernel has dimension {P - rank}, the critical "
+                                    f"manifold's tangent space {len(tangent)}")
+    _need(mb.get("hessian_rank") == rank and mb.get("tangent_dimension") == len(tangent)
+          and mb.get("parameters") == P and mb.get("dead_neurons") == dead,
+          "morse_bott: recorded rank / tangent dimension / dead neurons differ")
+
+
 def _check_descent(inst: _Instance, ns: dict) -> None:
     dr = ns.get("direction")
     _need(isinstance(dr, dict), "not_stationary: no direction")
@@ -495,6 +586,13 @@ def check_certificate(cert: dict) -> str:
         if _check_escape(inst, j, es):
             (esc_zero if all(v == 0 for v in inst.A[j]) else esc_nonzero).append(j)
     if verdict == "local_min":
+        mb = ev.get("morse_bott")
+        if mb is not None:
+            _need(isinstance(mb, dict), "local_min: malformed morse_bott evidence")
+            _need(all_stat, "local_min needs every neuron certified stationary")
+            _need(not esc_zero, "local_min but an escape neuron with a_j = 0 is recorded")
+            _check_morse_bott(inst, mb)
+            return verdict
         _need(all_stat and not undecided_escape, "local_min needs every neuron certified stationary and escape-free")
         _need(not esc_zero and not esc_nonzero, "local_min but an escape neuron is recorded")
         return verdict
@@ -512,6 +610,7 @@ def check_certificate(cert: dict) -> str:
     # inconclusive: allowed only when the evidence does not decide
     _need("escape_path" not in ev and "second_order" not in ev,
           "inconclusive, but the evidence holds a saddle proof (escape path or second-order ray)")
+    _need("morse_bott" not in ev, "inconclusive, but the evidence holds a Morse-Bott proof")
     decided = all_stat and not undecided_escape
     _need(not (decided and esc_zero), "inconclusive, but an escape neuron with a_j = 0 makes it a saddle")
     _need(not (decided and not esc_nonzero), "inconclusive, but the evidence proves a local minimum")

@@ -537,8 +537,13 @@ def _predict_split(problem, point, op, before, E) -> tuple[str, str]:
                                  "neuron j's escape status (none)")
         if zero:
             return "local_min", "E2: the beta = 0 copy has a = 0 and D_j ≡ 0: not an escape neuron (Theorem A)"
-        return "local_min", ("E2 with all beta > 0: each copy has phi = (beta/gamma) phi_j and neuron j's "
-                             "escape status; stationarity and local minimality are kept")
+        rule = ("E2 with all beta > 0: each copy has phi = (beta/gamma) phi_j and neuron j's escape status; "
+                "stationarity and local minimality are kept")
+        if problem.k > 1 and j in (before.escape_neurons or []):
+            rule += (" [THEORY §7 as stated; WARNING: refuted in vector output when neuron j is an escape "
+                     "neuron with a_j != 0 (the minimum is then not from Theorem A): the split can be a "
+                     "second-order saddle, e.g. examples/embedding/vec_morse_bott_min.json]")
+        return "local_min", rule
     if V == "inconclusive":
         return "unknown", ("E2: the narrower point is inconclusive (vector output, an escape neuron with a != 0); "
                            "the §7 rules predict nothing, and a copy can even turn a local minimum into a saddle "
