@@ -386,3 +386,42 @@ def gd_refined_point(src: Source, **kw) -> Instance:
             return Instance(pb, r.point, "gd_refined", meta)
     src.reject("refinement of the GD end point found no decisive stationary point")
     return Instance(pb, end, "gd_end", start.meta)
+
+
+def flat_escape_point(src: Source, max_n: int = 5, max_d: int = 3) -> Instance:
+    """Vector output (k = 2), one neuron w active on every data point, a != 0, residuals
+    e_i = eps c_i b with b orthogonal to a and sum_i c_i sigma(w.x_i) = 0: stationary, and D(r) =
+    eps b sum_i c_i (x_i.r) / n, so the neuron is an escape neuron with a != 0 whenever
+    sum_i c_i x_i != 0.  Small eps: a local minimum the first-order theorems cannot decide (Morse-Bott
+    at second order); large eps: a second-order saddle.  Optionally one more data point on the kink."""
+    d = src.integer(1, max_d)
+    n = src.integer(2, max(2, max_n))
+    w = src.nonzero_vector(d)
+    ww = dot(w, w)
+    X = []
+    for _ in range(n):
+        x = src.vector(d)
+        z = dot(w, x)
+        if z <= 0:
+            x = [u + (1 - z) * v / ww for u, v in zip(x, w)]
+        X.append(x)
+    h = [dot(w, x) for x in X]
+    c = [fmpq(src.integer(-3, 3)) for _ in range(n)]
+    ch = dot(c, h) / dot(h, h)
+    c = [ci - ch * hi for ci, hi in zip(c, h)]
+    a = src.nonzero_vector(2, max_num=2, dens=(1,))
+    b = [-a[1], a[0]]
+    eps = src.choice((fmpq(1, 100), fmpq(1, 10), fmpq(1), fmpq(3), fmpq(10)))
+    Y = [[hi * av - eps * ci * bv for av, bv in zip(a, b)] for hi, ci in zip(h, c)]
+    kink = d >= 2 and src.boolean()
+    if kink:
+        xk = [-w[1], w[0]] + [fmpq(0)] * (d - 2)
+        if all(v == 0 for v in xk):
+            xk = [fmpq(1)] + [fmpq(0)] * (d - 1)
+        X.append(xk)
+        ck = fmpq(src.integer(1, 3))
+        Y.append([-eps * ck * bv for bv in b])
+    act = Activation(fmpq(1), fmpq(0))
+    pb = Problem(obj_array(X), obj_array(Y), act, src.choice(("half_mean", "mse")))
+    pt = Point(obj_array([w]), obj_array([a]))
+    return Instance(pb, pt, "flat_escape", {"eps": str(eps), "kink_point": kink})

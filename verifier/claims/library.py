@@ -256,6 +256,40 @@ def broad_escape_vector(inst: Instance):
     return held(f"descent ({d.how}); escape neurons {res.escape_neurons}, verdict {res.verdict}")
 
 
+def flat_escape(src) -> Instance:
+    return gen.flat_escape_point(src)
+
+
+@claim("vector output, escape neurons with a_j != 0: a saddle proved by a second-order ray lowers the "
+       "loss along that ray, and a Morse-Bott local minimum admits no exact descent (brute force)",
+       flat_escape, name="vector-second-order", budget=30, theory="THEORY §5/§8 (second-order verdicts)",
+       tags=("vector", "second-order"))
+def vector_second_order(inst: Instance):
+    pb, pt = inst.problem, inst.point
+    res = certify(pb, pt)
+    bad = _checked(inst, res)
+    if bad:
+        return counterexample(bad)
+    ev = res.certificate["evidence"]
+    st = ExactState(pb, pt)
+    if "second_order" in ev:
+        so = ev["second_order"]
+        dW, dA = qmat(so["dW"]), qmat(so["dA"])
+        base = st.loss_half_mean
+        for t in (q(so["t0"]), q(so["t0"]) / 10, q(so["t0"]) / 1000):
+            new = ExactState(pb, Point(pt.W + t * dW, pt.A + t * dA)).loss_half_mean
+            if not new < base:
+                return counterexample(f"second-order saddle, but the loss does not decrease at t = {t}")
+        return held(f"second-order saddle ({so['how']}), loss lower at t0, t0/10, t0/1000")
+    if "morse_bott" in ev:
+        d = _vector_descent(pb, pt, st, brute.fingerprint(pb, pt))
+        if d is not None and d.how != "inconsistent":
+            return counterexample(f"Morse-Bott local_min, but brute force finds an exact descent ({d.how})",
+                                  descent=d.to_json())
+        return held(f"Morse-Bott local minimum (Hessian rank {ev['morse_bott']['hessian_rank']}); no brute descent")
+    return skipped(f"verdict {res.verdict} without a second-order proof")
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. Embedding (THEORY §7)
 # ---------------------------------------------------------------------------------------------
