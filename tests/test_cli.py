@@ -153,3 +153,19 @@ def test_certify_cli_second_order_saddle(tmp_path):
     assert "L(t) - L = (-1/4) t^2 + (1/4) t^4" in r.stdout
     r = run("check", cert, "--point", f)
     assert r.returncode == 0 and "'saddle'" in r.stdout
+
+
+def test_certify_rechecks_its_certificates_independently(tmp_path, monkeypatch, capsys):
+    f = write(tmp_path, "p.json", CASES["tiny_zero"][0])
+    r = run("certify", f)
+    assert "independent check of the given point's certificate: OK, proves 'saddle'" in r.stdout
+    r = run("certify", f, "--no-check", "--json")
+    assert json.loads(r.stdout)["independent_check"][0].startswith("independent check: skipped (--no-check)")
+    # a certificate the checker rejects is an internal error, never a printed verdict
+    from verifier import check, cli
+    def reject(cert):
+        raise check.Rejected("simulated")
+    monkeypatch.setattr(check, "check_certificate", reject)
+    code = cli.main(["certify", f])
+    out = capsys.readouterr()
+    assert code != 0 and "independent checker rejects" in out.err and "verdict:" not in out.out

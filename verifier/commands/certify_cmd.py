@@ -6,7 +6,7 @@ import sys
 from fractions import Fraction
 
 from ..certify import certify, escape_path_losses
-from ..errors import InputError
+from ..errors import InputError, VerifierError
 from ..io import load, load_torch
 from ..refine import DECISIVE, Tolerances, effective_kink_tol, float_gradient_norm, refine, refined_report
 
@@ -39,10 +39,42 @@ def add_parser(sub) -> None:
                    help="reject refined points farther than this (relative to |theta|) (default %(default)g)")
     p.add_argument("--tol-stationary", type=float, default=Tolerances.stationary,
                    help="relative float gradient above which the point is not refined (default %(default)g)")
+    p.add_argument("--no-check", action="store_true",
+                   help="do not re-check the certificates with the independent checker (done by default up to "
+                        f"n*m = {AUTO_CHECK_MAX} data-neuron pairs)")
     p.add_argument("--replica-angle", type=float, default=Tolerances.replica_angle,
                    help="vector output: neurons of one activation pattern whose directions differ by less than "
                         "this (radians) may be read as exact replicas when refining (0 = never) (default %(default)g)")
     p.set_defaults(func=run)
+
+
+AUTO_CHECK_MAX = 20000     # the pure-Fraction checker takes seconds beyond this
+
+
+def _independent_check(certs: list, problem, point, args) -> list:
+    """Re-check every emitted certificate with the Fraction-only checker (imports nothing from the
+    decision code).  Returns lines for the report; a rejection is a bug and raises."""
+    if args.no_check:
+        return ["independent check: skipped (--no-check); run 'verifier check CERT'"]
+    if problem.n * point.m > AUTO_CHECK_MAX:
+        return [f"independent check: skipped (n*m = {problem.n * point.m} > {AUTO_CHECK_MAX}); "
+                "run 'verifier check CERT'"]
+    import time
+    from .. import check
+    lines = []
+    for label, cert in certs:
+        t0 = time.perf_counter()
+        try:
+            got = check.check_certificate(cert)
+        except check.Rejected as e:
+            raise VerifierError(f"internal error: the independent checker rejects the {label} certificate "
+                                f"({e}); no verdict is claimed, please report this point") from None
+        if got != cert["verdict"]:
+            raise VerifierError(f"internal error: the checker derives {got!r} for the {label} certificate "
+                                f"claiming {cert['verdict']!r}")
+        lines.append(f"independent check of the {label} certificate: OK, proves '{got}' "
+                     f"({time.perf_counter() - t0:.2f} s)")
+    return lines
 
 
 def _load(args):
@@ -66,6 +98,10 @@ def run(args) -> int:
         grad = float_gradient_norm(problem, point, effective_kink_tol(problem, point, tol))
         if args.refine or (res.verdict not in DECISIVE and grad <= tol.stationary):
             refined = refined_report(problem, point, refine(problem, point, tol))
+    certs = [("given point's", res.certificate)]
+    if refined is not None and refined.get("certificate"):
+        certs.append(("refined point's", refined["certificate"]))
+    checked = _independent_check(certs, problem, point, args)
     if args.certificate:
         target = refined["certificate"] if refined and refined.get("certificate") else res.certificate
         with open(args.certificate, "w") as fh:
@@ -81,6 +117,7 @@ def run(args) -> int:
             out["float_gradient_relative"] = grad
         if refined is not None:
             out["refined"] = refined
+        out["independent_check"] = checked
         json.dump(out, sys.stdout, indent=1, default=str)
         print()
         return 0
@@ -92,8 +129,11 @@ def run(args) -> int:
         print(f"\n(not refined: relative float gradient {grad:.2e} > {tol.stationary:g}; use --refine to force)")
     if refined is not None:
         print(refined_text(refined))
+    print()
+    for line in checked:
+        print(line)
     if args.certificate:
-        print(f"\ncertificate written to {args.certificate}")
+        print(f"certificate written to {args.certificate}")
     return 0
 
 
