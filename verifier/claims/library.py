@@ -290,6 +290,28 @@ def vector_second_order(inst: Instance):
     return skipped(f"verdict {res.verdict} without a second-order proof")
 
 
+@claim("THEORY §7 in vector output: replicating (beta = 1/2, 1/2) a neuron of a local minimum keeps "
+       "it a local minimum, also when the minimum is not from Theorem A (an escape neuron with a != 0)",
+       flat_escape, name="replicate-vector-min", budget=30, expect="counterexample",
+       theory="THEORY §7 [derived]: expected to fail (Morse-Bott minima can split into saddles)",
+       tags=("embedding", "vector", "second-order"))
+def replicate_vector_min(inst: Instance):
+    pb, pt = inst.problem, inst.point
+    base = certify(pb, pt)
+    if base.verdict != "local_min" or "morse_bott" not in base.certificate["evidence"]:
+        return skipped(f"base is not a Morse-Bott local minimum ({base.verdict})")
+    wide = replicate(pb, pt, 0, (fmpq(1, 2), fmpq(1, 2)))
+    res = certify(pb, wide)
+    bad = _checked(inst, res)
+    if bad:
+        return counterexample(bad)
+    if res.verdict == "saddle":
+        so = res.certificate["evidence"].get("second_order", {})
+        return counterexample(f"the local minimum (Morse-Bott, escape neurons {base.escape_neurons}) splits into "
+                              f"a saddle: ray polynomial {so.get('polynomial')}", verdict=res.verdict)
+    return held(f"split point {res.verdict}")
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. Embedding (THEORY §7)
 # ---------------------------------------------------------------------------------------------
@@ -504,7 +526,8 @@ def permutation_flat(inst):
 
 
 @claim("symmetric criticality: equal neurons have equal G, D and phi and the same per-neuron "
-       "verdicts; the split point is stationary iff the merged (narrower) point is, with the same verdict",
+       "verdicts; the split point is stationary iff the merged (narrower) point is, with the same verdict "
+       "(except the refuted case of replicate-vector-min: a vector-output minimum not from Theorem A)",
        permutation_point, name="symmetric-criticality", budget=30, theory="THEORY §7, §9",
        tags=("permutation",))
 def symmetric_criticality(inst):
@@ -524,6 +547,9 @@ def symmetric_criticality(inst):
     if (res.verdict == "not_stationary") != (rb.verdict == "not_stationary"):
         return counterexample(f"merged point {rb.verdict} but split point {res.verdict}")
     if rb.verdict in STATIONARY and res.verdict != rb.verdict:
+        if (rb.verdict, res.verdict) == ("local_min", "saddle") and rb.escape_neurons and pb.k > 1:
+            return held(f"merged local_min not from Theorem A (escape neurons {rb.escape_neurons}, a != 0), "
+                        "split saddle: the refuted THEORY §7 case (claim replicate-vector-min)")
         return counterexample(f"merged point {rb.verdict} but split point {res.verdict}")
     if res.verdict != "not_stationary" and len(res.neurons) == pt.m:
         a, b = res.neurons[i], res.neurons[j]
