@@ -832,8 +832,31 @@ def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol:
         return Refinement(reading, None, new, dist,
                           f"{note}; inconclusive: the rational rounding is not exactly stationary (residual: "
                           f"L'(theta; Delta) = {resid:.3e} along the recorded descent direction, "
-                          f"{ns['reason']} on neuron {ns['direction']['neuron']})")
+                          f"{ns['reason']} on neuron {ns['direction']['neuron']}){_numerical_hint(problem, new, resid)}")
     return Refinement(reading, res, new, dist, note)
+
+
+def _numerical_hint(problem: Problem, point: Point, resid: float) -> str:
+    """Unproven indication at an almost-stationary rounding: neurons with a_j = 0 whose D_j is far
+    from zero would make an exactly stationary point nearby a saddle (escape path of §4)."""
+    from .escape import escape_test
+    from .firstorder import ExactState
+    st = ExactState(problem, point)
+    big = []
+    for j in range(point.m):
+        if any(v != 0 for v in point.A[j]):
+            continue
+        esc = escape_test(st.neuron(j))
+        if esc.escape and esc.D is not None:
+            size = math.sqrt(sum(_fl(v) ** 2 for v in esc.D))
+            if size > 1e6 * abs(resid):
+                big.append((j, size))
+    if not big:
+        return ""
+    j, size = max(big, key=lambda x: x[1])
+    return (f"; numerically (not proven): a saddle, since neuron{'s' if len(big) > 1 else ''} "
+            f"{[b[0] for b in big]} with a_j = 0 {'have' if len(big) > 1 else 'has'} |D_j(r)| up to {size:.2e} "
+            f">> the residual")
 
 
 DECISIVE = ("local_min", "saddle", "global_min")

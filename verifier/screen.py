@@ -339,6 +339,7 @@ class PlateauRow:
     distance: float | None = None
     readings: dict = field(default_factory=dict)
     reason: str = ""
+    hint: str = ""
 
 
 def certify_plateaus(traj: Trajectory, plateaus: list, *, reading: str = "auto", workers: int = 1,
@@ -367,6 +368,14 @@ def certify_plateaus(traj: Trajectory, plateaus: list, *, reading: str = "auto",
         row.reason = rf["reason"]
         row.distance = (rf.get("distance") or {}).get("max_abs")
         row.readings = {r["reading"]: r["verdict"] for r in rf.get("readings", [])}
+        if row.verdict == "inconclusive":
+            # an unproven numerical indication from any reading (e.g. tiny neurons read as zero)
+            order = {"tiny_zero": 0, "tiny_output_zero": 1}
+            for r in sorted(rf.get("readings", []), key=lambda r: order.get(r["reading"], 2)):
+                reason = r.get("reason") or ""
+                if "numerically (not proven)" in reason:
+                    row.hint = f"{r['reading']}: " + reason[reason.index("numerically (not proven)"):]
+                    break
         after = plateaus[p + 1][0] if p + 1 < len(plateaus) else traj.T - 1
         before = norms[row.representative]
         later = norms[after]

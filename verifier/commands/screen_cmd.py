@@ -86,6 +86,8 @@ def run(args) -> int:
             if r.verdict == "inconclusive" and r.reason:
                 why = r.reason if len(r.reason) <= 240 else "..." + r.reason[-237:]
                 print(f"  plateau {r.index}: inconclusive because {why}")
+                if r.hint:
+                    print(f"  plateau {r.index}: {r.hint}")
     elif plateaus:
         for s, e in plateaus:
             print(f"  steps {int(traj.step[s])}-{int(traj.step[e])}")
