@@ -129,4 +129,9 @@ def test_screen_cli_vector_and_3d_trajectories(run, verdicts, why, tmp_path):
     assert [row[3] for row in rows] == verdicts, r.stdout
     reasons = [ln for ln in r.stdout.splitlines() if "inconclusive because" in ln]
     assert len(reasons) == verdicts.count("inconclusive") and all(why in ln for ln in reasons), reasons
+    if run == "2d_input_2d_output":
+        # the middle plateaus: an unproven indication, labelled as such, from the tiny_zero reading
+        hints = [ln for ln in r.stdout.splitlines() if "numerically (not proven): a saddle" in ln]
+        assert [ln.split(":")[0].strip() for ln in hints] == ["plateau 2", "plateau 3"], hints
+        assert all("tiny_zero" in ln for ln in hints)
     assert png.exists()
