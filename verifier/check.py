@@ -13,6 +13,7 @@ from fractions import Fraction as Q
 from typing import Any
 
 FORMAT = "verifier-certificate/1"
+MORSE_BOTT_MAX_PARAMS = 400     # the O(P^3) Fraction re-check of a Morse-Bott proof stays bounded
 
 
 class Rejected(Exception):
@@ -438,6 +439,8 @@ def _check_morse_bott(inst: _Instance, mb: dict) -> None:
     the dead neurons' parameters)."""
     m, d, k = inst.m, inst.d, inst.k
     P = m * (d + k)
+    _need(P <= MORSE_BOTT_MAX_PARAMS, f"morse_bott: {P} parameters, more than this checker re-derives "
+                                      f"({MORSE_BOTT_MAX_PARAMS})")
     nonzero_x = [i for i in range(inst.n) if any(v != 0 for v in inst.X[i])]
     _need(all(any(v != 0 for v in w) for w in inst.W), "morse_bott: a neuron has w = 0 (not smooth)")
     _need(all(inst.Z[i][j] != 0 for i in nonzero_x for j in range(m)),

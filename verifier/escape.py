@@ -130,8 +130,13 @@ def poly_eval(c, t):
     return v
 
 
-def choose_step(c, t_max, start=fmpq(1), max_halvings=400):
-    """Largest t = start/2^h (h >= 0) strictly below t_max with poly(t) < 0, or None."""
+def choose_step(c, t_max, start=fmpq(1), max_halvings=64):
+    """A rational t in (0, t_max) with poly(t) = sum_i c_i t^i < 0, or None.
+
+    First the largest start/2^h (a short number) among a few halvings; else, when the lowest
+    non-zero coefficient c_a is negative, the explicit bound t = min(1, t_max/2, |c_a| / (2 S)) with
+    S = sum_{b > a} |c_b|: then poly(t) / t^a <= c_a + t S <= c_a / 2 < 0 (for t <= 1), however tiny
+    |c_a| is.  None only if the lowest non-zero coefficient is not negative."""
     t = start
     if t_max is not None:
         while t >= t_max:
@@ -140,4 +145,12 @@ def choose_step(c, t_max, start=fmpq(1), max_halvings=400):
         if poly_eval(c, t) < 0:
             return t
         t = t / 2
-    return None
+    nz = [i for i, v in enumerate(c) if v != 0]
+    if not nz or not c[nz[0]] < 0:
+        return None
+    lead = -c[nz[0]]
+    rest = sum((abs(v) for v in c[nz[0] + 1:]), fmpq(0))
+    t = fmpq(1) if t_max is None else min(fmpq(1), t_max / 2)
+    if rest > 0:
+        t = min(t, lead / (2 * rest))
+    return t if poly_eval(c, t) < 0 else None

@@ -368,7 +368,8 @@ def hessian_analysis(problem: Problem, point: Point, stationary: bool | None = N
 
     resc, flat, dead = [], [], []
     X = _rows(problem.X)
-    is_dead = [problem.activation.alpha_minus == 0 and not _zero(W[j]) and all(dot(W[j], x) < 0 for x in X)
+    is_dead = [problem.activation.alpha_minus == 0 and not _zero(W[j]) and all(dot(W[j], x) < 0 for x in X
+                                                                                  if not _zero(x))
                for j in range(m)]
     for j in range(m):
         if (_zero(W[j]) and _zero(A[j])) or is_dead[j]:
