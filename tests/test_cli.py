@@ -169,3 +169,10 @@ def test_certify_rechecks_its_certificates_independently(tmp_path, monkeypatch, 
     code = cli.main(["certify", f])
     out = capsys.readouterr()
     assert code != 0 and "independent checker rejects" in out.err and "verdict:" not in out.out
+
+
+@pytest.mark.parametrize("opt", ["--replica-angle=-1", "--tol-kink=nan", "--max-move=inf"])
+def test_bad_tolerance_options(tmp_path, opt):
+    f = write(tmp_path, "p.json", CASES["kink_min"][0])
+    r = run("certify", f, opt)
+    assert r.returncode == 2 and "must be a finite number >= 0" in r.stderr and "Traceback" not in r.stderr

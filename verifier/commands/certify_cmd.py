@@ -90,6 +90,10 @@ def _load(args):
 def run(args) -> int:
     problem, point = _load(args)
     res = certify(problem, point, method=args.method)
+    for name in ("tol_kink", "tol_tiny", "tol_stationary", "tol_alive", "max_move", "replica_angle"):
+        v = getattr(args, name)
+        if not (v >= 0) or v == float("inf"):
+            raise InputError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
     tol = Tolerances(args.tol_kink, args.tol_tiny, args.tol_stationary, args.tol_alive, args.max_move,
                      not args.fixed_kink_tol, replica_angle=args.replica_angle)
     refined = None
