@@ -541,9 +541,268 @@ def _check_escape_path(inst: _Instance, ep: dict) -> None:
     _need(new < inst.loss_hm * inst.factor, "escape_path: loss at t0 is not lower")
 
 
+# ---------------------------------------------------------------------------------------------
+# ball certificates: an exact stationary point proven to exist near a rational point
+# ---------------------------------------------------------------------------------------------
+
+BALL_FORMAT = "verifier-ball-certificate/1"
+
+
+class _Iv:
+    """A closed interval [lo, hi] with Fraction endpoints (exact interval arithmetic)."""
+    __slots__ = ("lo", "hi")
+
+    def __init__(self, lo, hi=None):
+        self.lo = lo
+        self.hi = lo if hi is None else hi
+
+    @staticmethod
+    def of(v):
+        return v if isinstance(v, _Iv) else _Iv(Q(v))
+
+    def __add__(self, o):
+        o = _Iv.of(o)
+        return _Iv(self.lo + o.lo, self.hi + o.hi)
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        o = _Iv.of(o)
+        return _Iv(self.lo - o.hi, self.hi - o.lo)
+
+    def __rsub__(self, o):
+        return _Iv.of(o) - self
+
+    def __neg__(self):
+        return _Iv(-self.hi, -self.lo)
+
+    def __mul__(self, o):
+        o = _Iv.of(o)
+        p = (self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi)
+        return _Iv(min(p), max(p))
+
+    __rmul__ = __mul__
+
+    def mag(self) -> Q:
+        return max(abs(self.lo), abs(self.hi))
+
+
+def _isum(items) -> _Iv:
+    out = _Iv(Q(0))
+    for v in items:
+        out = out + v
+    return out
+
+
+class _Ball:
+    """The narrow parametrisation of a ball certificate: cluster g has input weight
+    u_g = sum_t theta_gt B_gt (B_g a basis of its kinks' null space, theta_g at the gauge index
+    fixed) and output c_g; its copies are (gamma_l u_g, beta_l c_g / gamma_l).  On the activation
+    pattern, h_ig = s_ig (u_g . x_i) is linear in theta_g, so F = grad L in the unknowns
+    xi = (free theta_g, c_g)_g and its Jacobian have closed forms."""
+
+    def __init__(self, inst: _Instance, ev: dict):
+        self.inst = inst
+        n, d, k, m = inst.n, inst.d, inst.k, inst.m
+        cl = ev.get("clusters")
+        _need(isinstance(cl, list) and cl, "ball: clusters missing")
+        zero, dead = ev.get("zero"), ev.get("dead")
+        _need(isinstance(zero, list) and isinstance(dead, list), "ball: zero / dead lists missing")
+        seen = []
+        self.clusters = []
+        for g, c in enumerate(cl):
+            _need(isinstance(c, dict), f"ball: cluster {g} malformed")
+            ns = c.get("neurons")
+            _need(isinstance(ns, list) and ns and all(isinstance(j, int) and not isinstance(j, bool)
+                                                      and 0 <= j < m for j in ns), f"ball: cluster {g} neurons")
+            gam = _vec(c.get("gamma"), f"cluster {g} gamma", len(ns))
+            beta = _vec(c.get("beta"), f"cluster {g} beta", len(ns))
+            _need(all(v > 0 for v in gam) and all(v > 0 for v in beta) and sum(beta, Q(0)) == 1,
+                  f"ball: cluster {g} needs gamma > 0, beta > 0, sum beta = 1")
+            B = _mat(c.get("basis"), f"cluster {g} basis", d)
+            p = len(B)
+            t0 = c.get("gauge")
+            _need(isinstance(t0, int) and not isinstance(t0, bool) and 0 <= t0 < p, f"ball: cluster {g} gauge")
+            gv = _q(c.get("gauge_value"), f"cluster {g} gauge_value")
+            _need(gv != 0, f"ball: cluster {g} gauge value is 0")
+            K = [i for i, x in enumerate(inst.X) if any(x) and all(_dot(b, x) == 0 for b in B)]
+            _need(_rank(B, d) == p and p == d - len(K) and _rank([inst.X[i] for i in K], d) == len(K),
+                  f"ball: cluster {g}: the basis must span exactly the null space of independent kink points")
+            self.clusters.append({"neurons": ns, "gamma": gam, "beta": beta, "B": B, "t0": t0, "gv": gv, "K": K})
+            seen += ns
+        for j in zero:
+            _need(isinstance(j, int) and 0 <= j < m and all(v == 0 for v in inst.W[j]) and
+                  all(v == 0 for v in inst.A[j]), f"ball: zero neuron {j} is not w = 0, a = 0")
+        for j in dead:
+            _need(isinstance(j, int) and 0 <= j < m and inst.am == 0 and any(inst.W[j]) and
+                  all(inst.Z[i][j] < 0 for i in range(n) if any(inst.X[i])), f"ball: neuron {j} is not dead")
+        _need(sorted(seen + zero + dead) == list(range(m)), "ball: every neuron must be in exactly one of "
+                                                            "the clusters, the zero or the dead neurons")
+        self.N = sum(len(c["B"]) - 1 + k for c in self.clusters)
+        center = _vec(ev.get("center"), "ball center", self.N)
+        self.center = center
+        # the certificate's point is the wide point at the center
+        for g, c in enumerate(self.clusters):
+            th, cg = self.unpack(center, g)
+            u = [sum((t * b[q] for t, b in zip(th, c["B"])), Q(0)) for q in range(d)]
+            for j, gl, bl in zip(c["neurons"], c["gamma"], c["beta"]):
+                _need(inst.W[j] == [gl * v for v in u] and inst.A[j] == [bl * v / gl for v in cg],
+                      f"ball: neuron {j} is not copy (gamma u_g, beta c_g / gamma) of cluster {g} at the center")
+            # strict activation pattern at the center
+            c["s"], c["sign"] = [], []
+            for i, x in enumerate(inst.X):
+                z = _dot(u, x)
+                _need(i in c["K"] or z != 0 or not any(x), f"ball: cluster {g} has an unexpected kink at point {i}")
+                c["s"].append(inst.dsig(z) if z != 0 else Q(0))
+                c["sign"].append(1 if z > 0 else (-1 if z < 0 else 0))
+            c["y"] = [[c["s"][i] * _dot(b, x) for b in c["B"]] for i, x in enumerate(inst.X)]
+
+    def unpack(self, xi, g):
+        pos = 0
+        for h, c in enumerate(self.clusters):
+            p = len(c["B"])
+            if h == g:
+                free = list(xi[pos:pos + p - 1])
+                th = free[:c["t0"]] + [c["gv"] if not isinstance(xi[0], _Iv) else _Iv(c["gv"])] + free[c["t0"]:]
+                return th, list(xi[pos + p - 1:pos + p - 1 + self.inst.k])
+            pos += p - 1 + self.inst.k
+        raise IndexError(g)
+
+    def evaluate(self, xi):
+        """h, residuals, F and J at an interval vector xi (degenerate intervals: exact values)."""
+        inst = self.inst
+        n, k = inst.n, inst.k
+        G = len(self.clusters)
+        TH, C = zip(*[self.unpack(xi, g) for g in range(G)])
+        h = [[_isum(t * y for t, y in zip(TH[g], self.clusters[g]["y"][i])) for i in range(n)] for g in range(G)]
+        E = [[_isum(C[g][c] * h[g][i] for g in range(G)) - inst.Y[i][c] for c in range(k)] for i in range(n)]
+        inv = Q(1, n)
+        idx, layout = 0, []
+        for g, cl in enumerate(self.clusters):
+            th_idx = {t: None for t in range(len(cl["B"])) if t != cl["t0"]}
+            for t in th_idx:
+                th_idx[t] = idx
+                idx += 1
+            c_idx = list(range(idx, idx + k))
+            idx += k
+            layout.append((th_idx, c_idx))
+        F = [None] * self.N
+        J = [[None] * self.N for _ in range(self.N)]
+        ec = [[_isum(E[i][c] * C[g][c] for c in range(k)) for i in range(n)] for g in range(G)]
+        for g, (th_idx, c_idx) in enumerate(layout):
+            y = self.clusters[g]["y"]
+            for t, a in th_idx.items():
+                F[a] = _isum(ec[g][i] * y[i][t] for i in range(n)) * inv
+            for c, a in enumerate(c_idx):
+                F[a] = _isum(E[i][c] * h[g][i] for i in range(n)) * inv
+        for g, (th_g, c_g) in enumerate(layout):
+            yg = self.clusters[g]["y"]
+            for g2, (th_2, c_2) in enumerate(layout):
+                y2 = self.clusters[g2]["y"]
+                cc = _isum(C[g][c] * C[g2][c] for c in range(k))
+                for t, a in th_g.items():
+                    for t2, b in th_2.items():
+                        J[a][b] = cc * _isum(yg[i][t] * y2[i][t2] for i in range(n)) * inv
+                    for c, b in enumerate(c_2):
+                        v = _isum(C[g][c] * h[g2][i] * yg[i][t] for i in range(n))
+                        if g == g2:
+                            v = v + _isum(E[i][c] * yg[i][t] for i in range(n))
+                        J[a][b] = v * inv
+                        J[b][a] = J[a][b]
+                for c, a in enumerate(c_g):
+                    for c2, b in enumerate(c_2):
+                        J[a][b] = (_isum(h[g][i] * h[g2][i] for i in range(n)) * inv if c == c2 else _Iv(Q(0)))
+        return TH, C, h, E, F, J
+
+
+def check_ball_certificate(cert: dict) -> str:
+    """A saddle at an exact stationary point theta* within the certificate's box (Krawczyk)."""
+    pb, pt = cert.get("problem"), cert.get("point")
+    blob = json.dumps({"problem": pb, "point": pt}, sort_keys=True, separators=(",", ":"))
+    _need(cert.get("fingerprint") == hashlib.sha256(blob.encode()).hexdigest(),
+          "fingerprint does not match problem and point (data or weights changed)")
+    _need(cert.get("verdict") == "saddle", "ball certificates prove saddles only")
+    inst = _Instance(cert)
+    ev = cert.get("evidence")
+    _need(isinstance(ev, dict), "evidence missing")
+    ball = _Ball(inst, ev)
+    N, n, d, k = ball.N, inst.n, inst.d, inst.k
+    rho = _q(ev.get("radius"), "radius")
+    _need(rho > 0, "ball: radius must be > 0")
+    Y = _mat(ev.get("preconditioner"), "preconditioner", N)
+    _need(len(Y) == N, "ball: preconditioner must be N x N")
+    # F at the center, exactly
+    F0 = [v.lo for v in ball.evaluate([_Iv(v) for v in ball.center])[4]]
+    box = [_Iv(v - rho, v + rho) for v in ball.center]
+    TH, C, h, E, F, J = ball.evaluate(box)
+    # Krawczyk: K = x - Y F(x) + (I - Y J(B)) (B - x) inside the open box => a unique zero of F in B
+    YF = [sum((Y[a][b] * F0[b] for b in range(N)), Q(0)) for a in range(N)]
+    for a in range(N):
+        row = [_isum(J[c][b] * Y[a][c] for c in range(N)) for b in range(N)]
+        M = [(_Iv(Q(1)) if a == b else _Iv(Q(0))) - row[b] for b in range(N)]
+        spread = rho * sum((v.mag() for v in M), Q(0))
+        _need(abs(YF[a]) + spread < rho, f"ball: Krawczyk inclusion fails in coordinate {a}")
+    # the activation pattern is strict on the whole box
+    for g, c in enumerate(ball.clusters):
+        for i, x in enumerate(inst.X):
+            if i in c["K"] or not any(x):
+                continue
+            z = _isum(t * _dot(b, x) for t, b in zip(TH[g], c["B"]))
+            _need(z.lo > 0 if c["sign"][i] > 0 else z.hi < 0,
+                  f"ball: cluster {g} may cross the kink of point {i} inside the box")
+    # (S2) across the kinks at the zero: b_g = sum_{i in K} lambda_i x_i with lambda_i <= 0 <= lambda_i + gamma_i
+    for g, c in enumerate(ball.clusters):
+        if not c["K"]:
+            continue
+        XK = [inst.X[i] for i in c["K"]]
+        bvec = []
+        for q in range(d):
+            acc = _Iv(Q(0))
+            for i, x in enumerate(inst.X):
+                if x[q] == 0:
+                    continue
+                ce = _isum(C[g][cc] * E[i][cc] for cc in range(k))
+                slope = inst.am if i in c["K"] else c["s"][i]
+                acc = acc + ce * (slope * x[q])
+            bvec.append(acc * Q(1, n))
+        Gm = [[_dot(u, v) for v in XK] for u in XK]
+        Ginv = _inverse(Gm)
+        proj = [_isum(bvec[q] * XK[p][q] for q in range(d)) for p in range(len(XK))]
+        lam = [_isum(proj[p2] * Ginv[p][p2] for p2 in range(len(XK))) for p in range(len(XK))]
+        active = [i for i, x in enumerate(inst.X) if any(x) and i not in c["K"] and c["s"][i] != 0]
+        if inst.am == 0 and len(active) == 1:
+            # ReLU, one active point i: F_c = (1/n) e_i h_ig = 0 with h_ig != 0 on the box forces
+            # e_i = 0 at the zero, so b_g = (1/n) (c_g.e_i) s_i x_i = 0 and lambda = 0 exactly there
+            lam = [_Iv(Q(0)) for _ in XK]
+        for p, i in enumerate(c["K"]):
+            gam = _isum(C[g][cc] * E[i][cc] for cc in range(k)) * ((inst.ap - inst.am) * Q(1, n))
+            _need(lam[p].hi <= 0 and (lam[p] + gam).lo >= 0,
+                  f"ball: cluster {g}: phi >= 0 across the kink of point {i} is not robust on the box")
+    # the escape neuron: a zero neuron with D_j(r) != 0 at every point of the box
+    escs = ev.get("escape")
+    _need(isinstance(escs, list) and escs, "ball: escape neurons missing")
+    for es in escs:
+        _need(isinstance(es, dict) and es.get("neuron") in ev["zero"], "ball: escape must name a zero neuron")
+        r = _vec(es.get("r"), "escape r", d)
+        D = [_isum(E[i][c] * inst.sig(_dot(x, r)) for i, x in enumerate(inst.X)) * Q(1, n) for c in range(k)]
+        _need(any(v.lo > 0 or v.hi < 0 for v in D),
+              f"ball: D_j(r) of escape neuron {es.get('neuron')} may vanish on the box")
+    return "saddle"
+
+
+def _inverse(M: list[list[Q]]) -> list[list[Q]]:
+    n = len(M)
+    A = [list(r) + [Q(1) if i == j else Q(0) for j in range(n)] for i, r in enumerate(M)]
+    R, piv = _rref(A, 2 * n)
+    _need(piv[:n] == list(range(n)), "ball: singular Gram matrix of kink points")
+    return [row[n:] for row in R[:n]]
+
+
 def check_certificate(cert: dict) -> str:
     """Return the verdict if the certificate is valid; raise Rejected saying what failed."""
     _need(isinstance(cert, dict), "certificate must be a JSON object")
+    if cert.get("format") == BALL_FORMAT:
+        return check_ball_certificate(cert)
     _need(cert.get("format") == FORMAT, f"format must be {FORMAT!r}")
     pb, pt = cert.get("problem"), cert.get("point")
     blob = json.dumps({"problem": pb, "point": pt}, sort_keys=True, separators=(",", ":"))

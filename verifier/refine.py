@@ -594,11 +594,19 @@ class Refinement:
     distance: dict
     note: str
     left_pattern: list = field(default_factory=list)
+    ball: dict | None = None      # a ball certificate (check.BALL_FORMAT): saddle at a nearby exact point
+
+    @property
+    def verdict(self) -> str:
+        if self.result is not None:
+            return self.result.verdict
+        return "saddle" if self.ball is not None else "inconclusive"
 
     def to_json(self) -> dict:
         r = self.result
-        return {"reading": self.reading, "verdict": r.verdict if r else "inconclusive",
-                "reason": (r.reason if r else self.note), "escape_neurons": r.escape_neurons if r else [],
+        return {"reading": self.reading, "verdict": self.verdict,
+                "reason": (r.reason if r else self.note),
+                "escape_neurons": r.escape_neurons if r else (_ball_escape(self.ball)),
                 "distance": self.distance, "method": self.note, "left_pattern": self.left_pattern,
                 "loss": r.loss_json() if r else None}
 
@@ -829,6 +837,13 @@ def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol:
         # a failure to certify, not a verdict about a stationary point (THEORY §6)
         ns = res.certificate["evidence"]["not_stationary"]
         resid = float(Fraction(ns["derivative"]))
+        from .ball import ball_certificate
+        cert, bnote = ball_certificate(problem, new)
+        if cert is not None:
+            return Refinement(reading, None, new, dist,
+                              f"{note}; the rational rounding is stationary only up to {resid:.1e}, but a "
+                              f"ball certificate proves an exact stationary point nearby that is a saddle: "
+                              f"{bnote}", ball=cert)
         return Refinement(reading, None, new, dist,
                           f"{note}; inconclusive: the rational rounding is not exactly stationary (residual: "
                           f"L'(theta; Delta) = {resid:.3e} along the recorded descent direction, "
@@ -862,10 +877,14 @@ def _numerical_hint(problem: Problem, point: Point, resid: float) -> str:
 DECISIVE = ("local_min", "saddle", "global_min")
 
 
+def _ball_escape(ball: dict | None) -> list:
+    return [e["neuron"] for e in ball["evidence"]["escape"]] if ball else []
+
+
 def choose(refs: list) -> Refinement:
     """The primary refinement: the first reading (in READINGS order) with a decisive verdict."""
     for r in refs:
-        if r.result is not None and r.result.verdict in DECISIVE:
+        if r.verdict in DECISIVE:
             return r
     return refs[0]
 
@@ -888,13 +907,13 @@ def refined_report(problem: Problem, point: Point, info: dict) -> dict:
     pat, refs = info["pattern"], info["refinements"]
     best = choose(refs)
     r = best.result
-    verdicts = {x.reading: (x.result.verdict if x.result else "inconclusive") for x in refs
+    verdicts = {x.reading: x.verdict for x in refs
                 if x.reading in READINGS}
     ambiguities = []
     alt = [x for x in refs if x.reading == "snapped_as_dead"]
     if alt:
-        v_alt = alt[0].result.verdict if alt[0].result else "inconclusive"
-        v_base = next((x.result.verdict if x.result else "inconclusive" for x in refs if x.reading == "as_given"),
+        v_alt = alt[0].verdict
+        v_base = next((x.verdict for x in refs if x.reading == "as_given"),
                       "inconclusive")
         if v_alt != v_base:
             ambiguities.append({"what": alt[0].note.split(";")[0] + " (they are strictly negative, by less than "
@@ -916,9 +935,9 @@ def refined_report(problem: Problem, point: Point, info: dict) -> dict:
         groups.setdefault(i, []).append(j)
     out = {
         "reading": best.reading,
-        "verdict": r.verdict if r else "inconclusive",
+        "verdict": best.verdict,
         "reason": r.reason if r else best.note,
-        "escape_neurons": r.escape_neurons if r else [],
+        "escape_neurons": r.escape_neurons if r else _ball_escape(best.ball),
         "loss": r.loss_json() if r else None,
         "distance": best.distance,
         "method": best.note,
@@ -935,7 +954,7 @@ def refined_report(problem: Problem, point: Point, info: dict) -> dict:
         "snap_gap": gap,
         "readings": [x.to_json() for x in refs],
         "tolerances": dict(info["tolerances"].to_json(), kink_used=pat.kink_tol),
-        "certificate": r.certificate if r else None,
+        "certificate": r.certificate if r else best.ball,
         "escape_path_losses": escape_path_losses(r) if r else [],
         "left_pattern": best.left_pattern,
     }

@@ -43,5 +43,9 @@ def run(args) -> int:
                   f"({' and '.join(what)} differ; a refined point's certificate is about the refined point)")
             return 1
         about += f"; it is exactly the point in {args.point}"
+    if cert.get("format") == check.BALL_FORMAT:
+        print(f"OK: the ball certificate proves '{verdict}' for an exact stationary point within "
+              f"{cert['evidence']['radius']} (in the narrow parameters) of the point it embeds ({about})")
+        return 0
     print(f"OK: the certificate proves '{verdict}' for the point it embeds ({about})")
     return 0
