@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import numpy as np
 from flint import fmpq, fmpq_mat
 
 from . import check
-from .certify import FORMAT as _UNUSED_FORMAT, fingerprint  # noqa: F401
+from .certify import fingerprint
 from .escape import escape_test
 from .firstorder import ExactState
 from .linalg import dot, nullspace, rank

@@ -4,14 +4,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from flint import fmpq
 
 from .errors import require
-from .escape import EscapeDecision, choose_step, escape_path_polynomial, escape_test, poly_eval
+from .escape import EscapeDecision, choose_step, escape_path_polynomial, escape_test
 from .firstorder import ExactState, forward, half_mean_loss, ray_coefficients
 from .linalg import dot
 from .problem import Point, Problem
@@ -88,7 +88,7 @@ def _direction_json(j, dw, da) -> dict:
 def _not_stationary(state: ExactState, j: int, dw: list, da: list, reason: str) -> dict:
     """Evidence for a descent direction moving only neuron j: L'(theta;Delta) and a good step."""
     pb, pt = state.problem, state.point
-    m, d, k = pt.m, pb.d, pb.k
+    d, k = pb.d, pb.k
     dW = np.empty((1, d), dtype=object)
     dW[0, :] = [fmpq(v) for v in dw]
     dA = np.empty((1, k), dtype=object)
@@ -301,9 +301,7 @@ def _second_order_ray(state: ExactState, decisions: dict, escape_neurons: list) 
         if delta is not None:
             cands.append((f"neuron {j}: w_j + t r, a_j + t delta, phi_j(r) = 0, delta minimising the t^2 term",
                           {j: (list(esc.r), delta)}))
-    if m * (d + k) <= HESSIAN_MAX_PARAMS and all(
-            any(v != 0 for v in pt.W[j]) for j in range(m)) and all(
-            state.fw.Z[i, j] != 0 for i in range(pb.n) for j in range(m) if any(v != 0 for v in pb.X[i])):
+    if m * (d + k) <= HESSIAN_MAX_PARAMS and _smooth(state):
         from .symmetry import hessian_analysis          # smooth point: L is a polynomial near theta
         nc = hessian_analysis(pb, pt, stationary=True).get("negative_curvature")
         if nc is not None:
