@@ -19,10 +19,10 @@ setup: $(BIN)/.installed
 
 demo: setup
 	@mkdir -p out
-	$(BIN)/verifier certify $(DEMO) --certificate out/demo_certificate.json
-	$(BIN)/verifier check out/demo_certificate.json
-	$(BIN)/verifier certify examples/paper/1d_input_with_bias.json --certificate out/paper_1d_certificate.json
-	$(BIN)/verifier check out/paper_1d_certificate.json
+	$(BIN)/relucert certify $(DEMO) --certificate out/demo_certificate.json
+	$(BIN)/relucert check out/demo_certificate.json
+	$(BIN)/relucert certify examples/paper/1d_input_with_bias.json --certificate out/paper_1d_certificate.json
+	$(BIN)/relucert check out/paper_1d_certificate.json
 
 test: setup
 	$(BIN)/python -m pytest

@@ -40,11 +40,11 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from flint import fmpq  # noqa: E402
 
-from verifier import certify  # noqa: E402
-from verifier.check import check_certificate  # noqa: E402
-from verifier.firstorder import ExactState  # noqa: E402
-from verifier.linalg import from_fmpq_mat, to_fmpq_mat  # noqa: E402
-from verifier.problem import Point, Problem  # noqa: E402
+from relucert import certify
+from relucert.check import require_valid  # noqa: E402
+from relucert.core.formulas import ExactState  # noqa: E402
+from relucert.core.linalg import from_fmpq_mat, to_fmpq_mat  # noqa: E402
+from relucert.core.problem import Point, Problem  # noqa: E402
 
 
 def timed(fn, *a, **kw):
@@ -148,7 +148,7 @@ def analyse(label, X, Y, W, A, *, check=False):
     row = {"case": label, "m": pt.m, "n": pb.n, "d": pb.d, "verdict": res.verdict,
            "to_exact_s": t_conv, "certify_s": t_cert}
     if check:
-        v, t_chk = timed(check_certificate, res.certificate)
+        v, t_chk = timed(require_valid, res.certificate)
         assert v == res.verdict
         row["check_s"] = t_chk
     return row, res

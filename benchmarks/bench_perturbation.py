@@ -1,4 +1,4 @@
-"""The authors' local-minimum check versus `verifier certify`, side by side on one end point.
+"""The authors' local-minimum check versus `relucert certify`, side by side on one end point.
 
     python benchmarks/bench_perturbation.py [POINT] [--trials 5000] [--repeat 3]
 
@@ -13,7 +13,7 @@ every other parameter; "local minimum" iff the smallest loss change is > 0.  Tim
 vectorised numpy (all trials at once), a per-trial numpy loop (the notebook's structure), and, if
 torch is installed, a per-trial torch loop (perturb a copy of the weights, forward, mse_loss).
 
-`verifier certify` as the command line runs it by default: exact certification of the point as
+`relucert certify` as the command line runs it by default: exact certification of the point as
 given, then (if that is not decisive and the point is near-stationary) refinement to a nearby
 exact stationary point under each reading of the tiny neurons and exact certification of each.
 If the default would not refine (float gradient above the tolerance), a forced refinement
@@ -32,9 +32,9 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "examples", "showcase"))
 from _showcase import dead_neurons, mse, perturbation_check  # noqa: E402
-from verifier.certify import certify  # noqa: E402
-from verifier.io import load  # noqa: E402
-from verifier.refine import DECISIVE, Tolerances, float_gradient_norm, refine, refined_report  # noqa: E402
+from relucert.decide.certify import certify  # noqa: E402
+from relucert.io import load  # noqa: E402
+from relucert.refine import DECISIVE, Tolerances, float_gradient_norm, refine, refined_report  # noqa: E402
 
 
 def default_point() -> str:
@@ -156,7 +156,7 @@ def main(argv=None) -> None:
           f"(min change {m_loop:+.3e})" + (f" | per-trial torch loop {t_torch:.3f} s (float32, min change "
                                            f"{m_torch:+.3e})" if t_torch is not None else ""))
     print()
-    print("verifier certify (default: exact certification of the given point, refinement if near-stationary)")
+    print("relucert certify (default: exact certification of the given point, refinement if near-stationary)")
     print(f"  given point: {res.verdict}  ({res.reason[:100]})")
     print(f"  relative float gradient {grad:.2e} (refinement threshold {Tolerances().stationary:g})")
 
@@ -170,7 +170,7 @@ def main(argv=None) -> None:
     if rf is not None:
         show(rf)
     else:
-        print("  (the default does not refine this point; forced refinement, `verifier certify --refine`:)")
+        print("  (the default does not refine this point; forced refinement, `relucert certify --refine`:)")
         show(forced[2])
     print(f"  time: {t_cert:.3f} s" + (f" (default, no refinement); with --refine {t_forced:.3f} s"
                                        if t_forced is not None else " (certify + refine + certify each reading)"))

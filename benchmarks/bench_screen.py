@@ -20,8 +20,8 @@ import tracemalloc
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from verifier.problem import Problem  # noqa: E402
-from verifier.screen import screen_arrays  # noqa: E402
+from relucert.core.problem import Problem  # noqa: E402
+from relucert.tools.screen import screen_arrays  # noqa: E402
 
 
 def make(T, m, n, d, k=1, seed=0):

@@ -9,7 +9,7 @@ e_i = f(x_i) - y_i, L = (1/2n) sum_i |e_i|^2:
            H = (1/n) sum_i [ J_i^T J_i + sum_c e_ic d^2 f_c(x_i) ],
        J_i = df(x_i)/dtheta (df_c/da_jc = s_ij z_ij, df_c/dw_jq = a_jc s_ij x_iq), and the only
        non-zero second derivatives of f are d^2 f_c / da_jc dw_jq = s_ij x_iq
-       (the formula of the independent checker, verifier/check.py::_hessian);
+       (the formula of the independent checker, relucert/check/kernel.py::_hessian);
   (H2) Delta^T H Delta / 2 is the t^2 coefficient c2 = (1/2n) sum_i |U_i|^2 + (1/n) sum_i e_i.Q_i of
        the ray expansion of THEORY §2 (U_i = sum_j s_ij (dA_j z_ij + A_j dz_ij), Q_i = sum_j s_ij dA_j
        dz_ij), so a ray with L' = 0 and Delta^T H Delta < 0 is a second-order descent ray;
@@ -107,9 +107,9 @@ def check_implementations(trials: int = 12) -> int:
     """The checker's and the symmetry module's Hessians against sympy's at random smooth points."""
     from flint import fmpq
 
-    from verifier.check import _hessian, _Instance
-    from verifier.problem import Point, Problem
-    from verifier.symmetry import hessian
+    from relucert.check.kernel import _hessian, _Instance
+    from relucert.core.problem import Point, Problem
+    from relucert.tools.symmetry import hessian
     rng = random.Random(9)
     done = 0
     while done < trials:

@@ -1,8 +1,8 @@
 """Hypothesis strategies for small exact instances of THEORY.md §1 (reusable by any test).
 
-Everything here is exact (``fractions.Fraction``) and independent of the ``verifier`` package: the
+Everything here is exact (``fractions.Fraction``) and independent of the ``relucert`` package: the
 instances are built with this module's own rational linear algebra, so a test can compare the
-verifier's answers against quantities it did not compute.
+relucert's answers against quantities it did not compute.
 
 Instances are deliberately degenerate: data points on kinks (w_j orthogonal to chosen x_i), zero
 neurons (w = 0), zero-output neurons (a = 0), duplicated / positively / negatively parallel data
@@ -20,7 +20,7 @@ from typing import Sequence
 from hypothesis import strategies as st
 
 # ---------------------------------------------------------------------------------------------
-# exact helpers (Fractions, no verifier code)
+# exact helpers (Fractions, no relucert code)
 # ---------------------------------------------------------------------------------------------
 
 Vec = list
@@ -133,7 +133,7 @@ class Instance:
                 "X": s(self.X), "Y": s(self.Y), "W": s(self.W), "A": s(self.A)}
 
     def problem_point(self):
-        from verifier import as_problem_point
+        from relucert import as_problem_point
         return as_problem_point(self.X, self.Y, self.W, self.A, self.activation(), self.loss)
 
     # --- brute force ------------------------------------------------------------------------

@@ -8,12 +8,12 @@ from fractions import Fraction as Q
 import pytest
 import sympy as sp
 
-from verifier import check
-from verifier.ball import ball_certificate, structure
-from verifier.check import Rejected, check_certificate
-from verifier.io import load
-from verifier.refine import Tolerances, classify, refine, refined_report
-import verifier.refine as R
+from relucert.check import kernel as check
+from relucert.decide.ball import ball_certificate, structure
+from relucert.check import Rejected, require_valid
+from relucert.io import load
+from relucert.refine import Tolerances, classify, refine, refined_report
+import relucert.refine.driver as R
 
 PAPER = os.path.join(os.path.dirname(__file__), "..", "examples", "paper")
 
@@ -29,9 +29,9 @@ def _plateau(p):
 def test_paper_middle_plateaus_are_proven_saddles(p):
     pb, ref = _plateau(p)
     assert ref.ball is not None and ref.verdict == "saddle", ref.note
-    assert check_certificate(ref.ball) == "saddle"
+    assert require_valid(ref.ball) == "saddle"
     # the rounding itself is not exactly stationary: the exact certificate alone could not say this
-    from verifier import certify
+    from relucert import certify
     assert certify(pb, ref.point).verdict == "not_stationary"
 
 
@@ -86,7 +86,7 @@ def test_ball_certificate_tampering_is_rejected():
         c = copy.deepcopy(cert)
         mutate(c)
         with pytest.raises(Rejected, match=msg):
-            check_certificate(c)
+            require_valid(c)
 
 
 def test_no_ball_without_a_zero_escape_neuron():

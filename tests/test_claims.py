@@ -7,18 +7,20 @@ import sys
 import pytest
 from flint import fmpq
 
-from verifier import Point, Problem, certify
-from verifier.claims import (Reject, claim, counterexample, get_claim, held, sample, select, skipped,
+from relucert import Point
+from relucert import Problem
+from relucert import certify
+from relucert.claims import (Reject, claim, counterexample, get_claim, held, sample, select, skipped,
                              strategy)
-from verifier.claims import generators as gen
-from verifier.claims import knots as kn
-from verifier.claims.brute import flat_family_descent, second_order_descent
-from verifier.claims.instance import Instance
-from verifier.claims.runner import replay, run_claims, table
+from relucert.claims import generators as gen
+from relucert.claims import knots as kn
+from relucert.claims.brute import flat_family_descent, second_order_descent
+from relucert.claims.instance import Instance
+from relucert.claims.runner import replay, run_claims, table
 
-pytest_plugins = ["verifier.claims.pytest_plugin"]
+pytest_plugins = ["relucert.claims.pytest_plugin"]
 
-CLI = [sys.executable, "-m", "verifier.cli"]
+CLI = [sys.executable, "-m", "relucert.cli"]
 Q = fmpq
 
 
@@ -42,7 +44,7 @@ def test_stationary_by_construction_is_stationary():
 
 @pytest.mark.parametrize("style", gen.DATA_STYLES)
 def test_dataset_styles(style):
-    from verifier.claims.source import RandomSource
+    from relucert.claims.source import RandomSource
     src = RandomSource(style)
     X = gen.dataset(src, 6, 3, style=style, bias=True)
     assert len(X) == 6 and all(len(x) == 3 and x[-1] == 1 for x in X)
@@ -50,19 +52,19 @@ def test_dataset_styles(style):
         assert X[1] == [-v for v in X[0][:-1]] + [1]
     if style == "collinear":
         Xn = [x[:-1] for x in X]
-        from verifier.linalg import rank
+        from relucert.core.linalg import rank
         assert rank(Xn) <= 2
 
 
 def test_activations_cover_relu_leaky_abs_random():
-    from verifier.claims.source import RandomSource
+    from relucert.claims.source import RandomSource
     names = {gen.activation(RandomSource(s)).name for s in range(60)}
     assert {"relu", "abs", "leaky_relu:1/10"} <= names
     assert any(n.startswith("alpha_plus") or (n.startswith("leaky") and n != "leaky_relu:1/10") for n in names)
 
 
 def test_fitted_points_have_zero_output_gradient():
-    from verifier.firstorder import ExactState
+    from relucert.core.formulas import ExactState
     for s in range(10):
         inst = sample(gen.fitted_point, f"f:{s}")
         st = ExactState(inst.problem, inst.point)
@@ -103,8 +105,8 @@ def test_instance_json_round_trip(tmp_path):
     assert back.to_json() == obj
     p = tmp_path / "i.json"
     p.write_text(json.dumps(obj))
-    from verifier import load
-    pb, pt = load(str(p))             # the input schema of `verifier certify`
+    from relucert import load
+    pb, pt = load(str(p))             # the input schema of `relucert certify`
     assert pt.m == inst.point.m
 
 
@@ -183,11 +185,11 @@ SMALL = {"theorem-a": 10, "theorem-b": 10, "narrow-escape-vector": 20, "broad-es
 
 
 @pytest.mark.parametrize("name", [c.name for c in select(None) if "test-only" not in c.tags])
-def test_library_claim_small_budget(name, request, verifier_assert, claim_budget, tmp_path):
+def test_library_claim_small_budget(name, request, relucert_assert, claim_budget, tmp_path):
     """Every library claim at a small budget (6 by the marker, more where a claim needs it;
     ``--claim-budget N`` overrides)."""
     request.node.add_marker(pytest.mark.claim_budget(6))
-    rep = verifier_assert.claim(name, SMALL.get(name), seed=1, shrink=name != "knots-3-2-below-bound",
+    rep = relucert_assert.claim(name, SMALL.get(name), seed=1, shrink=name != "knots-3-2-below-bound",
                                 out=str(tmp_path), shrink_seconds=5)
     assert rep.instances == (request.config.getoption("claim_budget", None) or SMALL.get(name, 6))
 
@@ -201,12 +203,12 @@ def _pp(X, Y, W, A, act="relu"):
     return pb, Point.make(W, A, pb)
 
 
-def test_narrow_reading_counterexample_zero_input_neuron(verifier_assert):
+def test_narrow_reading_counterexample_zero_input_neuron(relucert_assert):
     """Shrunk by hypothesis: one ReLU neuron with w = 0 and a = (1, 0) != 0, two data points
     x = 1, -1.  Stationary, no neuron with a_j = 0, yet along w = -t, a = (1, -t) the loss is
     exactly (1 - t^2 + t^4)/4 < 1/4: the narrow reading of 'escape neuron' is not enough."""
     pb, pt = _pp([[1], [-1]], [[0, 0], [0, -1]], [[0]], [[1, 0]])
-    res = verifier_assert.stationary(pb, pt)
+    res = relucert_assert.stationary(pb, pt)
     # certify proves it with a second-order ray of the escape neuron: w = -t, a = (1, -t) exactly
     assert res.verdict == "saddle" and res.escape_neurons == [0]
     so = res.certificate["evidence"]["second_order"]
@@ -220,12 +222,12 @@ def test_narrow_reading_counterexample_zero_input_neuron(verifier_assert):
     assert get_claim("broad-escape-vector").evaluate(Instance(pb, pt, "fixed")).status == "held"
 
 
-def test_narrow_reading_counterexample_differentiable_rank_one_saddle(verifier_assert):
+def test_narrow_reading_counterexample_differentiable_rank_one_saddle(relucert_assert):
     """A differentiable point (no kinks, all pre-activations > 0): locally a rank-one linear
     network fitting B = diag(1, 2) with the *smaller* singular pair. Stationary, a != 0, not a
     local minimum: exact negative curvature in the kink-preserving second-order test."""
     pb, pt = _pp([[1, 1], [1, -1]], [[1, 2], [1, -2]], [[1, 0]], [[1, 0]])
-    res = verifier_assert.stationary(pb, pt)
+    res = relucert_assert.stationary(pb, pt)
     assert res.verdict == "saddle" and res.escape_neurons == [0]
     assert "second_order" in res.certificate["evidence"]
     d = second_order_descent(pb, pt)
@@ -234,11 +236,11 @@ def test_narrow_reading_counterexample_differentiable_rank_one_saddle(verifier_a
     assert get_claim("narrow-escape-vector").evaluate(Instance(pb, pt, "fixed")).status == "counterexample"
 
 
-def test_plugin_assertions_on_hand_cases(verifier_assert):
+def test_plugin_assertions_on_hand_cases(relucert_assert):
     pb, pt = _pp([[1, 0], [0, 1]], [[1], [-1]], [[1, 0]], [[1]])
-    verifier_assert.local_min(pb, pt)
+    relucert_assert.local_min(pb, pt)
     pb, pt = _pp([[1, 0], [0, 1]], [[1], [-1]], [[1, 0], [0, 0]], [[1], [0]])
-    verifier_assert.saddle(pb, pt)
+    relucert_assert.saddle(pb, pt)
 
 
 def test_eleven_knots_for_widths_3_2():

@@ -8,7 +8,7 @@ import pytest
 
 from cases import CASES
 
-CLI = [sys.executable, "-m", "verifier.cli"]
+CLI = [sys.executable, "-m", "relucert.cli"]
 
 
 def run(*args, cwd=None):
@@ -75,14 +75,14 @@ def test_decision_self_checks_survive_python_O(tmp_path):
     f = write(tmp_path, "p.json", CASES["tiny_zero"][0])
     cert = str(tmp_path / "c.json")
     r = subprocess.run([sys.executable, "-O", "-c",
-                        "import verifier.certify as c, inspect; "
+                        "import relucert.decide.certify as c, inspect; "
                         "src = inspect.getsource(c); assert False, 'asserts are on'"],
                        capture_output=True, text=True)
     assert r.returncode == 0, "python -O did not disable asserts"
     import inspect
-    import verifier.certify as certify_mod
+    import relucert.decide.certify as certify_mod
     assert "\n    assert " not in inspect.getsource(certify_mod)
-    r = subprocess.run([sys.executable, "-O", "-m", "verifier.cli", "certify", f, "--certificate", cert],
+    r = subprocess.run([sys.executable, "-O", "-m", "relucert.cli", "certify", f, "--certificate", cert],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "verdict: SADDLE" in r.stdout
     assert run("check", cert).returncode == 0
@@ -162,9 +162,10 @@ def test_certify_rechecks_its_certificates_independently(tmp_path, monkeypatch, 
     r = run("certify", f, "--no-check", "--json")
     assert json.loads(r.stdout)["independent_check"][0].startswith("independent check: skipped (--no-check)")
     # a certificate the checker rejects is an internal error, never a printed verdict
-    from verifier import check, cli
+    from relucert import check
+    from relucert import cli
     def reject(cert):
-        raise check.Rejected("simulated")
+        return check.CheckResult(False, None, cert.get("format"), ("simulated",))
     monkeypatch.setattr(check, "check_certificate", reject)
     code = cli.main(["certify", f])
     out = capsys.readouterr()

@@ -1,5 +1,5 @@
 """Network embedding (THEORY §7): exact function preservation, predicted versus certified verdicts,
-hand-computed cases, random cross-checks and the `verifier embed` command line."""
+hand-computed cases, random cross-checks and the `relucert embed` command line."""
 import json
 import os
 import random
@@ -10,18 +10,18 @@ from fractions import Fraction
 import pytest
 from flint import fmpq
 
-from verifier import certify
-from verifier import embedding as E
-from verifier.check import check_certificate
-from verifier.errors import InputError
-from verifier.io import load, problem_point_from_dict
-from verifier.problem import Point, Problem
+from relucert import certify
+from relucert.tools import embedding as E
+from relucert.check import require_valid
+from relucert.errors import InputError
+from relucert.io import load, problem_point_from_dict
+from relucert.core.problem import Point, Problem
 
 from cases import CASES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EX = os.path.join(ROOT, "examples", "embedding")
-CLI = [sys.executable, "-m", "verifier.cli"]
+CLI = [sys.executable, "-m", "relucert.cli"]
 
 # Hand cases (examples/embedding/*.json), expectations worked out by hand:
 #
@@ -156,7 +156,7 @@ def test_hand_cases_every_operation(name):
         pred, rule = E.predict(pb, pt, emb, before)
         after = certify(pb, emb.after)
         assert pred == "unknown" or pred == after.verdict, (name, op, kw, pred, after.verdict, rule)
-        assert check_certificate(after.certificate) == after.verdict
+        assert require_valid(after.certificate) == after.verdict
 
 
 def test_dead_neuron_impossible_and_activation():
@@ -355,7 +355,7 @@ def test_cli_embed_certify_side_by_side():
 
 
 def _main(capsys, *args):
-    from verifier.cli import main
+    from relucert.cli import main
     code = main(list(args))
     out = capsys.readouterr()
     return code, out.out, out.err
@@ -413,7 +413,7 @@ def test_cli_embed_bad_input_subprocess(args, msg):
 @pytest.mark.parametrize("args,msg", BAD)
 def test_cli_embed_bad_input_in_process(args, msg, capsys):
     import re
-    from verifier.cli import main
+    from relucert.cli import main
     code = main(["embed", os.path.join(EX, "kink_min.json"), *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and re.search(msg, err[0]), err
@@ -430,7 +430,7 @@ PAPER_END = os.path.join(ROOT, "examples", "paper", "1d_input_with_bias.json")
 def test_paper_1d_end_point_every_operation(tmp_path):
     """On the refined, certified 1-D end point (a local minimum): every operation, predicted vs certified."""
     import json
-    from verifier.refine import refine, refined_report
+    from relucert.refine import refine, refined_report
     pb0, pt0 = load(PAPER_END)
     rf = refined_report(pb0, pt0, refine(pb0, pt0))
     assert rf["verdict"] == "local_min"

@@ -7,14 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-from verifier.check import check_certificate
-from verifier.io import load
-from verifier.refine import refine, refined_report
-from verifier.screen import certify_plateaus, detect_plateaus, load_trajectory
+from relucert.check import require_valid
+from relucert.io import load
+from relucert.refine import refine, refined_report
+from relucert.tools.screen import certify_plateaus, detect_plateaus, load_trajectory
 
 HERE = os.path.dirname(__file__)
 PAPER = os.path.join(HERE, "..", "examples", "paper")
-CLI = [sys.executable, "-m", "verifier.cli"]
+CLI = [sys.executable, "-m", "relucert.cli"]
 
 
 def _p(name):
@@ -43,7 +43,7 @@ def test_1d_final_loss_is_the_authors_number():
 def test_1d_end_point_refines_to_certified_local_min():
     pb, pt, rf = _refined("1d_input_with_bias.json")
     assert rf["verdict"] == "local_min"
-    assert check_certificate(rf["certificate"]) == "local_min"
+    assert require_valid(rf["certificate"]) == "local_min"
     groups = rf["pattern_changes"]["snapped_by_data_point"]
     # the big group converging onto the kink of x5 = (0.7, 1) (0-based data index 4)
     assert len(groups["4"]) == 28
@@ -60,7 +60,7 @@ def test_1d_end_point_refines_to_certified_local_min():
 def test_2d_to_2d_end_point():
     pb, pt, rf = _refined("2d_input_2d_output.json")
     assert rf["verdict"] == "local_min"
-    assert check_certificate(rf["certificate"]) == "local_min"
+    assert require_valid(rf["certificate"]) == "local_min"
     assert rf["loss"]["exact"] == "17/200"          # mse 0.085 exactly at the refined point
     assert rf["distance"]["relative"] < 1e-3
 
@@ -68,7 +68,7 @@ def test_2d_to_2d_end_point():
 def test_3d_end_point_interpolates():
     pb, pt, rf = _refined("3d_input.json")
     assert rf["verdict"] == "global_min"
-    assert check_certificate(rf["certificate"]) == "global_min"
+    assert require_valid(rf["certificate"]) == "global_min"
     assert rf["loss"]["exact"] == "0"
 
 
@@ -76,7 +76,7 @@ def test_3d_end_point_interpolates():
 def test_1d_plateau_checkpoints(k, verdict):
     pb, pt, rf = _refined(f"1d_input_with_bias_plateau{k}.json")
     assert rf["verdict"] == verdict
-    assert check_certificate(rf["certificate"]) == verdict
+    assert require_valid(rf["certificate"]) == verdict
     if verdict == "saddle":
         assert rf["escape_neurons"]
         assert rf["escape_path_losses"] and all(float(r["decrease"].split("/")[0]) > 0

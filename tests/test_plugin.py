@@ -1,13 +1,13 @@
-"""The pytest plugin (verifier.claims.pytest_plugin), exercised in pytester sessions."""
+"""The pytest plugin (relucert.claims.pytest_plugin), exercised in pytester sessions."""
 import json
 import re
 
 pytest_plugins = ["pytester"]
 
-PLUGIN = ["-p", "verifier.claims.pytest_plugin"]
+PLUGIN = ["-p", "relucert.claims.pytest_plugin"]
 
 CASES = '''
-from verifier import Problem, Point
+from relucert import Problem, Point
 
 def pp(X, Y, W, A):
     pb = Problem.make(X, Y, "relu")
@@ -27,7 +27,7 @@ def test_failure_messages_show_verdict_reason_and_certificate(pytester):
     pytester.makepyfile(cases=CASES)
     pytester.makepyfile(test_points='''
 from cases import KINK_MIN, NOT_STAT, SADDLE
-from verifier.claims.pytest_plugin import assert_local_min, assert_saddle, assert_stationary
+from relucert.claims.pytest_plugin import assert_local_min, assert_saddle, assert_stationary
 
 def test_saddle_is_not_min():
     assert_local_min(*SADDLE)
@@ -38,10 +38,10 @@ def test_not_stationary():
 def test_min_is_not_saddle():
     assert_saddle(*KINK_MIN)
 
-def test_passes(verifier_assert):
-    verifier_assert.local_min(*KINK_MIN)
-    verifier_assert.saddle(*SADDLE)
-    verifier_assert.not_stationary(*NOT_STAT)
+def test_passes(relucert_assert):
+    relucert_assert.local_min(*KINK_MIN)
+    relucert_assert.saddle(*SADDLE)
+    relucert_assert.not_stationary(*NOT_STAT)
 ''')
     r = _run(pytester)
     r.assert_outcomes(passed=1, failed=3)
@@ -63,7 +63,7 @@ def test_certificate_dir_option(pytester, tmp_path):
     pytester.makepyfile(cases=CASES)
     pytester.makepyfile(test_one='''
 from cases import SADDLE
-from verifier.claims.pytest_plugin import assert_local_min
+from relucert.claims.pytest_plugin import assert_local_min
 
 def test_it():
     assert_local_min(*SADDLE)
@@ -78,7 +78,7 @@ def test_it():
 def test_marker_and_option_set_the_claim_budget(pytester):
     pytester.makepyfile(test_budget='''
 import pytest
-from verifier.claims.pytest_plugin import assert_claim
+from relucert.claims.pytest_plugin import assert_claim
 
 @pytest.mark.claim_budget(3)
 def test_marker(claim_budget):
@@ -112,10 +112,10 @@ def test_marker_is_registered(pytester):
 
 def test_failing_claim_message(pytester):
     pytester.makepyfile(test_claim='''
-from verifier.claims import claim, counterexample, held, skipped
-from verifier.claims.generators import stationary_point
-from verifier.claims.pytest_plugin import assert_claim
-from verifier import certify
+from relucert.claims import claim, counterexample, held, skipped
+from relucert.claims.generators import stationary_point
+from relucert.claims.pytest_plugin import assert_claim
+from relucert import certify
 
 @claim("test only: stationary points have loss 0", stationary_point, name="loss-zero", ks=(1,), min_n=2)
 def loss_zero(inst):
@@ -140,4 +140,4 @@ def test_expected_counterexample():
     assert m, out
     saved = json.load(open(m.group(1)))
     assert saved["claim"] == "loss-zero" and {"X", "Y", "W", "A", "activation"} <= set(saved)
-    assert "verifier claims replay" in out
+    assert "relucert claims replay" in out

@@ -1,4 +1,4 @@
-"""End-to-end tests of `verifier derive` and `verifier proofs`."""
+"""End-to-end tests of `relucert derive` and `relucert proofs`."""
 import json
 import subprocess
 import sys
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from cases import CASES
-from verifier.cli import main
-from verifier.firstorder import ExactState
-from verifier.io import problem_point_from_dict
+from relucert.cli import main
+from relucert.core.formulas import ExactState
+from relucert.io import problem_point_from_dict
 
-CLI = [sys.executable, "-m", "verifier.cli"]
+CLI = [sys.executable, "-m", "relucert.cli"]
 ORIGIN1 = {"activation": "relu", "X": [[1, 1], [-1, 1]], "Y": [[1], [0]], "W": [[0, 0]], "A": [[0]]}
 
 

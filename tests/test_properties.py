@@ -13,7 +13,7 @@
 
 Everything here is deterministic (``derandomize=True``, no example database).  Reference
 quantities are recomputed with ``fractions.Fraction`` in ``tests/strategies.py`` and below, without
-the verifier's own code.  Set ``VERIFIER_PROPERTY_SCALE`` (default 1) to multiply the example counts.
+relucert's own code.  Set ``RELUCERT_PROPERTY_SCALE`` (default 1) to multiply the example counts.
 """
 from __future__ import annotations
 
@@ -32,12 +32,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import strategies as S
-from verifier import certify
-from verifier.check import Rejected, check_certificate
-from verifier.firstorder import ExactState, ray_coefficients
-from verifier.stationarity import decide_phi
+from relucert import certify
+from relucert.check import Rejected, require_valid
+from relucert.core.formulas import ExactState, ray_coefficients
+from relucert.decide.stationarity import decide_phi
 
-SCALE = float(os.environ.get("VERIFIER_PROPERTY_SCALE", "1"))
+SCALE = float(os.environ.get("RELUCERT_PROPERTY_SCALE", "1"))
 BASE = settings(derandomize=True, database=None, deadline=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                        HealthCheck.data_too_large])
@@ -402,7 +402,7 @@ def test_theory_example_phi_nonnegative_with_concave_kink():
     for ys, verdict in (([-15, -15, 3], "local_min"), ([Q(-3, 2), Q(-3, 2), 3], "not_stationary")):
         inst = S.Instance([[1, 0], [0, 1], [1, 1]], [[Q(y)] for y in ys], [[Q(0), Q(0)]], [[Q(1)]], Q(1), Q(0))
         res = certify(*inst.problem_point())
-        assert res.verdict == verdict and check_certificate(res.certificate) == verdict
+        assert res.verdict == verdict and require_valid(res.certificate) == verdict
 
 
 # ---------------------------------------------------------------------------------------------
@@ -656,11 +656,11 @@ def mutate_and_check(inst: S.Instance, cert: dict) -> list:
             if on_instance and path[0] not in tried_plain:
                 tried_plain.add(path[0])
                 with pytest.raises(Rejected, match="fingerprint"):
-                    check_certificate(copy.deepcopy(mut))
+                    require_valid(copy.deepcopy(mut))
             if on_instance:
                 fresh_fingerprint(mut)
             try:
-                got = check_certificate(mut)
+                got = require_valid(mut)
             except Rejected:
                 continue
             # accepted: never for a changed verdict, ...
@@ -699,7 +699,7 @@ def mutate_and_check(inst: S.Instance, cert: dict) -> list:
                 lst = lst[p]
             del lst[drop]
             with pytest.raises(Rejected):
-                check_certificate(mut)
+                require_valid(mut)
     return benign
 
 
@@ -712,7 +712,7 @@ def test_certificates_pass_checker_and_every_mutation_fails(inst):
     pb, pt = inst.problem_point()
     res = certify(pb, pt)
     cert = res.certificate
-    assert check_certificate(copy.deepcopy(cert)) == res.verdict
+    assert require_valid(copy.deepcopy(cert)) == res.verdict
     assert json.loads(json.dumps(cert)) == cert, "certificate is not plain JSON"
     for path, why in mutate_and_check(inst, cert):
         BENIGN_SEEN.setdefault(why, tuple(p if isinstance(p, str) else "#" for p in path))
@@ -755,7 +755,7 @@ def test_auto_cones_rays_certificates_agree_and_check(inst):
     verdicts = {}
     for meth in ("auto", "cones", "rays"):
         res = certify(pb, pt, method=meth)
-        assert check_certificate(res.certificate) == res.verdict
+        assert require_valid(res.certificate) == res.verdict
         verdicts[meth] = res.verdict
     assert len(set(verdicts.values())) == 1, verdicts
 
@@ -778,14 +778,14 @@ def test_rays_stationarity_certificate_with_repeated_ray_is_accepted():
     pb, pt = _coplanar(1).problem_point()
     res = certify(pb, pt, method="rays")
     assert res.verdict == "local_min"
-    assert check_certificate(res.certificate) == "local_min"
+    assert require_valid(res.certificate) == "local_min"
 
 
 def test_rays_escape_witness_with_repeated_ray_is_accepted():
     pb, pt = _coplanar(2).problem_point()
     res = certify(pb, pt)
     assert res.verdict == "local_min"
-    assert check_certificate(res.certificate) == "local_min"
+    assert require_valid(res.certificate) == "local_min"
 
 
 # regression: certify(method='z3') used to record {'method': 'z3'} with no witness, which the checker
@@ -794,11 +794,11 @@ def test_z3_method_certificate_is_accepted():
     pb, pt = _coplanar(1).problem_point()
     res = certify(pb, pt, method="z3")
     assert res.verdict == "local_min"
-    assert check_certificate(res.certificate) == "local_min"
+    assert require_valid(res.certificate) == "local_min"
 
 
 # regression: certify(method='separable') raised ValueError on dependent kink normals (a traceback
-# from `verifier certify --method separable`); fixed in decide_phi (b2c8488).
+# from `relucert certify --method separable`); fixed in decide_phi (b2c8488).
 def test_separable_method_on_dependent_normals_does_not_crash():
     pb, pt = _coplanar(1).problem_point()
     res = certify(pb, pt, method="separable")

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from flint import fmpq
 
-from verifier.check import check_certificate
-from verifier.io import load, problem_point_from_dict
-from verifier.refine import Tolerances, classify, refine, refined_report
+from relucert.check import require_valid
+from relucert.io import load, problem_point_from_dict
+from relucert.refine import Tolerances, classify, refine, refined_report
 
 PAPER = os.path.join(os.path.dirname(__file__), "..", "examples", "paper")
 
-CLI = [sys.executable, "-m", "verifier.cli"]
+CLI = [sys.executable, "-m", "relucert.cli"]
 
 # KINK_MIN of tests/cases.py (a local minimum with x2 on the kink of neuron 0), perturbed as a float
 # trainer leaves it: w.x2 = 1e-7 > 0 instead of 0, a slightly off; plus a tiny neuron whose kink is x2.
@@ -41,7 +41,7 @@ def test_classify_snaps_and_flags_tiny():
 def test_refined_local_min_with_reading_ambiguity():
     pb, pt, rf = _refined(PERTURBED)
     assert rf["verdict"] == "local_min" and rf["reading"] == "as_given"
-    assert check_certificate(rf["certificate"]) == "local_min"
+    assert require_valid(rf["certificate"]) == "local_min"
     verdicts = {r["reading"]: r["verdict"] for r in rf["readings"]}
     assert verdicts == {"as_given": "local_min", "tiny_output_zero": "saddle", "tiny_zero": "saddle"}
     assert rf["ambiguities"] and rf["ambiguities"][0]["verdicts"] == verdicts
@@ -81,7 +81,7 @@ def test_vector_refinement_certifies():
             "W": [[1.0000001, 1e-8]], "A": [[1.0000002, 1.9999999]]}
     pb, pt, rf = _refined(data)
     assert rf["verdict"] == "local_min", rf["reason"]
-    assert check_certificate(rf["certificate"]) == "local_min"
+    assert require_valid(rf["certificate"]) == "local_min"
     assert rf["distance"]["max_abs"] < 1e-6
     assert "activation-pattern groups" in rf["method"]
 
@@ -96,14 +96,14 @@ def test_vector_rank_constrained_uses_newton():
     assert "Newton" in r["method"]
     assert rf["verdict"] in ("local_min", "inconclusive", "not_stationary")
     if rf["certificate"] is not None:
-        assert check_certificate(rf["certificate"]) == rf["verdict"]
+        assert require_valid(rf["certificate"]) == rf["verdict"]
     else:
         assert "not exactly stationary" in r["method"] or rf["verdict"] == "inconclusive"
 
 
 def test_auto_kink_tolerance_uses_a_clear_gap():
     # relative |w.x| values 2e-3 (a neuron zig-zagging on a kink) and >= 0.5: raised to the gap
-    from verifier.refine import effective_kink_tol
+    from relucert.refine import effective_kink_tol
     data = {"activation": "relu", "X": [[1, 0], [0, 1]], "Y": [[1], [-1]], "W": [[1, 0.002]], "A": [[1]]}
     pb, pt = problem_point_from_dict(data)
     eff = effective_kink_tol(pb, pt, Tolerances())
@@ -198,7 +198,7 @@ def test_vector_near_replicas_are_merged_refined_and_split_back():
     pb, pt, rf = _refined(data, stationary=1.0)
     assert rf["verdict"] == "local_min", rf["reason"]
     assert "replica clusters merged ({0,1}" in rf["method"] and "split back exactly" in rf["method"]
-    assert check_certificate(rf["certificate"]) == "local_min"
+    assert require_valid(rf["certificate"]) == "local_min"
     assert rf["distance"]["relative"] < 1e-3
     W = rf["certificate"]["point"]["W"]
     # the two copies are exactly parallel

@@ -10,9 +10,9 @@ to a), just with 1000-bit rationals.
 from fractions import Fraction as Q
 from math import isqrt
 
-from verifier.certify import certify
-from verifier.check import check_certificate
-from verifier.problem import as_problem_point
+from relucert.decide.certify import certify
+from relucert.check import require_valid
+from relucert.core.problem import as_problem_point
 
 
 def _near_threshold_instance(bits: int):
@@ -32,7 +32,7 @@ def test_tiny_negative_curvature_is_still_a_certified_saddle():
     pb, pt = _near_threshold_instance(1000)
     res = certify(pb, pt)            # currently raises ConsistencyError (choose_step gives up)
     assert res.verdict == "saddle"
-    assert check_certificate(res.certificate) == "saddle"
+    assert require_valid(res.certificate) == "saddle"
 
 
 def test_moderate_negative_curvature_saddle():
@@ -40,4 +40,4 @@ def test_moderate_negative_curvature_saddle():
     pb, pt = _near_threshold_instance(200)
     res = certify(pb, pt)
     assert res.verdict == "saddle" and "second_order" in res.certificate["evidence"]
-    assert check_certificate(res.certificate) == "saddle"
+    assert require_valid(res.certificate) == "saddle"

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from flint import fmpq
 
-from verifier.firstorder import ExactState
-from verifier.problem import Point, Problem
-from verifier.screen import PlateauOptions, detect_plateaus, load_trajectory, screen_arrays
+from relucert.core.formulas import ExactState
+from relucert.core.problem import Point, Problem
+from relucert.tools.screen import PlateauOptions, detect_plateaus, load_trajectory, screen_arrays
 
-CLI = [sys.executable, "-m", "verifier.cli"]
+CLI = [sys.executable, "-m", "relucert.cli"]
 
 
 def _fl(q):

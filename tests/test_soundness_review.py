@@ -3,7 +3,7 @@
 Bug: ``problem.to_fmpq`` converts every ``np.floating`` through ``float(v)``.  For
 ``np.longdouble`` (80-bit x87 extended precision on x86-64 Linux, 64-bit mantissa) this silently
 rounds the value to the nearest float64 -- and flushes values below ~5e-324 to 0 -- instead of
-taking its exact binary value.  The verifier then certifies a *different* point than the one it
+taking its exact binary value.  relucert then certifies a *different* point than the one it
 was given (the certificate embeds the rounded point, so the independent checker accepts it), and
 the verdict can be wrong for the given point:
 
@@ -22,9 +22,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from verifier import certify
-from verifier.check import check_certificate
-from verifier.problem import Point, Problem, to_fmpq
+from relucert import certify
+from relucert.check import require_valid
+from relucert.core.problem import Point, Problem, to_fmpq
 
 LD = np.longdouble
 HAS_EXTENDED = np.finfo(LD).nmant > 52
@@ -51,7 +51,7 @@ def test_longdouble_point_not_rounded_into_a_false_local_min():
     assert certify(pb, exact).verdict == "not_stationary"
     res = certify(pb, pt)
     assert res.verdict == "not_stationary", f"got {res.verdict} for a non-stationary point"
-    assert check_certificate(res.certificate) == "not_stationary"
+    assert require_valid(res.certificate) == "not_stationary"
 
 
 @needs_extended
@@ -70,7 +70,7 @@ def test_longdouble_tiny_neuron_not_flushed_to_zero():
 
 @needs_extended
 def test_npz_float128_arrays_are_exact(tmp_path):
-    from verifier.io import load
+    from relucert.io import load
     path = tmp_path / "p.npz"
     np.savez(path, X=np.array([[1, 0], [0, 1]], dtype=LD), Y=np.array([[1], [-1]], dtype=LD),
              W=np.array([[LD(1) + LD(2) ** -60, 0]], dtype=LD), A=np.array([[1]], dtype=LD))

@@ -1,4 +1,4 @@
-"""Cross-checks: sympy-generated functions (verifier.symbolic) against the exact engine.
+"""Cross-checks: sympy-generated functions (relucert.tools.symbolic) against the exact engine.
 
 Every comparison is EXACT equality of rationals.  Instances are random small rational problems
 (seeded), built to contain data on kinks (z_ij = 0 exactly), zero neurons (w_j = 0), zero output
@@ -16,11 +16,11 @@ from flint import fmpq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.errors import InputError
-from verifier.escape import escape_path_polynomial
-from verifier.firstorder import ExactState, forward, half_mean_loss, ray_coefficients, weight_grad
-from verifier.problem import Point, Problem, to_exact_matrix
-from verifier.symbolic import (ExactnessError, Pattern, SymbolicModel, exact_function, numpy_function,
+from relucert.errors import InputError
+from relucert.decide.escape import escape_path_polynomial
+from relucert.core.formulas import ExactState, forward, half_mean_loss, ray_coefficients, weight_grad
+from relucert.core.problem import Point, Problem, to_exact_matrix
+from relucert.tools.symbolic import (ExactnessError, Pattern, SymbolicModel, exact_function, numpy_function,
                                rat)
 
 ACTS = ["relu", "leaky_relu:1/10", "abs", {"alpha_plus": 2, "alpha_minus": "-1/3"}]
@@ -36,7 +36,7 @@ def q(rng, lo=-4, hi=4, den=3):
 
 def perp(rng, vecs, d):
     """A rational vector orthogonal to every vector in vecs (exact), or 0 if none exists."""
-    from verifier.linalg import nullspace
+    from relucert.core.linalg import nullspace
     basis = nullspace([list(v) for v in vecs], d)
     if not basis:
         return [fmpq(0)] * d
@@ -296,8 +296,8 @@ def test_phi_decisions_match_z3_on_symbolic_phi():
     """Zero-input neurons (w = 0, a = 1) on small integer grids (parallel, anti-parallel and
     dependent kink normals): phi_j >= 0 decided by z3 on the symbolic phi_j vs every engine method."""
     import z3
-    from verifier.linalg import rank
-    from verifier.stationarity import decide_phi
+    from relucert.core.linalg import rank
+    from relucert.decide.stationarity import decide_phi
     rng = random.Random(4)
     seen = {True: 0, False: 0}
     for _ in range(70):
@@ -522,7 +522,7 @@ PAPER = sorted((__import__("pathlib").Path(__file__).resolve().parent.parent / "
 @pytest.mark.skipif(not PAPER, reason="examples/paper/*_final.npz not present")
 @pytest.mark.parametrize("path", PAPER[:3], ids=lambda p: p.stem)
 def test_paper_end_points_per_neuron(path):
-    from verifier.io import load
+    from relucert.io import load
     pb, pt = load(str(path))
     stt = ExactState(pb, pt)
     M = SymbolicModel.from_problem(pb, pt)

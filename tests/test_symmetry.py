@@ -9,20 +9,20 @@ import sys
 import numpy as np
 import pytest
 
-from verifier.check import check_certificate
+from relucert.check import require_valid
 from flint import fmpq, fmpq_mat
 
-from verifier import certify
-from verifier import embedding as E
-from verifier import symmetry as S
-from verifier.firstorder import forward, ray_coefficients
-from verifier.io import load
-from verifier.problem import Point
+from relucert import certify
+from relucert.tools import embedding as E
+from relucert.tools import symmetry as S
+from relucert.core.formulas import forward, ray_coefficients
+from relucert.io import load
+from relucert.core.problem import Point
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EX = os.path.join(ROOT, "examples", "embedding")
-CLI = [sys.executable, "-m", "verifier.cli"]
+CLI = [sys.executable, "-m", "relucert.cli"]
 
 
 def _load(name):
@@ -215,7 +215,7 @@ def test_vector_output_morse_bott_min_splits_into_second_order_saddle():
     base = certify(pb, pt)
     # first order: inconclusive (escape neuron with a != 0); the certifier's Morse-Bott test proves it
     assert base.verdict == "local_min" and base.escape_neurons == [0] and "morse_bott" in base.certificate["evidence"]
-    assert check_certificate(base.certificate) == "local_min"
+    assert require_valid(base.certificate) == "local_min"
     h = S.hessian_analysis(pb, pt, True)
     assert h["inertia"] == {"positive": 3, "negative": 0, "zero": 1}
     assert h["kernel_split"]["rescaling"] == 1 and h["zero_eigenvalues"] == 1
@@ -224,7 +224,7 @@ def test_vector_output_morse_bott_min_splits_into_second_order_saddle():
     res = certify(pb, wide)
     # the certifier now proves it too: a second-order descent ray, re-checked independently
     assert res.verdict == "saddle" and "second_order" in res.certificate["evidence"]
-    assert check_certificate(res.certificate) == "saddle"
+    assert require_valid(res.certificate) == "saddle"
     h = S.hessian_analysis(pb, wide, True)
     assert h["inertia"]["negative"] == 1
     assert h["not_in_kernel"]["flat_lines"] == [[0, 1, 1]]
@@ -327,7 +327,7 @@ def test_cli_symmetry_count():
 
 
 def test_cli_symmetry_bad_input(capsys):
-    from verifier.cli import main
+    from relucert.cli import main
     assert main(["symmetry"]) == 2
     assert main(["symmetry", "--count", "--max-width", "9"]) == 2
     assert main(["symmetry", os.path.join(EX, "kink_min.json"), "--count"]) == 2

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from flint import fmpq
 
-from verifier import certify
-from verifier.check import Rejected, check_certificate
-from verifier.errors import InputError
-from verifier.io import problem_point_from_dict
-from verifier.problem import Activation, Problem, to_fmpq
-from verifier.stationarity import decide_phi
+from relucert import certify
+from relucert.check import Rejected, require_valid
+from relucert.errors import InputError
+from relucert.io import problem_point_from_dict
+from relucert.core.problem import Activation, Problem, to_fmpq
+from relucert.decide.stationarity import decide_phi
 
 from cases import CASES, DEGENERATE_MIN
 
@@ -23,7 +23,7 @@ def test_case_verdict(name):
     assert res.verdict == verdict, res.report()
     assert res.escape_neurons == escape
     assert res.loss == to_fmpq(loss)
-    assert check_certificate(res.certificate) == verdict
+    assert require_valid(res.certificate) == verdict
 
 
 def test_kink_not_stationary_direction():
@@ -93,7 +93,7 @@ def test_decimal_strings_are_exact():
 
 
 def test_json_numbers_are_exact_decimals(tmp_path):
-    from verifier.io import load
+    from relucert.io import load
     p = tmp_path / "p.json"
     p.write_text('{"X": [[0.1]], "Y": [[1e-3]], "W": [[0.3]], "A": [2.5]}')
     pb, pt = load(str(p))
@@ -102,7 +102,7 @@ def test_json_numbers_are_exact_decimals(tmp_path):
 
 
 def test_npz_floats_are_exact_binary(tmp_path):
-    from verifier.io import load
+    from relucert.io import load
     p = tmp_path / "p.npz"
     np.savez(p, X=np.array([[0.1]], dtype=np.float32), Y=np.array([[0.2]]), W=np.array([[0.3]]),
              A=np.array([[0.7]], dtype=np.float32))
@@ -153,7 +153,7 @@ def test_checker_rejects_tampering():
         c = copy.deepcopy(cert)
         mutate(c)
         with pytest.raises(Rejected, match=msg):
-            check_certificate(c)
+            require_valid(c)
 
 
 def test_vector_second_order_saddle_hand_computed():
@@ -173,7 +173,7 @@ def test_vector_second_order_saddle_hand_computed():
     assert so["polynomial"] == ["0", "0", "-1/4", "0", "1/4"] and so["t_max"] is None
     t0 = Fraction(so["t0"])
     assert Fraction(so["loss_at_t0"]) == Fraction(1, 4) + (-t0 ** 2 + t0 ** 4) / 4
-    assert check_certificate(res.certificate) == "saddle"
+    assert require_valid(res.certificate) == "saddle"
     import copy
     for mutate, msg in [
         (lambda c: c.__setitem__("verdict", "local_min"), "escape neuron"),
@@ -188,12 +188,12 @@ def test_vector_second_order_saddle_hand_computed():
         c = copy.deepcopy(res.certificate)
         mutate(c)
         with pytest.raises(Rejected, match=msg):
-            check_certificate(c)
+            require_valid(c)
     # a direction with L' = 0 but c2 >= 0 is not a proof: moving a alone (w = 0 outputs nothing)
     c = copy.deepcopy(res.certificate)
     c["evidence"]["second_order"].update(dW=[["0"]], dA=[["1", "0"]], polynomial=["0", "0", "0", "0", "0"])
     with pytest.raises(Rejected, match="not negative"):
-        check_certificate(c)
+        require_valid(c)
 
 
 def test_vector_morse_bott_local_min_and_forgeries():
@@ -207,7 +207,7 @@ def test_vector_morse_bott_local_min_and_forgeries():
     assert res.verdict == "local_min" and res.escape_neurons == [0]
     mb = res.certificate["evidence"]["morse_bott"]
     assert (mb["parameters"], mb["hessian_rank"], mb["tangent_dimension"], mb["dead_neurons"]) == (4, 3, 1, [])
-    assert check_certificate(res.certificate) == "local_min"
+    assert require_valid(res.certificate) == "local_min"
     import copy
     for mutate, msg in [
         (lambda c: c.__setitem__("verdict", "inconclusive"), "Morse-Bott proof"),
@@ -217,7 +217,7 @@ def test_vector_morse_bott_local_min_and_forgeries():
         c = copy.deepcopy(res.certificate)
         mutate(c)
         with pytest.raises(Rejected, match=msg):
-            check_certificate(c)
+            require_valid(c)
     # forged Morse-Bott proofs on saddles are rejected: a smooth rank-one saddle (negative curvature) ...
     pb, pt = problem_point_from_dict({"activation": "relu", "X": [[1, 1], [1, -1]], "Y": [[1, 2], [1, -2]],
                                       "W": [[1, 0]], "A": [[1, 0]]})
@@ -228,7 +228,7 @@ def test_vector_morse_bott_local_min_and_forgeries():
     c["evidence"].pop("second_order")
     c["evidence"]["morse_bott"] = dict(mb)
     with pytest.raises(Rejected, match="not positive semi-definite"):
-        check_certificate(c)
+        require_valid(c)
     # ... and a non-smooth one (w = 0: every point on the kink)
     pb, pt = problem_point_from_dict({"activation": "relu", "X": [[1], [-1]], "Y": [[0, 0], [0, -1]],
                                       "W": [[0]], "A": [[1, 0]]})
@@ -237,4 +237,4 @@ def test_vector_morse_bott_local_min_and_forgeries():
     c["evidence"].pop("second_order")
     c["evidence"]["morse_bott"] = dict(mb)
     with pytest.raises(Rejected, match="w = 0"):
-        check_certificate(c)
+        require_valid(c)

@@ -12,14 +12,14 @@ is constant in float32 for the last half of training.  Then, on the end point:
 
   1. the authors' local-minimum check (5000 uniform random perturbations of amplitude
      min|param|/10 of the non-dead neurons, dead neurons left unperturbed; numpy re-implementation);
-  2. `verifier certify` (Python API, same steps as the command line): exact certification of the
+  2. `relucert certify` (Python API, same steps as the command line): exact certification of the
      point as given, refinement to nearby exact stationary points, exact certification of those;
   3. the escape path of the certified saddle, with the exact loss along it at t = 1e-1, 1e-2, 1e-3
      recomputed here from the certificate alone (Fractions), and the independent checker's verdict.
 
 Writes final.json (problem file, float32 weights as exact 'p/q'), final.npz (+ loss curve),
 init.npz (the torch initialisation; the numpy trainer starts from it) and certificate.json (the
-refined point's certificate; `verifier check examples/showcase/certificate.json`).  The numpy
+refined point's certificate; `relucert check examples/showcase/certificate.json`).  The numpy
 trainer (no torch, or --numpy) writes final_numpy.json, final_numpy.npz and certificate_numpy.json
 instead, so the committed torch results are never overwritten by a not-bit-identical run.
 """
@@ -110,7 +110,7 @@ def strictly_dead_reading(pb, pt, rf, j: int, kinks: list) -> None:
 
     Certify that reading too, then move w_j alone a hair across the kink and evaluate the exact loss:
     the local minimum of that reading has a basin of radius ~|w_j.x_i|/|x_i| in that direction."""
-    from verifier.refine import Tolerances, refine
+    from relucert.refine import Tolerances, refine
     rels = [x["relative_z"] for x in rf["pattern_changes"]["snapped"] if x["neuron"] == j]
     if not rels or not kinks:
         return                                  # nothing was snapped: no other reading to show
@@ -178,10 +178,10 @@ def main(argv=None) -> int:
     pc = perturbation_check(X, Y, r["W"], r["A"], trials=a.trials)
 
     # 2. the certifier ---------------------------------------------------------------------------
-    from verifier import check
-    from verifier.certify import certify
-    from verifier.io import load
-    from verifier.refine import DECISIVE, Tolerances, float_gradient_norm, refine, refined_report
+    from relucert import check
+    from relucert.decide.certify import certify
+    from relucert.io import load
+    from relucert.refine import DECISIVE, Tolerances, float_gradient_norm, refine, refined_report
     t0 = time.perf_counter()
     pb, pt = load(final_json)
     given = certify(pb, pt)
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     with open(os.path.join(HERE, cert_name), "w") as fh:
         json.dump(cert, fh, indent=1)
     try:
-        checked = "OK, proves '" + check.check_certificate(cert) + "'"
+        checked = "OK, proves '" + check.require_valid(cert) + "'"
     except check.Rejected as e:
         checked = f"REJECTED: {e}"
 
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     }
     print()
     head = "authors' perturbation check"
-    print(f"{'':<12}{head:<46}verifier certify")
+    print(f"{'':<12}{head:<46}relucert certify")
     print("-" * 110)
     for key in left:
         print(f"{key:<12}{left[key]:<46}{right[key]}")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Search for a showcase run: a final plateau that the authors' perturbation check calls a local
-minimum while `verifier certify` proves the refined point is a saddle.
+minimum while `relucert certify` proves the refined point is a saddle.
 
     python examples/showcase/search.py --data-seeds 0-29 --n 4,5,6,7 --seeds 1-4 --width 10,30 --mu=-3,-5 \
         --max-iter 40000          # the search that found the showcase (~10 min on 2 cores)
@@ -11,7 +11,7 @@ Stage 1 trains every (dataset, seed) pair at once with a batched float32 numpy S
 init for each seed, the same update rule; not bit-identical to torch, good enough to locate
 candidates), keeps the runs whose loss is flat over the last `--flat` fraction of training and
 still above zero, and runs the perturbation check and the certifier on each.  A HIT is a run whose
-perturbation check says "local minimum" while the refined point (as `verifier certify` refines it
+perturbation check says "local minimum" while the refined point (as `relucert certify` refines it
 by default: relative float gradient <= 1e-3) is a certified saddle; "max snap" is the largest
 |w.x|/(|w||x|) that refinement snapped onto a kink (well below the 1e-4 tolerance = clear-cut).  Stage 2 (--confirm)
 re-trains the candidates with torch, exactly as run_showcase.py does, and re-checks.
@@ -67,9 +67,9 @@ def batched_sgd(Xs, Ys, W, A, lr, max_iter, curve_every):
 
 
 def certify_point(path):
-    from verifier.io import load
-    from verifier.refine import Tolerances, float_gradient_norm, refine, refined_report
-    from verifier.certify import certify
+    from relucert.io import load
+    from relucert.refine import Tolerances, float_gradient_norm, refine, refined_report
+    from relucert.decide.certify import certify
     pb, pt = load(path)
     res = certify(pb, pt)
     grad = float_gradient_norm(pb, pt)

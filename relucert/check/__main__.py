@@ -1,0 +1,4 @@
+"""``python -m relucert.check CERTIFICATE.json``: the checker without the rest of the package."""
+from .kernel import main
+
+raise SystemExit(main())

@@ -1,0 +1,915 @@
+"""Independent certificate checker: the trusted kernel.
+
+Imports nothing from the decision code (only the standard library).  It re-derives, with
+``fractions.Fraction``, every quantity a certificate records from the problem and the point, checks
+every witness identity, and checks that the verdict follows.  Solvers never enter here.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from fractions import Fraction as Q
+from typing import Any
+
+FORMAT = "verifier-certificate/1"
+MORSE_BOTT_MAX_PARAMS = 400     # the O(P^3) Fraction re-check of a Morse-Bott proof stays bounded
+
+
+class Rejected(Exception):
+    """The certificate is not valid; the message says what failed."""
+
+
+def _need(cond: bool, msg: str) -> None:
+    if not cond:
+        raise Rejected(msg)
+
+
+def _q(s: Any, what: str) -> Q:
+    if isinstance(s, bool) or not isinstance(s, (str, int)):
+        raise Rejected(f"{what}: expected an exact number string, got {s!r}")
+    try:
+        return Q(s)
+    except (ValueError, ZeroDivisionError):
+        raise Rejected(f"{what}: cannot read {s!r}") from None
+
+
+def _vec(v: Any, what: str, length: int | None = None) -> list[Q]:
+    _need(isinstance(v, list), f"{what}: expected a list")
+    if length is not None:
+        _need(len(v) == length, f"{what}: expected {length} entries, got {len(v)}")
+    return [_q(x, f"{what}[{i}]") for i, x in enumerate(v)]
+
+
+def _mat(v: Any, what: str, ncols: int | None = None) -> list[list[Q]]:
+    _need(isinstance(v, list) and len(v) > 0, f"{what}: expected a non-empty list of rows")
+    rows = [_vec(r, f"{what}[{i}]") for i, r in enumerate(v)]
+    c = len(rows[0]) if ncols is None else ncols
+    _need(all(len(r) == c for r in rows), f"{what}: rows must all have {c} entries")
+    return rows
+
+
+def _dot(u, v) -> Q:
+    return sum((a * b for a, b in zip(u, v)), Q(0))
+
+
+# ---------------------------------------------------------------------------------------------
+# exact linear algebra (Gaussian elimination over Q)
+# ---------------------------------------------------------------------------------------------
+
+def _rref(rows: list[list[Q]], ncols: int):
+    M = [list(r) for r in rows]
+    piv = []
+    r = 0
+    for c in range(ncols):
+        p = next((i for i in range(r, len(M)) if M[i][c] != 0), None)
+        if p is None:
+            continue
+        M[r], M[p] = M[p], M[r]
+        inv = 1 / M[r][c]
+        M[r] = [x * inv for x in M[r]]
+        for i in range(len(M)):
+            if i != r and M[i][c] != 0:
+                f = M[i][c]
+                M[i] = [x - f * y for x, y in zip(M[i], M[r])]
+        piv.append(c)
+        r += 1
+    return M[:r], piv
+
+
+def _rank(rows, ncols) -> int:
+    return len(_rref(rows, ncols)[1]) if rows else 0
+
+
+def _nullspace(rows, ncols) -> list[list[Q]]:
+    R, piv = _rref(rows, ncols) if rows else ([], [])
+    out = []
+    for f in [c for c in range(ncols) if c not in piv]:
+        v = [Q(0)] * ncols
+        v[f] = Q(1)
+        for row, p in zip(R, piv):
+            v[p] = -row[f]
+        out.append(v)
+    return out
+
+
+def _canon(x):
+    for v in x:
+        if v != 0:
+            return tuple(c / v for c in x), v
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the instance
+# ---------------------------------------------------------------------------------------------
+
+class _Instance:
+    def __init__(self, cert: dict):
+        pb, pt = cert.get("problem"), cert.get("point")
+        _need(isinstance(pb, dict) and isinstance(pt, dict), "certificate lacks problem or point")
+        act = pb.get("activation")
+        _need(isinstance(act, dict), "problem.activation must be {alpha_plus, alpha_minus}")
+        self.ap, self.am = _q(act.get("alpha_plus"), "alpha_plus"), _q(act.get("alpha_minus"), "alpha_minus")
+        _need(self.ap != self.am, "alpha_plus = alpha_minus")
+        self.conv = pb.get("loss")
+        _need(self.conv in ("half_mean", "mse"), f"unknown loss convention {self.conv!r}")
+        self.X = _mat(pb.get("X"), "X")
+        self.n, self.d = len(self.X), len(self.X[0])
+        self.Y = _mat(pb.get("Y"), "Y")
+        _need(len(self.Y) == self.n, "X and Y differ in rows")
+        self.k = len(self.Y[0])
+        self.W = _mat(pt.get("W"), "W", self.d)
+        self.m = len(self.W)
+        self.A = _mat(pt.get("A"), "A", self.k)
+        _need(len(self.A) == self.m, "W and A differ in rows")
+        self.factor = Q(1) if self.conv == "half_mean" else Q(2, self.k)
+        self.Z = [[_dot(w, x) for w in self.W] for x in self.X]
+        self.E = self._residuals(self.W, self.A)
+        self.loss_hm = self._loss_hm(self.E)
+        self.G = [[sum((self.E[i][c] * self.sig(self.Z[i][j]) for i in range(self.n)), Q(0)) / self.n
+                   for c in range(self.k)] for j in range(self.m)]
+
+    def sig(self, z: Q) -> Q:
+        return self.ap * z if z > 0 else self.am * z
+
+    def dsig(self, z: Q) -> Q:
+        return self.ap if z > 0 else self.am
+
+    def _residuals(self, W, A):
+        E = []
+        for i, x in enumerate(self.X):
+            h = [self.sig(_dot(w, x)) for w in W]
+            E.append([sum((h[j] * A[j][c] for j in range(len(W))), Q(0)) - self.Y[i][c] for c in range(self.k)])
+        return E
+
+    def _loss_hm(self, E) -> Q:
+        return sum((e * e for row in E for e in row), Q(0)) / (2 * self.n)
+
+    def loss_after(self, W, A) -> Q:
+        return self._loss_hm(self._residuals(W, A)) * self.factor
+
+    def D(self, j: int, r: list[Q]) -> list[Q]:
+        """D_j(r) straight from its definition (no merging)."""
+        out = [Q(0)] * self.k
+        for i, x in enumerate(self.X):
+            z = self.Z[i][j]
+            xr = _dot(x, r)
+            f = self.dsig(z) * xr if z != 0 else self.sig(xr)
+            if f != 0:
+                out = [o + f * e for o, e in zip(out, self.E[i])]
+        return [o / self.n for o in out]
+
+    def phi(self, j: int, r) -> Q:
+        return _dot(self.A[j], self.D(j, r))
+
+    def merged(self, j: int):
+        """Linear part (k x d) and hinges {normal: Gamma} of D_j after merging parallel kinks."""
+        Lin = [[Q(0)] * self.d for _ in range(self.k)]
+        hinges: dict = {}
+        for i, x in enumerate(self.X):
+            z = self.Z[i][j]
+            s = self.dsig(z)  # alpha_minus on the kink: the linear part of sigma(x.r)
+            for c in range(self.k):
+                if self.E[i][c] != 0:
+                    for q in range(self.d):
+                        Lin[c][q] += s * self.E[i][c] * x[q] / self.n
+            if z == 0:
+                cn = _canon(x)
+                if cn is None:
+                    continue
+                key, lam = cn
+                coef = [(self.ap - self.am) * e / self.n * abs(lam) for e in self.E[i]]
+                cur = hinges.get(key, [Q(0)] * self.k)
+                hinges[key] = [u + v for u, v in zip(cur, coef)]
+                if lam < 0:
+                    for c in range(self.k):
+                        for q in range(self.d):
+                            Lin[c][q] -= coef[c] * key[q]
+        hinges = {key: g for key, g in hinges.items() if any(v != 0 for v in g)}
+        return Lin, hinges
+
+
+def _candidate_rays(normals, d):
+    if not normals:
+        return _nullspace([], d), []
+    R, _ = _rref(normals, d)
+    q = len(R)
+    perp = _nullspace(R, d)
+    rays, seen = [], set()
+    for sub in itertools.combinations(range(len(normals)), q - 1):
+        rows = [normals[i] for i in sub]
+        if rows and _rank(rows, d) < q - 1:
+            continue
+        ns = _nullspace(rows + perp, d)
+        if len(ns) == 1:
+            key = _canon(ns[0])[0]      # one representative per line; both signs are tested
+            if key not in seen:
+                seen.add(key)
+                rays.append(list(key))
+    return perp, rays
+
+
+# ---------------------------------------------------------------------------------------------
+# witness checks
+# ---------------------------------------------------------------------------------------------
+
+def _check_stationarity(inst: _Instance, j: int, st: dict) -> bool:
+    """True if (S2) is certified for neuron j; False if recorded as undecided."""
+    method = st.get("method")
+    a = inst.A[j]
+    if method == "zero_output":
+        _need(all(v == 0 for v in a), f"neuron {j}: stationarity 'zero_output' but a_j != 0")
+        return True
+    if method == "undecided":
+        return False
+    _need(method in ("cones", "rays"), f"neuron {j}: unknown stationarity method {method!r}")
+    Lin, hinges = inst.merged(j)
+    b = [sum((a[c] * Lin[c][q] for c in range(inst.k)), Q(0)) for q in range(inst.d)]
+    gamma = {key: _dot(a, G) for key, G in hinges.items()}
+    gamma = {key: g for key, g in gamma.items() if g != 0}
+    _need(_vec(st.get("b"), f"neuron {j} b", inst.d) == b, f"neuron {j}: recorded b differs from b_j")
+    rec = st.get("hinges")
+    _need(isinstance(rec, list), f"neuron {j}: hinges must be a list")
+    rec_keys = []
+    for h in rec:
+        _need(isinstance(h, dict), f"neuron {j}: malformed hinge")
+        key = tuple(_vec(h.get("normal"), f"neuron {j} hinge normal", inst.d))
+        _need(key in gamma, f"neuron {j}: recorded hinge normal {h.get('normal')} is not a merged kink normal")
+        _need(_q(h.get("gamma"), "gamma") == gamma[key], f"neuron {j}: recorded gamma differs at {h.get('normal')}")
+        rec_keys.append(key)
+    _need(len(rec_keys) == len(gamma) and set(rec_keys) == set(gamma), f"neuron {j}: recorded hinges are not all the merged kinks")
+
+    def phi(r):
+        v = _dot(b, r)
+        for key, g in gamma.items():
+            t = _dot(key, r)
+            if t > 0:
+                v += g * t
+        return v
+
+    if method == "rays":
+        perp, rays = _candidate_rays(rec_keys, inst.d)
+        for r in perp:
+            _need(_dot(b, r) == 0, f"neuron {j}: b has a component orthogonal to the kink normals")
+        _need(st.get("n_rays") == len(rays), f"neuron {j}: recorded number of rays differs")
+        for r in rays:
+            for sg in (1, -1):
+                _need(phi([sg * v for v in r]) >= 0, f"neuron {j}: phi < 0 on an extreme ray")
+        return True
+    conv = [key for key in rec_keys if gamma[key] > 0]
+    conc = [key for key in rec_keys if gamma[key] < 0]
+    pats = st.get("patterns")
+    _need(isinstance(pats, list), f"neuron {j}: patterns must be a list")
+    seen = set()
+    for p in pats:
+        _need(isinstance(p, dict), f"neuron {j}: malformed pattern")
+        signs = p.get("signs")
+        _need(isinstance(signs, list) and len(signs) == len(conc) and all(s in (1, -1) for s in signs),
+              f"neuron {j}: pattern signs must be +-1 for each of the {len(conc)} concave hinges")
+        s = _vec(p.get("s"), f"neuron {j} s", len(conv))
+        mu = _vec(p.get("mu"), f"neuron {j} mu", len(conc))
+        _need(all(0 <= v <= 1 for v in s), f"neuron {j}: a multiplier s is outside [0, 1]")
+        _need(all(v >= 0 for v in mu), f"neuron {j}: a multiplier mu is negative")
+        lhs = list(b)
+        for key, sg in zip(conc, signs):
+            if sg > 0:
+                lhs = [u + gamma[key] * v for u, v in zip(lhs, key)]
+        for key, sv in zip(conv, s):
+            lhs = [u + sv * gamma[key] * v for u, v in zip(lhs, key)]
+        for key, sg, mv in zip(conc, signs, mu):
+            lhs = [u - mv * sg * v for u, v in zip(lhs, key)]
+        _need(all(v == 0 for v in lhs), f"neuron {j}: cone {signs}: multiplier identity fails")
+        seen.add(tuple(signs))
+    _need(seen == set(itertools.product((1, -1), repeat=len(conc))),
+          f"neuron {j}: the patterns do not cover every sign choice of the concave hinges")
+    return True
+
+
+def _check_escape(inst: _Instance, j: int, es: dict) -> bool | None:
+    """Recorded escape status of neuron j, verified."""
+    method = es.get("method")
+    flag = es.get("escape")
+    a = inst.A[j]
+    if method == "zero_derivative":
+        _need(flag is False, f"neuron {j}: 'zero_derivative' must say escape false")
+        _need(all(v == 0 for v in a), f"neuron {j}: zero_derivative needs a_j = 0")
+        Lin, hinges = inst.merged(j)
+        _need(all(v == 0 for row in Lin for v in row) and not hinges, f"neuron {j}: D_j is not identically 0")
+        return False
+    if method == "scalar_nonzero_a":
+        _need(flag is False, f"neuron {j}: 'scalar_nonzero_a' must say escape false")
+        _need(inst.k == 1 and any(v != 0 for v in a), f"neuron {j}: scalar_nonzero_a needs k = 1 and a_j != 0")
+        return False
+    if method == "direction":
+        _need(flag is True, f"neuron {j}: an escape direction must say escape true")
+        r = _vec(es.get("r"), f"neuron {j} r", inst.d)
+        D = inst.D(j, r)
+        _need(_vec(es.get("D"), f"neuron {j} D", inst.k) == D, f"neuron {j}: recorded D_j(r) differs")
+        _need(any(v != 0 for v in D), f"neuron {j}: D_j(r) = 0")
+        _need(_dot(a, D) == 0, f"neuron {j}: phi_j(r) != 0 on the escape direction")
+        return True
+    if method == "rays":
+        _need(flag is False, f"neuron {j}: 'rays' must say escape false")
+        _need(any(v != 0 for v in a), f"neuron {j}: rays escape test needs a_j != 0")
+        Lin, hinges = inst.merged(j)
+        perp, rays = _candidate_rays(list(hinges), inst.d)
+        _need(es.get("n_rays") == len(rays), f"neuron {j}: recorded number of rays differs")
+        for r in perp:
+            _need(all(v == 0 for v in inst.D(j, r)), f"neuron {j}: D_j != 0 orthogonal to the kinks")
+        for r in rays:
+            for sg in (1, -1):
+                rr = [sg * v for v in r]
+                if inst.phi(j, rr) == 0:
+                    _need(all(v == 0 for v in inst.D(j, rr)), f"neuron {j}: D_j != 0 on a flat extreme ray")
+        return False
+    raise Rejected(f"neuron {j}: unknown escape method {method!r}")
+
+
+def _ray_polynomial(inst: _Instance, moves: dict):
+    """L(theta + t Delta) - L(theta) = c1 t + c2 t^2 + c3 t^3 + c4 t^4 (half_mean) for 0 < t < t_max,
+    straight from f along the ray: Delta moves neuron j by (dw, da) for each j in ``moves``; on a
+    kink the slope is the one of the side dw moves to.  t_max is None when no sign can change."""
+    n, k = inst.n, inst.k
+    u = [[Q(0)] * k for _ in range(n)]
+    qv = [[Q(0)] * k for _ in range(n)]
+    tmax = None
+    for j, (dw, da) in moves.items():
+        for i, x in enumerate(inst.X):
+            z, dl = inst.Z[i][j], _dot(dw, x)
+            s = inst.ap if (z > 0 or (z == 0 and dl > 0)) else inst.am
+            for c in range(k):
+                u[i][c] += da[c] * s * z + inst.A[j][c] * s * dl
+                qv[i][c] += da[c] * s * dl
+            if z != 0 and z * dl < 0 and (tmax is None or -z / dl < tmax):
+                tmax = -z / dl
+    c1 = sum((_dot(e, ui) for e, ui in zip(inst.E, u)), Q(0)) / n
+    c2 = sum((_dot(ui, ui) + 2 * _dot(e, qi) for e, ui, qi in zip(inst.E, u, qv)), Q(0)) / (2 * n)
+    c3 = sum((_dot(ui, qi) for ui, qi in zip(u, qv)), Q(0)) / n
+    c4 = sum((_dot(qi, qi) for qi in qv), Q(0)) / (2 * n)
+    return c1, c2, c3, c4, tmax
+
+
+def _check_second_order(inst: _Instance, so: dict) -> None:
+    """A ray with L'(theta;Delta) = 0 and a negative t^2 coefficient: the loss is lower at every
+    small t > 0, so a stationary theta is not a local minimum."""
+    dW = _mat(so.get("dW"), "second_order dW", inst.d)
+    dA = _mat(so.get("dA"), "second_order dA", inst.k)
+    _need(len(dW) == inst.m and len(dA) == inst.m, "second_order: the direction must have a row per neuron")
+    c1, c2, c3, c4, tmax = _ray_polynomial(inst, {j: (dW[j], dA[j]) for j in range(inst.m)})
+    _need(_vec(so.get("polynomial"), "second_order polynomial", 5) == [Q(0), c1, c2, c3, c4],
+          "second_order: recorded ray polynomial differs")
+    _need(c1 == 0, "second_order: L'(theta;Delta) != 0")
+    _need(c2 < 0, "second_order: the t^2 coefficient is not negative")
+    _need((so.get("t_max") is None and tmax is None) or
+          (so.get("t_max") is not None and tmax is not None and _q(so["t_max"], "t_max") == tmax),
+          "second_order: recorded t_max differs")
+    t0 = _q(so.get("t0"), "t0")
+    _need(t0 > 0 and (tmax is None or t0 < tmax), "second_order: t0 outside (0, t_max)")
+    W = [[w + t0 * v for w, v in zip(inst.W[j], dW[j])] for j in range(inst.m)]
+    A = [[a + t0 * v for a, v in zip(inst.A[j], dA[j])] for j in range(inst.m)]
+    new = inst.loss_after(W, A)
+    _need(_q(so.get("loss_at_t0"), "loss_at_t0") == new, "second_order: recorded loss at t0 differs")
+    _need(new < inst.loss_hm * inst.factor, "second_order: loss at t0 is not lower")
+
+
+def _hessian(inst: _Instance) -> list[list[Q]]:
+    """Exact Hessian of the half_mean loss in (W row-major, A row-major) at a smooth point, from
+    f_c(x_i) = sum_j a_jc s_ij (w_j . x_i) with the slopes s_ij fixed near theta:
+    H = (1/n) sum_i [J_i^T J_i + sum_c e_ic d^2 f_c(x_i)], d^2 f_c / da_jc dw_jq = s_ij x_iq."""
+    n, d, k, m = inst.n, inst.d, inst.k, inst.m
+    P = m * (d + k)
+
+    def wi(j, q):
+        return j * d + q
+
+    def ai(j, c):
+        return m * d + j * k + c
+    H = [[Q(0)] * P for _ in range(P)]
+    for i, x in enumerate(inst.X):
+        for c in range(k):
+            J = {}
+            for j in range(m):
+                z = inst.Z[i][j]
+                s = inst.dsig(z)
+                if z != 0:
+                    J[ai(j, c)] = s * z
+                for q in range(d):
+                    if x[q] != 0 and inst.A[j][c] != 0:
+                        J[wi(j, q)] = inst.A[j][c] * s * x[q]
+            for p1, v1 in J.items():
+                for p2, v2 in J.items():
+                    H[p1][p2] += v1 * v2 / n
+            e = inst.E[i][c]
+            if e != 0:
+                for j in range(m):
+                    s = inst.dsig(inst.Z[i][j])
+                    for q in range(d):
+                        if x[q] != 0:
+                            H[ai(j, c)][wi(j, q)] += e * s * x[q] / n
+                            H[wi(j, q)][ai(j, c)] += e * s * x[q] / n
+    return H
+
+
+def _psd_rank(H: list[list[Q]]) -> int | None:
+    """Rank of a symmetric matrix if it is positive semi-definite, else None (symmetric elimination
+    with diagonal pivots: a negative pivot, or a zero diagonal entry with a non-zero row, refutes it)."""
+    M = [list(r) for r in H]
+    idx = list(range(len(M)))
+    rank = 0
+    while idx:
+        piv = next((i for i in idx if M[i][i] != 0), None)
+        if piv is None:
+            return rank if all(M[i][l] == 0 for i in idx for l in idx) else None
+        p = M[piv][piv]
+        if p < 0:
+            return None
+        rank += 1
+        idx.remove(piv)
+        for l in idx:
+            f = M[l][piv] / p
+            if f != 0:
+                M[l] = [x - f * y for x, y in zip(M[l], M[piv])]
+    return rank
+
+
+def _check_morse_bott(inst: _Instance, mb: dict) -> None:
+    """Local minimum by the Morse-Bott lemma: smooth point, Hessian PSD, kernel = tangent space of
+    the manifold of critical points with equal loss (rescalings of each non-dead neuron, open sets of
+    the dead neurons' parameters)."""
+    m, d, k = inst.m, inst.d, inst.k
+    P = m * (d + k)
+    _need(P <= MORSE_BOTT_MAX_PARAMS, f"morse_bott: {P} parameters, more than this checker re-derives "
+                                      f"({MORSE_BOTT_MAX_PARAMS})")
+    nonzero_x = [i for i in range(inst.n) if any(v != 0 for v in inst.X[i])]
+    _need(all(any(v != 0 for v in w) for w in inst.W), "morse_bott: a neuron has w = 0 (not smooth)")
+    _need(all(inst.Z[i][j] != 0 for i in nonzero_x for j in range(m)),
+          "morse_bott: a data point lies on a kink (not smooth)")
+    H = _hessian(inst)
+    rank = _psd_rank(H)
+    _need(rank is not None, "morse_bott: the Hessian is not positive semi-definite")
+    dead = [j for j in range(m) if inst.am == 0 and all(inst.Z[i][j] < 0 for i in nonzero_x)]
+    tangent = []
+    for j in range(m):
+        if j in dead:
+            for t in [j * d + q for q in range(d)] + [m * d + j * k + c for c in range(k)]:
+                tangent.append([Q(1) if u == t else Q(0) for u in range(P)])
+        else:
+            tangent.append([inst.W[jj][q] if jj == j else Q(0) for jj in range(m) for q in range(d)] +
+                           [-inst.A[jj][c] if jj == j else Q(0) for jj in range(m) for c in range(k)])
+    _need(all(_dot(row, v) == 0 for v in tangent for row in H),
+          "morse_bott: a tangent direction of the critical manifold is not in the Hessian's kernel")
+    _need(P - rank == len(tangent), f"morse_bott: the Hessian's kernel has dimension {P - rank}, the critical "
+                                    f"manifold's tangent space {len(tangent)}")
+    _need(mb.get("hessian_rank") == rank and mb.get("tangent_dimension") == len(tangent)
+          and mb.get("parameters") == P and mb.get("dead_neurons") == dead,
+          "morse_bott: recorded rank / tangent dimension / dead neurons differ")
+
+
+def _check_descent(inst: _Instance, ns: dict) -> None:
+    dr = ns.get("direction")
+    _need(isinstance(dr, dict), "not_stationary: no direction")
+    j = dr.get("neuron")
+    _need(isinstance(j, int) and 0 <= j < inst.m, "not_stationary: bad neuron index")
+    dw = _vec(dr.get("dw"), "dw", inst.d)
+    da = _vec(dr.get("da"), "da", inst.k)
+    reason = ns.get("reason")
+    _need(reason in ("S1", "S2"), "not_stationary: reason must be S1 or S2")
+    if reason == "S1":
+        _need(all(v == 0 for v in dw) and da == [-g for g in inst.G[j]], "S1 direction must be (0, -G_j)")
+    else:
+        _need(all(v == 0 for v in da), "S2 direction must move w_j only")
+    deriv = _dot(da, inst.G[j]) + _dot(inst.A[j], inst.D(j, dw))
+    _need(_q(ns.get("derivative"), "derivative") == deriv, "not_stationary: recorded L'(theta;Delta) differs")
+    _need(deriv < 0, "not_stationary: L'(theta;Delta) is not negative")
+    # the ray polynomial of §2 (only neuron j moves)
+    c1, c2, c3, c4, tmax = _ray_polynomial(inst, {j: (dw, da)})
+    _need(_vec(ns.get("ray_polynomial"), "ray_polynomial", 5) == [Q(0), c1, c2, c3, c4],
+          "not_stationary: recorded ray polynomial differs")
+    _need(c1 == deriv, "not_stationary: linear coefficient differs from L'")
+    _need((ns.get("t_max") is None and tmax is None) or
+          (ns.get("t_max") is not None and tmax is not None and _q(ns["t_max"], "t_max") == tmax),
+          "not_stationary: recorded t_max differs")
+    t = _q(ns.get("step"), "step")
+    _need(t > 0 and (tmax is None or t < tmax), "not_stationary: step outside (0, t_max)")
+    W = [list(w) for w in inst.W]
+    A = [list(a) for a in inst.A]
+    W[j] = [w + t * v for w, v in zip(W[j], dw)]
+    A[j] = [a + t * v for a, v in zip(A[j], da)]
+    new = inst.loss_after(W, A)
+    _need(_q(ns.get("loss_at_step"), "loss_at_step") == new, "not_stationary: recorded loss at step differs")
+    _need(new < inst.loss_hm * inst.factor, "not_stationary: the step does not lower the loss")
+
+
+def _check_escape_path(inst: _Instance, ep: dict) -> None:
+    j = ep.get("neuron")
+    _need(isinstance(j, int) and 0 <= j < inst.m, "escape_path: bad neuron index")
+    _need(all(v == 0 for v in inst.A[j]), "escape_path: needs a_j = 0")
+    r = _vec(ep.get("r"), "escape_path r", inst.d)
+    D = inst.D(j, r)
+    _need(_vec(ep.get("D"), "escape_path D", inst.k) == D, "escape_path: recorded D_j(r) differs")
+    DD = _dot(D, D)
+    _need(DD > 0, "escape_path: D_j(r) = 0")
+    c = [Q(0)] * 7
+    tmax = None
+    n = inst.n
+    for i, x in enumerate(inst.X):
+        z, dl = inst.Z[i][j], _dot(r, x)
+        s = inst.ap if (z > 0 or (z == 0 and dl > 0)) else inst.am
+        al, be = s * z, s * dl
+        eD = _dot(inst.E[i], D)
+        c[2] -= al * eD / n
+        c[3] -= be * eD / n
+        c[4] += al * al * DD / (2 * n)
+        c[5] += al * be * DD / n
+        c[6] += be * be * DD / (2 * n)
+        if z != 0 and z * dl < 0 and (tmax is None or -z / dl < tmax):
+            tmax = -z / dl
+    _need(_vec(ep.get("polynomial"), "escape_path polynomial", 7) == c, "escape_path: recorded polynomial differs")
+    _need(c[1] == 0 and c[2] == 0 and c[3] < 0, "escape_path: the lowest-order term is not -t^3 ||D||^2")
+    _need((ep.get("t_max") is None and tmax is None) or
+          (ep.get("t_max") is not None and tmax is not None and _q(ep["t_max"], "t_max") == tmax),
+          "escape_path: recorded t_max differs")
+    t0 = _q(ep.get("t0"), "t0")
+    _need(t0 > 0 and (tmax is None or t0 < tmax), "escape_path: t0 outside (0, t_max)")
+    W = [list(w) for w in inst.W]
+    A = [list(a) for a in inst.A]
+    W[j] = [w + t0 * v for w, v in zip(W[j], r)]
+    A[j] = [-t0 * t0 * v for v in D]
+    new = inst.loss_after(W, A)
+    _need(_q(ep.get("loss_at_t0"), "loss_at_t0") == new, "escape_path: recorded loss at t0 differs")
+    _need(new < inst.loss_hm * inst.factor, "escape_path: loss at t0 is not lower")
+
+
+# ---------------------------------------------------------------------------------------------
+# ball certificates: an exact stationary point proven to exist near a rational point
+# ---------------------------------------------------------------------------------------------
+
+BALL_FORMAT = "verifier-ball-certificate/1"
+
+
+class _Iv:
+    """A closed interval [lo, hi] with Fraction endpoints (exact interval arithmetic)."""
+    __slots__ = ("lo", "hi")
+
+    def __init__(self, lo, hi=None):
+        self.lo = lo
+        self.hi = lo if hi is None else hi
+
+    @staticmethod
+    def of(v):
+        return v if isinstance(v, _Iv) else _Iv(Q(v))
+
+    def __add__(self, o):
+        o = _Iv.of(o)
+        return _Iv(self.lo + o.lo, self.hi + o.hi)
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        o = _Iv.of(o)
+        return _Iv(self.lo - o.hi, self.hi - o.lo)
+
+    def __rsub__(self, o):
+        return _Iv.of(o) - self
+
+    def __neg__(self):
+        return _Iv(-self.hi, -self.lo)
+
+    def __mul__(self, o):
+        o = _Iv.of(o)
+        p = (self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi)
+        return _Iv(min(p), max(p))
+
+    __rmul__ = __mul__
+
+    def mag(self) -> Q:
+        return max(abs(self.lo), abs(self.hi))
+
+
+def _isum(items) -> _Iv:
+    out = _Iv(Q(0))
+    for v in items:
+        out = out + v
+    return out
+
+
+class _Ball:
+    """The narrow parametrisation of a ball certificate: cluster g has input weight
+    u_g = sum_t theta_gt B_gt (B_g a basis of its kinks' null space, theta_g at the gauge index
+    fixed) and output c_g; its copies are (gamma_l u_g, beta_l c_g / gamma_l).  On the activation
+    pattern, h_ig = s_ig (u_g . x_i) is linear in theta_g, so F = grad L in the unknowns
+    xi = (free theta_g, c_g)_g and its Jacobian have closed forms."""
+
+    def __init__(self, inst: _Instance, ev: dict):
+        self.inst = inst
+        n, d, k, m = inst.n, inst.d, inst.k, inst.m
+        cl = ev.get("clusters")
+        _need(isinstance(cl, list) and cl, "ball: clusters missing")
+        zero, dead = ev.get("zero"), ev.get("dead")
+        _need(isinstance(zero, list) and isinstance(dead, list), "ball: zero / dead lists missing")
+        seen = []
+        self.clusters = []
+        for g, c in enumerate(cl):
+            _need(isinstance(c, dict), f"ball: cluster {g} malformed")
+            ns = c.get("neurons")
+            _need(isinstance(ns, list) and ns and all(isinstance(j, int) and not isinstance(j, bool)
+                                                      and 0 <= j < m for j in ns), f"ball: cluster {g} neurons")
+            gam = _vec(c.get("gamma"), f"cluster {g} gamma", len(ns))
+            beta = _vec(c.get("beta"), f"cluster {g} beta", len(ns))
+            _need(all(v > 0 for v in gam) and all(v > 0 for v in beta) and sum(beta, Q(0)) == 1,
+                  f"ball: cluster {g} needs gamma > 0, beta > 0, sum beta = 1")
+            B = _mat(c.get("basis"), f"cluster {g} basis", d)
+            p = len(B)
+            t0 = c.get("gauge")
+            _need(isinstance(t0, int) and not isinstance(t0, bool) and 0 <= t0 < p, f"ball: cluster {g} gauge")
+            gv = _q(c.get("gauge_value"), f"cluster {g} gauge_value")
+            _need(gv != 0, f"ball: cluster {g} gauge value is 0")
+            K = [i for i, x in enumerate(inst.X) if any(x) and all(_dot(b, x) == 0 for b in B)]
+            _need(_rank(B, d) == p and p == d - len(K) and _rank([inst.X[i] for i in K], d) == len(K),
+                  f"ball: cluster {g}: the basis must span exactly the null space of independent kink points")
+            self.clusters.append({"neurons": ns, "gamma": gam, "beta": beta, "B": B, "t0": t0, "gv": gv, "K": K})
+            seen += ns
+        for j in zero:
+            _need(isinstance(j, int) and 0 <= j < m and all(v == 0 for v in inst.W[j]) and
+                  all(v == 0 for v in inst.A[j]), f"ball: zero neuron {j} is not w = 0, a = 0")
+        for j in dead:
+            _need(isinstance(j, int) and 0 <= j < m and inst.am == 0 and any(inst.W[j]) and
+                  all(inst.Z[i][j] < 0 for i in range(n) if any(inst.X[i])), f"ball: neuron {j} is not dead")
+        _need(sorted(seen + zero + dead) == list(range(m)), "ball: every neuron must be in exactly one of "
+                                                            "the clusters, the zero or the dead neurons")
+        self.N = sum(len(c["B"]) - 1 + k for c in self.clusters)
+        center = _vec(ev.get("center"), "ball center", self.N)
+        self.center = center
+        # the certificate's point is the wide point at the center
+        for g, c in enumerate(self.clusters):
+            th, cg = self.unpack(center, g)
+            u = [sum((t * b[q] for t, b in zip(th, c["B"])), Q(0)) for q in range(d)]
+            for j, gl, bl in zip(c["neurons"], c["gamma"], c["beta"]):
+                _need(inst.W[j] == [gl * v for v in u] and inst.A[j] == [bl * v / gl for v in cg],
+                      f"ball: neuron {j} is not copy (gamma u_g, beta c_g / gamma) of cluster {g} at the center")
+            # strict activation pattern at the center
+            c["s"], c["sign"] = [], []
+            for i, x in enumerate(inst.X):
+                z = _dot(u, x)
+                _need(i in c["K"] or z != 0 or not any(x), f"ball: cluster {g} has an unexpected kink at point {i}")
+                c["s"].append(inst.dsig(z) if z != 0 else Q(0))
+                c["sign"].append(1 if z > 0 else (-1 if z < 0 else 0))
+            c["y"] = [[c["s"][i] * _dot(b, x) for b in c["B"]] for i, x in enumerate(inst.X)]
+
+    def unpack(self, xi, g):
+        pos = 0
+        for h, c in enumerate(self.clusters):
+            p = len(c["B"])
+            if h == g:
+                free = list(xi[pos:pos + p - 1])
+                th = free[:c["t0"]] + [c["gv"] if not isinstance(xi[0], _Iv) else _Iv(c["gv"])] + free[c["t0"]:]
+                return th, list(xi[pos + p - 1:pos + p - 1 + self.inst.k])
+            pos += p - 1 + self.inst.k
+        raise IndexError(g)
+
+    def evaluate(self, xi):
+        """h, residuals, F and J at an interval vector xi (degenerate intervals: exact values)."""
+        inst = self.inst
+        n, k = inst.n, inst.k
+        G = len(self.clusters)
+        TH, C = zip(*[self.unpack(xi, g) for g in range(G)])
+        h = [[_isum(t * y for t, y in zip(TH[g], self.clusters[g]["y"][i])) for i in range(n)] for g in range(G)]
+        E = [[_isum(C[g][c] * h[g][i] for g in range(G)) - inst.Y[i][c] for c in range(k)] for i in range(n)]
+        inv = Q(1, n)
+        idx, layout = 0, []
+        for g, cl in enumerate(self.clusters):
+            th_idx = {t: None for t in range(len(cl["B"])) if t != cl["t0"]}
+            for t in th_idx:
+                th_idx[t] = idx
+                idx += 1
+            c_idx = list(range(idx, idx + k))
+            idx += k
+            layout.append((th_idx, c_idx))
+        F = [None] * self.N
+        J = [[None] * self.N for _ in range(self.N)]
+        ec = [[_isum(E[i][c] * C[g][c] for c in range(k)) for i in range(n)] for g in range(G)]
+        for g, (th_idx, c_idx) in enumerate(layout):
+            y = self.clusters[g]["y"]
+            for t, a in th_idx.items():
+                F[a] = _isum(ec[g][i] * y[i][t] for i in range(n)) * inv
+            for c, a in enumerate(c_idx):
+                F[a] = _isum(E[i][c] * h[g][i] for i in range(n)) * inv
+        for g, (th_g, c_g) in enumerate(layout):
+            yg = self.clusters[g]["y"]
+            for g2, (th_2, c_2) in enumerate(layout):
+                y2 = self.clusters[g2]["y"]
+                cc = _isum(C[g][c] * C[g2][c] for c in range(k))
+                for t, a in th_g.items():
+                    for t2, b in th_2.items():
+                        J[a][b] = cc * _isum(yg[i][t] * y2[i][t2] for i in range(n)) * inv
+                    for c, b in enumerate(c_2):
+                        v = _isum(C[g][c] * h[g2][i] * yg[i][t] for i in range(n))
+                        if g == g2:
+                            v = v + _isum(E[i][c] * yg[i][t] for i in range(n))
+                        J[a][b] = v * inv
+                        J[b][a] = J[a][b]
+                for c, a in enumerate(c_g):
+                    for c2, b in enumerate(c_2):
+                        J[a][b] = (_isum(h[g][i] * h[g2][i] for i in range(n)) * inv if c == c2 else _Iv(Q(0)))
+        return TH, C, h, E, F, J
+
+
+def ball_jacobian_at_center(cert: dict) -> list[list[Q]]:
+    """Lower ends of the interval Jacobian of the narrow stationarity equations at the box center
+    (exact there): what a proposer needs to build the preconditioner of a ball certificate.  Raises
+    Rejected when the structure of the certificate is invalid."""
+    _need(isinstance(cert, dict), "certificate must be a JSON object")
+    inst = _Instance(cert)
+    ev = cert.get("evidence")
+    _need(isinstance(ev, dict), "evidence missing")
+    ball = _Ball(inst, ev)
+    J = ball.evaluate([_Iv(v) for v in ball.center])[5]
+    return [[v.lo for v in row] for row in J]
+
+
+def check_ball_certificate(cert: dict) -> str:
+    """A saddle at an exact stationary point theta* within the certificate's box (Krawczyk)."""
+    pb, pt = cert.get("problem"), cert.get("point")
+    blob = json.dumps({"problem": pb, "point": pt}, sort_keys=True, separators=(",", ":"))
+    _need(cert.get("fingerprint") == hashlib.sha256(blob.encode()).hexdigest(),
+          "fingerprint does not match problem and point (data or weights changed)")
+    _need(cert.get("verdict") == "saddle", "ball certificates prove saddles only")
+    inst = _Instance(cert)
+    ev = cert.get("evidence")
+    _need(isinstance(ev, dict), "evidence missing")
+    ball = _Ball(inst, ev)
+    N, n, d, k = ball.N, inst.n, inst.d, inst.k
+    rho = _q(ev.get("radius"), "radius")
+    _need(rho > 0, "ball: radius must be > 0")
+    Y = _mat(ev.get("preconditioner"), "preconditioner", N)
+    _need(len(Y) == N, "ball: preconditioner must be N x N")
+    # F at the center, exactly
+    F0 = [v.lo for v in ball.evaluate([_Iv(v) for v in ball.center])[4]]
+    box = [_Iv(v - rho, v + rho) for v in ball.center]
+    TH, C, h, E, F, J = ball.evaluate(box)
+    # Krawczyk: K = x - Y F(x) + (I - Y J(B)) (B - x) inside the open box => a unique zero of F in B
+    YF = [sum((Y[a][b] * F0[b] for b in range(N)), Q(0)) for a in range(N)]
+    for a in range(N):
+        row = [_isum(J[c][b] * Y[a][c] for c in range(N)) for b in range(N)]
+        M = [(_Iv(Q(1)) if a == b else _Iv(Q(0))) - row[b] for b in range(N)]
+        spread = rho * sum((v.mag() for v in M), Q(0))
+        _need(abs(YF[a]) + spread < rho, f"ball: Krawczyk inclusion fails in coordinate {a}")
+    # the activation pattern is strict on the whole box
+    for g, c in enumerate(ball.clusters):
+        for i, x in enumerate(inst.X):
+            if i in c["K"] or not any(x):
+                continue
+            z = _isum(t * _dot(b, x) for t, b in zip(TH[g], c["B"]))
+            _need(z.lo > 0 if c["sign"][i] > 0 else z.hi < 0,
+                  f"ball: cluster {g} may cross the kink of point {i} inside the box")
+    # (S2) across the kinks at the zero: b_g = sum_{i in K} lambda_i x_i with lambda_i <= 0 <= lambda_i + gamma_i
+    for g, c in enumerate(ball.clusters):
+        if not c["K"]:
+            continue
+        XK = [inst.X[i] for i in c["K"]]
+        bvec = []
+        for q in range(d):
+            acc = _Iv(Q(0))
+            for i, x in enumerate(inst.X):
+                if x[q] == 0:
+                    continue
+                ce = _isum(C[g][cc] * E[i][cc] for cc in range(k))
+                slope = inst.am if i in c["K"] else c["s"][i]
+                acc = acc + ce * (slope * x[q])
+            bvec.append(acc * Q(1, n))
+        Gm = [[_dot(u, v) for v in XK] for u in XK]
+        Ginv = _inverse(Gm)
+        proj = [_isum(bvec[q] * XK[p][q] for q in range(d)) for p in range(len(XK))]
+        lam = [_isum(proj[p2] * Ginv[p][p2] for p2 in range(len(XK))) for p in range(len(XK))]
+        active = [i for i, x in enumerate(inst.X) if any(x) and i not in c["K"] and c["s"][i] != 0]
+        if inst.am == 0 and len(active) == 1:
+            # ReLU, one active point i: F_c = (1/n) e_i h_ig = 0 with h_ig != 0 on the box forces
+            # e_i = 0 at the zero, so b_g = (1/n) (c_g.e_i) s_i x_i = 0 and lambda = 0 exactly there
+            lam = [_Iv(Q(0)) for _ in XK]
+        for p, i in enumerate(c["K"]):
+            gam = _isum(C[g][cc] * E[i][cc] for cc in range(k)) * ((inst.ap - inst.am) * Q(1, n))
+            _need(lam[p].hi <= 0 and (lam[p] + gam).lo >= 0,
+                  f"ball: cluster {g}: phi >= 0 across the kink of point {i} is not robust on the box")
+    # the escape neuron: a zero neuron with D_j(r) != 0 at every point of the box
+    escs = ev.get("escape")
+    _need(isinstance(escs, list) and escs, "ball: escape neurons missing")
+    for es in escs:
+        _need(isinstance(es, dict) and es.get("neuron") in ev["zero"], "ball: escape must name a zero neuron")
+        r = _vec(es.get("r"), "escape r", d)
+        D = [_isum(E[i][c] * inst.sig(_dot(x, r)) for i, x in enumerate(inst.X)) * Q(1, n) for c in range(k)]
+        _need(any(v.lo > 0 or v.hi < 0 for v in D),
+              f"ball: D_j(r) of escape neuron {es.get('neuron')} may vanish on the box")
+    return "saddle"
+
+
+def _inverse(M: list[list[Q]]) -> list[list[Q]]:
+    n = len(M)
+    A = [list(r) + [Q(1) if i == j else Q(0) for j in range(n)] for i, r in enumerate(M)]
+    R, piv = _rref(A, 2 * n)
+    _need(piv[:n] == list(range(n)), "ball: singular Gram matrix of kink points")
+    return [row[n:] for row in R[:n]]
+
+
+def derive_verdict(cert: dict) -> str:
+    """Return the verdict if the certificate is valid; raise Rejected saying what failed."""
+    _need(isinstance(cert, dict), "certificate must be a JSON object")
+    if cert.get("format") == BALL_FORMAT:
+        return check_ball_certificate(cert)
+    _need(cert.get("format") == FORMAT, f"format must be {FORMAT!r}")
+    pb, pt = cert.get("problem"), cert.get("point")
+    blob = json.dumps({"problem": pb, "point": pt}, sort_keys=True, separators=(",", ":"))
+    _need(cert.get("fingerprint") == hashlib.sha256(blob.encode()).hexdigest(),
+          "fingerprint does not match problem and point (data or weights changed)")
+    inst = _Instance(cert)
+    verdict = cert.get("verdict")
+    ev = cert.get("evidence")
+    _need(isinstance(ev, dict), "evidence missing")
+    lo = ev.get("loss")
+    _need(isinstance(lo, dict) and lo.get("convention") == inst.conv, "evidence.loss.convention differs from the problem's")
+    loss = inst.loss_hm * inst.factor
+    _need(_q(lo.get("value"), "loss") == loss, f"recorded loss differs from the exact loss {loss}")
+    _need(ev.get("derivative_convention") == "half_mean", "derivative_convention must be half_mean")
+    if verdict == "global_min":
+        _need(loss == 0, "global_min needs loss exactly 0")
+        return verdict
+    if verdict == "not_stationary":
+        _check_descent(inst, ev.get("not_stationary") or {})
+        return verdict
+    _need(verdict in ("local_min", "saddle", "inconclusive"), f"unknown verdict {verdict!r}")
+    _need(loss != 0 or verdict == "inconclusive", "loss is 0: the verdict should be global_min")
+    neurons = ev.get("neurons")
+    _need(isinstance(neurons, list) and len(neurons) == inst.m, "evidence.neurons must list every neuron")
+    all_stat, undecided_escape, esc_zero, esc_nonzero = True, False, [], []
+    for j, item in enumerate(neurons):
+        _need(isinstance(item, dict) and item.get("neuron") == j, f"evidence.neurons[{j}] is not neuron {j}")
+        _need(_vec(item.get("G"), f"neuron {j} G", inst.k) == inst.G[j], f"neuron {j}: recorded G_j differs")
+        _need(all(v == 0 for v in inst.G[j]), f"neuron {j}: G_j != 0, (S1) fails")
+        st = item.get("stationarity")
+        _need(isinstance(st, dict), f"neuron {j}: stationarity evidence missing")
+        ok = _check_stationarity(inst, j, st)
+        all_stat = all_stat and ok
+        es = item.get("escape")
+        if es is None:
+            undecided_escape = True
+            continue
+        _need(isinstance(es, dict), f"neuron {j}: malformed escape evidence")
+        if es.get("method") == "undecided":
+            _need(es.get("escape") is None, f"neuron {j}: undecided escape must say null")
+            undecided_escape = True
+            continue
+        if _check_escape(inst, j, es):
+            (esc_zero if all(v == 0 for v in inst.A[j]) else esc_nonzero).append(j)
+    if verdict == "local_min":
+        mb = ev.get("morse_bott")
+        if mb is not None:
+            _need(isinstance(mb, dict), "local_min: malformed morse_bott evidence")
+            _need(all_stat, "local_min needs every neuron certified stationary")
+            _need(not esc_zero, "local_min but an escape neuron with a_j = 0 is recorded")
+            _check_morse_bott(inst, mb)
+            return verdict
+        _need(all_stat and not undecided_escape, "local_min needs every neuron certified stationary and escape-free")
+        _need(not esc_zero and not esc_nonzero, "local_min but an escape neuron is recorded")
+        return verdict
+    if verdict == "saddle":
+        _need(all_stat, "saddle needs every neuron certified stationary")
+        ep, so = ev.get("escape_path"), ev.get("second_order")
+        _need((ep is None) != (so is None), "saddle needs exactly one of: an escape path, a second-order ray")
+        if ep is not None:
+            _need(isinstance(ep, dict), "saddle: malformed escape path")
+            _check_escape_path(inst, ep)
+        else:
+            _need(isinstance(so, dict), "saddle: malformed second-order ray")
+            _check_second_order(inst, so)
+        return verdict
+    # inconclusive: allowed only when the evidence does not decide
+    _need("escape_path" not in ev and "second_order" not in ev,
+          "inconclusive, but the evidence holds a saddle proof (escape path or second-order ray)")
+    _need("morse_bott" not in ev, "inconclusive, but the evidence holds a Morse-Bott proof")
+    decided = all_stat and not undecided_escape
+    _need(not (decided and esc_zero), "inconclusive, but an escape neuron with a_j = 0 makes it a saddle")
+    _need(not (decided and not esc_nonzero), "inconclusive, but the evidence proves a local minimum")
+    return verdict
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m relucert.check CERTIFICATE.json", file=sys.stderr)
+        return 2
+    try:
+        with open(args[0]) as fh:
+            cert = json.load(fh)
+        print(f"certificate OK: {derive_verdict(cert)}")
+        return 0
+    except Rejected as e:
+        print(f"certificate REJECTED: {e}")
+        return 1
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"certificate unreadable: {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

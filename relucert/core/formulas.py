@@ -1,0 +1,266 @@
+"""First-order quantities of THEORY.md §1–§3, each formula written once.
+
+The array formulas (``forward``, ``output_grad``, ``linear_part``, ``ray_coefficients``) are
+generic over the number type: numpy float64 (also batched over leading axes), numpy object arrays
+of ``flint.fmpq`` (exact; products go through ``fmpq_mat``), of ``mpmath.mpf`` or of ``Fraction``.
+The per-neuron objects (kink sets, merged hinges, b_j, gamma_p) are exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from flint import fmpq
+
+from relucert.core.linalg import dot, matmul
+from relucert.core.problem import Point, Problem
+
+
+def T(a: np.ndarray) -> np.ndarray:
+    return np.swapaxes(a, -1, -2)
+
+
+# ---------------------------------------------------------------------------------------------
+# generic array formulas
+# ---------------------------------------------------------------------------------------------
+
+def preactivations(X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """z_ij = w_j . x_i, shape (..., n, m)."""
+    return matmul(X, T(W))
+
+
+def slopes(Z: np.ndarray, ap: Any, am: Any) -> np.ndarray:
+    """s_ij = sigma'(z_ij), with the convention sigma'(0) = alpha_minus (z <= 0 branch)."""
+    pos = np.asarray(Z > 0, dtype=bool)
+    if Z.dtype == object:
+        out = np.empty(Z.shape, dtype=object)
+        out[pos] = ap
+        out[~pos] = am
+        return out
+    if am == 0:
+        return pos * float(ap)          # much faster than np.where on large float batches
+    return float(am) + (float(ap) - float(am)) * pos
+
+
+@dataclass
+class Forward:
+    Z: np.ndarray   # pre-activations (..., n, m)
+    S: np.ndarray   # slopes sigma'(z) (alpha_minus at 0)
+    H: np.ndarray   # sigma(z)
+    F: np.ndarray   # outputs (..., n, k)
+    E: np.ndarray   # residuals F - Y
+
+
+def forward(X, Y, W, A, ap, am) -> Forward:
+    """Network outputs and residuals: f(x_i) = sum_j a_j sigma(w_j . x_i), e_i = f(x_i) - y_i."""
+    Z = preactivations(X, W)
+    S = slopes(Z, ap, am)
+    H = S * Z
+    F = matmul(H, A)
+    return Forward(Z, S, H, F, F - Y)
+
+
+def half_mean_loss(E: np.ndarray) -> Any:
+    """L = (1/2n) sum_i ||e_i||^2 (batched over leading axes)."""
+    n = E.shape[-2]
+    return (E * E).sum(axis=(-1, -2)) / (2 * n)
+
+
+def output_grad(H: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """G_j = (1/n) sum_i e_i sigma(z_ij) = dL/da_j, shape (..., m, k)."""
+    n = E.shape[-2]
+    return matmul(T(H), E) / n
+
+
+def linear_part(S: np.ndarray, E: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Lin_j = (1/n) sum_i s_ij e_i x_i^T with s_ij = alpha_minus on kinks, shape (..., m, k, d).
+
+    Off the kink set this is the Jacobian of G_j in w_j; on a kink it is the alpha_minus part of
+    sigma(x_i . r) = alpha_minus x_i . r + (alpha_plus - alpha_minus) max(0, x_i . r)."""
+    n = E.shape[-2]
+    k = E.shape[-1]
+    parts = [matmul(T(S * E[..., :, c:c + 1]), X) / n for c in range(k)]
+    return np.stack(parts, axis=-2)
+
+
+def weight_grad(Lin: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """dL/dw_j = Lin_j^T a_j where L is differentiable in w_j (no kinks), shape (..., m, d)."""
+    return (Lin * A[..., :, :, None]).sum(axis=-2)
+
+
+def ray_coefficients(X, E, Z, S_unused, W, A, dW, dA, ap, am):
+    """Exact expansion of §2: L(theta + t Delta) - L(theta) = c1 t + c2 t^2 + c3 t^3 + c4 t^4.
+
+    Valid for 0 < t < t_max (returned; None means no sign can change). Works on any subset of
+    neurons (columns of Z / rows of W, A, dW, dA) because the other neurons do not move.
+    Returns (c1, c2, c3, c4, t_max)."""
+    n = X.shape[0]
+    delta = preactivations(X, dW)                      # n x m
+    pos_z = np.asarray(Z > 0, dtype=bool)
+    zero_z = np.asarray(Z == 0, dtype=bool)
+    pos_d = np.asarray(delta > 0, dtype=bool)
+    s = np.where(zero_z, np.where(pos_d, 1, 0), np.where(pos_z, 1, 0)).astype(bool)
+    if Z.dtype == object:
+        Sr = np.empty(Z.shape, dtype=object)
+        Sr[s] = ap
+        Sr[~s] = am
+    else:
+        Sr = np.where(s, ap, am)
+    Hz = Sr * Z
+    Hd = Sr * delta
+    U = matmul(Hz, dA) + matmul(Hd, A)
+    Q = matmul(Hd, dA)
+    c1 = (E * U).sum() / n
+    c2 = ((U * U).sum() + 2 * (E * Q).sum()) / (2 * n)
+    c3 = (U * Q).sum() / n
+    c4 = (Q * Q).sum() / (2 * n)
+    # only strictly signed z whose delta has the opposite sign can flip
+    t_max = None
+    flip = (~zero_z) & (np.asarray(Z * delta < 0, dtype=bool))
+    for i, j in zip(*np.nonzero(flip)):
+        t = -Z[i, j] / delta[i, j]
+        if t_max is None or t < t_max:
+            t_max = t
+    return c1, c2, c3, c4, t_max
+
+
+# ---------------------------------------------------------------------------------------------
+# exact per-neuron structure
+# ---------------------------------------------------------------------------------------------
+
+def canonical_normal(x: Sequence[fmpq]) -> tuple[tuple[fmpq, ...], fmpq] | None:
+    """x = lam * key with the first non-zero entry of key equal to 1; None for x = 0."""
+    for v in x:
+        if v != 0:
+            lam = v
+            return tuple(c / lam for c in x), lam
+    return None
+
+
+@dataclass
+class Neuron:
+    """Exact first-order data of one neuron at a point (THEORY §3–4)."""
+
+    j: int
+    w: list
+    a: list
+    G: list                                   # k
+    kinks: list                               # data indices with z_ij = 0
+    Lin: list                                 # k x d, after merging negatively parallel kinks
+    hinges: dict = field(default_factory=dict)  # key (canonical normal) -> Gamma (k-vector), all != 0
+    b: list = field(default_factory=list)     # d: a^T Lin
+    gamma: dict = field(default_factory=dict)  # key -> a . Gamma, only the non-zero ones
+
+    @property
+    def a_zero(self) -> bool:
+        return all(v == 0 for v in self.a)
+
+    @property
+    def w_zero(self) -> bool:
+        return all(v == 0 for v in self.w)
+
+    def D(self, r: Sequence[fmpq]) -> list:
+        """D_j(r) = Lin r + sum_p Gamma_p max(0, nu_p . r)."""
+        out = [dot(row, r) for row in self.Lin]
+        for key, Gam in self.hinges.items():
+            t = dot(key, r)
+            if t > 0:
+                out = [o + g * t for o, g in zip(out, Gam)]
+        return out
+
+    def phi(self, r: Sequence[fmpq]) -> fmpq:
+        """phi_j(r) = a_j . D_j(r) = b . r + sum_p gamma_p max(0, nu_p . r)."""
+        return phi_eval(self.b, self.gamma, r)
+
+
+def phi_eval(b: Sequence[fmpq], gamma: dict, r: Sequence[fmpq]) -> fmpq:
+    v = dot(b, r)
+    for key, g in gamma.items():
+        t = dot(key, r)
+        if t > 0:
+            v += g * t
+    return v
+
+
+def merge_hinges(Lin: list, points: list, coefs: list) -> tuple[list, dict]:
+    """Merge hinge terms coef_i max(0, x_i . r) over parallel x_i (THEORY §3).
+
+    Lin (k x d) absorbs the linear part created by negatively parallel points. Returns the new
+    Lin and {canonical normal: summed coefficient (k-vector)} with zero coefficients dropped."""
+    Lin = [list(row) for row in Lin]
+    acc: dict = {}
+    for x, coef in zip(points, coefs):
+        cn = canonical_normal(x)
+        if cn is None:            # x = 0: max(0, 0 . r) = 0
+            continue
+        key, lam = cn
+        mag = lam if lam > 0 else -lam
+        cur = acc.get(key)
+        scaled = [mag * c for c in coef]
+        acc[key] = scaled if cur is None else [u + v for u, v in zip(cur, scaled)]
+        if lam < 0:
+            for c in range(len(Lin)):
+                if coef[c] != 0:
+                    for q in range(len(key)):
+                        Lin[c][q] -= mag * coef[c] * key[q]
+    hinges = {key: g for key, g in acc.items() if any(v != 0 for v in g)}
+    return Lin, hinges
+
+
+class ExactState:
+    """All exact first-order quantities of (problem, point), computed once."""
+
+    def __init__(self, problem: Problem, point: Point):
+        point.validate(problem)
+        self.problem, self.point = problem, point
+        act = problem.activation
+        self.ap, self.am = act.alpha_plus, act.alpha_minus
+        self.fw = forward(problem.X, problem.Y, point.W, point.A, self.ap, self.am)
+        self.loss_half_mean = half_mean_loss(self.fw.E)
+        self.G = output_grad(self.fw.H, self.fw.E)
+        self.Lin = linear_part(self.fw.S, self.fw.E, problem.X)
+        self._neurons: dict[int, Neuron] = {}
+
+    @property
+    def loss(self) -> fmpq:
+        """Loss in the problem's own convention."""
+        return self.loss_half_mean * self.problem.loss_factor()
+
+    def kinks(self, j: int) -> list[int]:
+        col = self.fw.Z[:, j]
+        return [i for i in range(len(col)) if col[i] == 0]
+
+    def neuron(self, j: int) -> Neuron:
+        if j in self._neurons:
+            return self._neurons[j]
+        pb, pt = self.problem, self.point
+        n, k, d = pb.n, pb.k, pb.d
+        K = self.kinks(j)
+        scale = (self.ap - self.am) / n
+        coefs = [[scale * e for e in self.fw.E[i].tolist()] for i in K]
+        points = [pb.X[i].tolist() for i in K]
+        Lin0 = [list(self.Lin[j, c]) for c in range(k)]
+        Lin, hinges = merge_hinges(Lin0, points, coefs)
+        a = pt.A[j].tolist()
+        b = [sum((a[c] * Lin[c][q] for c in range(k)), fmpq(0)) for q in range(d)]
+        gamma = {}
+        for key, Gam in hinges.items():
+            g = dot(a, Gam)
+            if g != 0:
+                gamma[key] = g
+        nr = Neuron(j=j, w=pt.W[j].tolist(), a=a, G=self.G[j].tolist(), kinks=K, Lin=Lin,
+                    hinges=hinges, b=b, gamma=gamma)
+        self._neurons[j] = nr
+        return nr
+
+    def directional_derivative(self, dW: np.ndarray, dA: np.ndarray) -> fmpq:
+        """L'(theta; Delta) = sum_j [dA_j . G_j + a_j . D_j(dW_j)] (half_mean convention)."""
+        total = fmpq(0)
+        for j in range(self.point.m):
+            da = dA[j].tolist()
+            dw = dW[j].tolist()
+            total += dot(da, self.G[j].tolist())
+            if any(v != 0 for v in dw) and any(v != 0 for v in self.point.A[j].tolist()):
+                total += self.neuron(j).phi(dw)
+        return total

@@ -1,0 +1,281 @@
+"""Problem (data, activation, loss convention) and Point (W, A), with exact and float views.
+
+Every number is stored exactly as a ``flint.fmpq`` rational.  Floats are converted through their
+exact binary value (a float *is* a dyadic rational); decimal strings through their decimal value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from flint import fmpq
+
+from relucert.errors import InputError
+
+LOSS_CONVENTIONS = ("half_mean", "mse")
+
+
+# ---------------------------------------------------------------------------------------------
+# exact numbers
+# ---------------------------------------------------------------------------------------------
+
+def to_fmpq(v: Any, what: str = "value") -> fmpq:
+    """Convert one number exactly: ints, floats (binary value), Fractions, decimal/fraction strings."""
+    if isinstance(v, fmpq):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        raise InputError(f"{what}: expected a number, got a boolean")
+    if isinstance(v, (int, np.integer)):
+        return fmpq(int(v))
+    if isinstance(v, (float, np.floating)):
+        # as_integer_ratio on the value's own type: exact for float16/32/64 and for longdouble,
+        # which float() would round to float64 (and flush values below 5e-324 to 0)
+        if not np.isfinite(v):
+            raise InputError(f"{what} is {'NaN' if np.isnan(v) else 'infinite'}")
+        p, q = v.as_integer_ratio()
+        return fmpq(int(p), int(q))
+    if isinstance(v, Fraction):
+        return fmpq(v.numerator, v.denominator)
+    if isinstance(v, Decimal):
+        if not v.is_finite():
+            raise InputError(f"{what} is not finite: {v}")
+        p, q = v.as_integer_ratio()
+        return fmpq(p, q)
+    if isinstance(v, str):
+        s = v.strip()
+        low = s.lower()
+        if any(t in low for t in ("nan", "inf")):
+            raise InputError(f"{what} is not finite: {v!r}")
+        try:
+            fr = Fraction(s)
+        except (ValueError, ZeroDivisionError):
+            raise InputError(f"{what}: cannot read {v!r} as a number (use e.g. 3, -0.25, 1e-3, 3/7)") from None
+        return fmpq(fr.numerator, fr.denominator)
+    raise InputError(f"{what}: expected a number, got {type(v).__name__}")
+
+
+def fmpq_to_fraction(q: fmpq) -> Fraction:
+    return Fraction(int(q.p), int(q.q))
+
+
+def qstr(q: fmpq) -> str:
+    """Exact string 'p/q' (or 'p')."""
+    return str(q)
+
+
+def to_exact_matrix(rows: Any, what: str, *, flat_ok: bool = False) -> np.ndarray:
+    """Convert nested lists / arrays into a 2-D numpy object array of fmpq (exact)."""
+    if isinstance(rows, np.ndarray):
+        if rows.dtype.kind not in "fiub" and rows.dtype != object:
+            raise InputError(f"{what} has non-numeric dtype {rows.dtype}")
+        arr = rows
+        if arr.dtype.kind == "f":
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                idx = tuple(int(i) for i in np.argwhere(bad)[0])
+                kind = "NaN" if np.isnan(arr[idx]) else "inf"
+                raise InputError(f"{what} contains {kind} at index {list(idx)}")
+        lst = arr.tolist()
+    else:
+        lst = rows
+    if not isinstance(lst, (list, tuple)):
+        raise InputError(f"{what} must be a list of rows (got {type(lst).__name__})")
+    if len(lst) == 0:
+        raise InputError(f"{what} is empty")
+    if all(not isinstance(r, (list, tuple)) for r in lst):
+        if not flat_ok:
+            raise InputError(f"{what} must be a 2-D array (list of rows)")
+        lst = [[v] for v in lst]
+    if any(not isinstance(r, (list, tuple)) for r in lst):
+        raise InputError(f"{what} mixes numbers and rows")
+    ncol = len(lst[0])
+    if ncol == 0:
+        raise InputError(f"{what} has rows of length 0")
+    for i, r in enumerate(lst):
+        if len(r) != ncol:
+            raise InputError(f"{what} is ragged: row 0 has {ncol} entries but row {i} has {len(r)}")
+    out = np.empty((len(lst), ncol), dtype=object)
+    for i, r in enumerate(lst):
+        for c, v in enumerate(r):
+            out[i, c] = to_fmpq(v, f"{what}[{i}][{c}]")
+    return out
+
+
+def exact_to_float(a: np.ndarray) -> np.ndarray:
+    """Nearest float64 of every exact entry."""
+    return np.array([[int(v.p) / int(v.q) for v in row] for row in a], dtype=float).reshape(a.shape)
+
+
+def exact_to_strings(a: np.ndarray) -> list:
+    return [[str(v) for v in row] for row in a]
+
+
+# ---------------------------------------------------------------------------------------------
+# activation
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Activation:
+    """ReLU-like activation sigma(z) = alpha_plus*z (z>0), alpha_minus*z (z<=0); exact slopes."""
+
+    alpha_plus: fmpq
+    alpha_minus: fmpq
+
+    def __post_init__(self):
+        if self.alpha_plus == self.alpha_minus:
+            raise InputError(f"activation is linear: alpha_plus = alpha_minus = {self.alpha_plus}; "
+                             "a ReLU-like activation needs alpha_plus != alpha_minus")
+
+    @property
+    def name(self) -> str:
+        ap, am = self.alpha_plus, self.alpha_minus
+        if ap == 1 and am == 0:
+            return "relu"
+        if ap == 1 and am == -1:
+            return "abs"
+        if ap == 1:
+            return f"leaky_relu:{am}"
+        return f"alpha_plus={ap}, alpha_minus={am}"
+
+    def to_json(self) -> dict:
+        return {"alpha_plus": str(self.alpha_plus), "alpha_minus": str(self.alpha_minus)}
+
+    @classmethod
+    def parse(cls, spec: Any) -> "Activation":
+        if isinstance(spec, Activation):
+            return spec
+        if isinstance(spec, dict):
+            missing = {"alpha_plus", "alpha_minus"} - set(spec)
+            if missing:
+                raise InputError(f"activation object lacks {sorted(missing)}")
+            return cls(to_fmpq(spec["alpha_plus"], "alpha_plus"), to_fmpq(spec["alpha_minus"], "alpha_minus"))
+        if isinstance(spec, (tuple, list)) and len(spec) == 2:
+            return cls(to_fmpq(spec[0], "alpha_plus"), to_fmpq(spec[1], "alpha_minus"))
+        if not isinstance(spec, str):
+            raise InputError(f"activation: expected a name or {{alpha_plus, alpha_minus}}, got {spec!r}")
+        s = spec.strip().lower()
+        if s == "relu":
+            return cls(fmpq(1), fmpq(0))
+        if s == "abs":
+            return cls(fmpq(1), fmpq(-1))
+        if s.startswith("leaky_relu"):
+            rest = s[len("leaky_relu"):]
+            slope = fmpq(1, 100) if rest == "" else to_fmpq(rest.lstrip(":="), "leaky_relu slope")
+            return cls(fmpq(1), slope)
+        if s == "linear":
+            raise InputError("activation 'linear' has alpha_plus = alpha_minus; not ReLU-like")
+        raise InputError(f"unknown activation {spec!r} (use relu, leaky_relu:SLOPE, abs, or "
+                         "{'alpha_plus': .., 'alpha_minus': ..})")
+
+
+# ---------------------------------------------------------------------------------------------
+# problem and point
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Problem:
+    """Data X (n x d), targets Y (n x k), activation and loss convention, all exact."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    activation: Activation
+    loss: str = "half_mean"
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def make(cls, X: Any, Y: Any, activation: Any = "relu", loss: str = "half_mean") -> "Problem":
+        act = Activation.parse(activation)
+        if loss not in LOSS_CONVENTIONS:
+            raise InputError(f"unknown loss convention {loss!r} (use 'half_mean' or 'mse')")
+        Xe = to_exact_matrix(X, "X", flat_ok=True)
+        Ye = to_exact_matrix(Y, "Y", flat_ok=True)
+        if Ye.shape[0] != Xe.shape[0]:
+            raise InputError(f"X has {Xe.shape[0]} rows but Y has {Ye.shape[0]}")
+        return cls(Xe, Ye, act, loss)
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def k(self) -> int:
+        return self.Y.shape[1]
+
+    @property
+    def Xf(self) -> np.ndarray:
+        if "Xf" not in self._cache:
+            self._cache["Xf"] = exact_to_float(self.X)
+        return self._cache["Xf"]
+
+    @property
+    def Yf(self) -> np.ndarray:
+        if "Yf" not in self._cache:
+            self._cache["Yf"] = exact_to_float(self.Y)
+        return self._cache["Yf"]
+
+    def loss_factor(self) -> fmpq:
+        """Factor turning the half_mean loss into this problem's convention."""
+        return fmpq(1) if self.loss == "half_mean" else fmpq(2, self.k)
+
+    def to_json(self) -> dict:
+        return {"activation": self.activation.to_json(), "loss": self.loss,
+                "X": exact_to_strings(self.X), "Y": exact_to_strings(self.Y)}
+
+
+@dataclass
+class Point:
+    """Parameters: W (m x d) input weights, A (m x k) output weights, exact."""
+
+    W: np.ndarray
+    A: np.ndarray
+
+    @classmethod
+    def make(cls, W: Any, A: Any, problem: Problem | None = None) -> "Point":
+        We = to_exact_matrix(W, "W")
+        Ae = to_exact_matrix(A, "A", flat_ok=True)  # a flat A is scalar output (m x 1)
+        pt = cls(We, Ae)
+        if problem is not None:
+            pt.validate(problem)
+        return pt
+
+    @property
+    def m(self) -> int:
+        return self.W.shape[0]
+
+    def validate(self, problem: Problem) -> None:
+        if self.W.shape[1] != problem.d:
+            raise InputError(f"W has {self.W.shape[1]} columns but X has {problem.d}")
+        if self.A.shape[0] != self.W.shape[0]:
+            # a scalar-output A given as a single row of length m
+            if self.A.shape == (1, self.W.shape[0]) and problem.k == 1:
+                self.A = self.A.T.copy()
+            else:
+                raise InputError(f"W has {self.W.shape[0]} rows (neurons) but A has {self.A.shape[0]}")
+        if self.A.shape[1] != problem.k:
+            raise InputError(f"A has {self.A.shape[1]} columns but Y has {problem.k}")
+
+    @property
+    def Wf(self) -> np.ndarray:
+        return exact_to_float(self.W)
+
+    @property
+    def Af(self) -> np.ndarray:
+        return exact_to_float(self.A)
+
+    def to_json(self) -> dict:
+        return {"W": exact_to_strings(self.W), "A": exact_to_strings(self.A)}
+
+    def copy(self) -> "Point":
+        return Point(self.W.copy(), self.A.copy())
+
+
+def as_problem_point(X, Y, W, A, activation="relu", loss="half_mean") -> tuple[Problem, Point]:
+    pb = Problem.make(X, Y, activation, loss)
+    return pb, Point.make(W, A, pb)

@@ -1,0 +1,420 @@
+"""Verdicts (THEORY §5): stationarity per neuron, escape neurons, Theorems A/B, certificates."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from flint import fmpq
+
+from relucert.errors import require
+from relucert.decide.escape import EscapeDecision, choose_step, escape_path_polynomial, escape_test
+from relucert.core.formulas import ExactState, forward, half_mean_loss, ray_coefficients
+from relucert.core.linalg import dot
+from relucert.core.problem import Point, Problem
+from relucert.decide.stationarity import PhiDecision, decide_phi
+
+FORMAT = "verifier-certificate/1"
+VERDICTS = ("not_stationary", "global_min", "local_min", "saddle", "inconclusive")
+
+
+def fingerprint(problem_json: dict, point_json: dict) -> str:
+    """SHA-256 of the canonical JSON of problem and point: binds a certificate to its instance."""
+    blob = json.dumps({"problem": problem_json, "point": point_json}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class NeuronReport:
+    j: int
+    status: str            # alive / dead / zero / zero-output
+    kinks: list
+    s1: bool
+    s2: bool | None
+    s2_method: str
+    escape: bool | None
+    why: str
+
+
+@dataclass
+class Result:
+    verdict: str
+    problem: Problem
+    point: Point
+    loss: fmpq                               # in the problem's convention
+    escape_neurons: list
+    neurons: list                            # NeuronReport
+    certificate: dict
+    reason: str = ""
+    seconds: float = 0.0
+    refined: Any = None                      # filled by refinement (later issue)
+
+    def loss_json(self) -> dict:
+        return {"convention": self.problem.loss, "exact": str(self.loss),
+                "float": int(self.loss.p) / int(self.loss.q)}
+
+    def to_json(self, with_certificate: bool = False) -> dict:
+        out = {"verdict": self.verdict, "reason": self.reason,
+               "escape_neurons": self.escape_neurons, "loss": self.loss_json(),
+               "n": self.problem.n, "d": self.problem.d, "k": self.problem.k, "m": self.point.m,
+               "activation": self.problem.activation.name,
+               "neurons": [n.__dict__ for n in self.neurons], "seconds": round(self.seconds, 4)}
+        if with_certificate:
+            out["certificate"] = self.certificate
+        return out
+
+    def report(self) -> str:
+        from relucert.decide.report import text_report
+        return text_report(self)
+
+
+def _status(state: ExactState, j: int) -> str:
+    nr = state.neuron(j)
+    if nr.w_zero:
+        return "zero" if nr.a_zero else "zero-input"
+    Z = state.fw.Z[:, j]
+    if state.am == 0 and all(z < 0 for z in Z):
+        return "dead"
+    return "alive"
+
+
+def _direction_json(j, dw, da) -> dict:
+    return {"neuron": j, "dw": [str(v) for v in dw], "da": [str(v) for v in da]}
+
+
+def _not_stationary(state: ExactState, j: int, dw: list, da: list, reason: str) -> dict:
+    """Evidence for a descent direction moving only neuron j: L'(theta;Delta) and a good step."""
+    pb, pt = state.problem, state.point
+    d, k = pb.d, pb.k
+    dW = np.empty((1, d), dtype=object)
+    dW[0, :] = [fmpq(v) for v in dw]
+    dA = np.empty((1, k), dtype=object)
+    dA[0, :] = [fmpq(v) for v in da]
+    Zc = state.fw.Z[:, j:j + 1]
+    c1, c2, c3, c4, t_max = ray_coefficients(pb.X, state.fw.E, Zc, None, pt.W[j:j + 1], pt.A[j:j + 1],
+                                             dW, dA, state.ap, state.am)
+    deriv = state.neuron(j).phi(dw) + dot(da, state.G[j].tolist())
+    require(deriv == c1, "directional derivative and ray polynomial disagree")
+    poly = [fmpq(0), c1, c2, c3, c4]
+    t = choose_step(poly, t_max)
+    require(t is not None, "no step below t_max lowers the loss along the descent direction")
+    new = pt.copy()
+    new.W[j] = [a + t * b for a, b in zip(pt.W[j].tolist(), dW[0].tolist())]
+    new.A[j] = [a + t * b for a, b in zip(pt.A[j].tolist(), dA[0].tolist())]
+    fw = forward(pb.X, pb.Y, new.W, new.A, state.ap, state.am)
+    new_loss = half_mean_loss(fw.E)
+    require(new_loss < state.loss_half_mean, "descent step did not lower the loss")
+    return {"reason": reason, "direction": _direction_json(j, dw, da),
+            "derivative": str(deriv), "ray_polynomial": [str(v) for v in poly],
+            "t_max": None if t_max is None else str(t_max), "step": str(t),
+            "loss_at_step": str(new_loss * pb.loss_factor())}
+
+
+def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
+    """Exact verdict of the point as given, with a certificate (no refinement)."""
+    t0 = time.perf_counter()
+    point.validate(problem)
+    state = ExactState(problem, point)
+    pj, ptj = problem.to_json(), point.to_json()
+    cert: dict = {"format": FORMAT, "problem": pj, "point": ptj,
+                  "fingerprint": fingerprint(pj, ptj), "verdict": None, "evidence": {}}
+    ev = cert["evidence"]
+    ev["loss"] = {"convention": problem.loss, "value": str(state.loss)}
+    ev["derivative_convention"] = "half_mean"
+    m = point.m
+    reports: list[NeuronReport] = []
+
+    def finish(verdict, reason, escape_neurons):
+        cert["verdict"] = verdict
+        return Result(verdict, problem, point, state.loss, escape_neurons, reports, cert, reason,
+                      time.perf_counter() - t0)
+
+    if state.loss_half_mean == 0:
+        for j in range(m):
+            nr = state.neuron(j)
+            reports.append(NeuronReport(j, _status(state, j), nr.kinks, True, True, "zero loss", False,
+                                        "residuals are all zero"))
+        return finish("global_min", "the loss is exactly 0", [])
+
+    # (S1) for all neurons first: the cheapest descent direction
+    for j in range(m):
+        G = state.G[j].tolist()
+        if any(v != 0 for v in G):
+            ev["not_stationary"] = _not_stationary(state, j, [0] * problem.d, [-v for v in G], "S1")
+            nr = state.neuron(j)
+            reports.append(NeuronReport(j, _status(state, j), nr.kinks, False, None, "", None,
+                                        "G_j = dL/da_j != 0"))
+            return finish("not_stationary", f"neuron {j}: dL/da_j != 0 (descent along -G_j)", [])
+
+    neurons_ev = []
+    decisions: dict[int, tuple[PhiDecision | None, EscapeDecision | None]] = {}
+    for j in range(m):
+        nr = state.neuron(j)
+        if nr.a_zero or not nr.gamma and all(v == 0 for v in nr.b):
+            ph = None if nr.a_zero else PhiDecision(True, "cones", witness={
+                "b": [str(v) for v in nr.b], "hinges": [], "patterns": [{"signs": [], "s": [], "mu": []}]})
+        else:
+            ph = decide_phi(nr.b, nr.gamma, method)
+        if ph is not None and ph.ok is False:
+            reports.append(NeuronReport(j, _status(state, j), nr.kinks, True, False, ph.method, None,
+                                        f"phi_j(r) < 0: {ph.note}"))
+            ev["not_stationary"] = _not_stationary(state, j, ph.descent, [0] * problem.k, "S2")
+            return finish("not_stationary", f"neuron {j}: phi_j(r) = a_j.D_j(r) < 0 for some r ({ph.note})", [])
+        decisions[j] = (ph, None)
+
+    undecided = [j for j, (ph, _) in decisions.items() if ph is not None and ph.ok is None]
+    escape_neurons, unknown_escape = [], []
+    for j in range(m):
+        nr = state.neuron(j)
+        ph = decisions[j][0]
+        esc = escape_test(nr) if j not in undecided else None
+        decisions[j] = (ph, esc)
+        item = {"neuron": j, "G": [str(v) for v in nr.G],
+                "stationarity": {"method": "zero_output"} if ph is None else
+                ({"method": ph.method, **ph.witness} if ph.ok else {"method": "undecided"})}
+        if esc is not None:
+            item["escape"] = ({"escape": None, "method": "undecided"} if esc.escape is None
+                              else {"escape": esc.escape, **esc.witness})
+            if esc.escape:
+                escape_neurons.append(j)
+            elif esc.escape is None:
+                unknown_escape.append(j)
+        neurons_ev.append(item)
+        why = []
+        if ph is None:
+            why.append("a_j = 0")
+        elif ph.ok:
+            why.append(f"phi_j >= 0 ({ph.note or ph.method})")
+        else:
+            why.append(f"(S2) undecided: {ph.note}")
+        if esc is not None:
+            why.append(esc.note)
+        reports.append(NeuronReport(j, _status(state, j), nr.kinks, True,
+                                    True if ph is None else ph.ok, "trivial" if ph is None else ph.method,
+                                    None if esc is None else esc.escape, "; ".join(why)))
+    ev["neurons"] = neurons_ev
+
+    if undecided:
+        return finish("inconclusive", f"stationarity of neurons {undecided} could not be decided exactly",
+                      escape_neurons)
+
+    zero_a_escape = [j for j in escape_neurons if state.neuron(j).a_zero]
+    if zero_a_escape:
+        j = zero_a_escape[0]
+        esc = decisions[j][1]
+        ev["escape_path"] = _escape_path(state, j, esc.r, esc.D)
+        return finish("saddle", f"neuron {j} is an escape neuron with a_j = 0: the loss decreases along "
+                                f"w_j + t r, a_j = -t^2 D_j(r) (leading term -t^3 ||D||^2)", escape_neurons)
+    if escape_neurons:
+        so = _second_order_ray(state, decisions, escape_neurons)
+        if so is not None:
+            ev["second_order"] = so
+            return finish("saddle", f"vector output, escape neurons {escape_neurons} with a_j != 0: a second-order "
+                                    f"descent ray ({so['how']}): L(theta + t Delta) - L(theta) = c2 t^2 + c3 t^3 + "
+                                    f"c4 t^4 with L'(theta;Delta) = 0 and c2 = {so['polynomial'][2]} < 0",
+                          escape_neurons)
+        mb = _morse_bott(state)
+        if mb is not None:
+            ev["morse_bott"] = mb
+            return finish("local_min", f"vector output, escape neurons {escape_neurons} with a_j != 0, but the point "
+                                       f"is smooth and the exact Hessian is positive semi-definite with kernel = the "
+                                       f"tangent space of the critical manifold (rescaling orbits, dead neurons; "
+                                       f"dimension {mb['tangent_dimension']}): a Morse-Bott local minimum",
+                          escape_neurons)
+        return finish("inconclusive", f"vector output: escape neurons {escape_neurons} have a_j != 0; "
+                                      "Theorems A/B decide nothing here, no second-order descent ray was "
+                                      "found (along the escape neurons' flat directions, or the Hessian at a "
+                                      "smooth point), and no Morse-Bott proof applies", escape_neurons)
+    if unknown_escape:
+        return finish("inconclusive", f"escape status of neurons {unknown_escape} undecided", escape_neurons)
+    return finish("local_min", "stationary and no escape neuron (Theorem A)", [])
+
+
+def _escape_path(state: ExactState, j: int, r: list, D: list) -> dict:
+    pb, pt = state.problem, state.point
+    c, t_max = escape_path_polynomial(pb.X, state.fw.E, state.fw.Z[:, j].tolist(), r, D, state.ap, state.am)
+    require(c[0] == 0 and c[1] == 0 and c[2] == 0 and c[3] == -dot(D, D), "escape path polynomial")
+    t = choose_step(c, t_max)
+    require(t is not None, "no step below t_max lowers the loss along the escape path")
+    new = pt.copy()
+    new.W[j] = [a + t * b for a, b in zip(pt.W[j].tolist(), r)]
+    new.A[j] = [-t * t * v for v in D]
+    fw = forward(pb.X, pb.Y, new.W, new.A, state.ap, state.am)
+    new_loss = half_mean_loss(fw.E)
+    require(new_loss < state.loss_half_mean, "escape step did not lower the loss")
+    return {"neuron": j, "r": [str(v) for v in r], "D": [str(v) for v in D],
+            "polynomial": [str(v) for v in c], "t_max": None if t_max is None else str(t_max),
+            "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())}
+
+
+HESSIAN_MAX_PARAMS = 240     # exact Hessian candidates only up to this many parameters
+
+
+def _output_move(state: ExactState, j: int, r: list) -> list | None:
+    """The output move delta minimising the t^2 coefficient of L along w_j + t r, a_j + t delta.
+
+    With u_i = s_i (x_i.r) a_j (s_i the slope on the side r moves to) and h_i = sigma(w_j.x_i), the
+    coefficient is (1/2n) sum |u_i + h_i delta|^2 + delta.D_j(r), quadratic in delta: its minimiser is
+    -g / H with g = (1/n) sum h_i u_i + D_j(r), H = (1/n) sum h_i^2 (H = 0: far along -g)."""
+    pb, pt = state.problem, state.point
+    n, k = pb.n, pb.k
+    ap, am = state.ap, state.am
+    a = pt.A[j].tolist()
+    g = [fmpq(0)] * k
+    H = fmpq(0)
+    uu = fmpq(0)
+    for i in range(n):
+        z = state.fw.Z[i, j]
+        xr = dot(pb.X[i].tolist(), r)
+        s = ap if (z > 0 or (z == 0 and xr > 0)) else am
+        h = ap * z if z > 0 else am * z
+        u = [s * xr * v for v in a]
+        e = state.fw.E[i].tolist()
+        g = [gc + (h * uc + s * xr * ec) / n for gc, uc, ec in zip(g, u, e)]
+        H += h * h / n
+        uu += dot(u, u)
+    gg = dot(g, g)
+    if H > 0:
+        return [-v / H for v in g]
+    if gg == 0:
+        return None
+    lam = uu / (2 * n) / gg + 1
+    return [-lam * v for v in g]
+
+
+def _second_order_ray(state: ExactState, decisions: dict, escape_neurons: list) -> dict | None:
+    """A ray theta + t Delta with L'(theta;Delta) = 0 and negative t^2 coefficient, exactly: at a
+    stationary point this proves that theta is not a local minimum (THEORY §5, second-order descent
+    direction).  Candidates: each escape neuron's flat direction r (phi_j(r) = 0, D_j(r) != 0) with
+    the best output move; at a smooth point, the exact Hessian's negative-curvature direction."""
+    pb, pt = state.problem, state.point
+    m, d, k = pt.m, pb.d, pb.k
+    cands = []
+    for j in escape_neurons:
+        esc = decisions[j][1]
+        if esc is None or esc.r is None:
+            continue
+        delta = _output_move(state, j, list(esc.r))
+        if delta is not None:
+            cands.append((f"neuron {j}: w_j + t r, a_j + t delta, phi_j(r) = 0, delta minimising the t^2 term",
+                          {j: (list(esc.r), delta)}))
+    if m * (d + k) <= HESSIAN_MAX_PARAMS and _smooth(state):
+        from relucert.tools.symmetry import hessian_analysis          # smooth point: L is a polynomial near theta
+        nc = hessian_analysis(pb, pt, stationary=True).get("negative_curvature")
+        if nc is not None:
+            v = [fmpq(x) for x in nc["direction"]]
+            # symmetry's parameter order: all of W row by row, then all of A
+            moves = {j: (v[j * d:(j + 1) * d], v[m * d + j * k:m * d + (j + 1) * k]) for j in range(m)}
+            cands.append((f"exact Hessian, negative curvature ({nc['how']})", moves))
+    for how, moves in cands:
+        dW = np.empty((m, d), dtype=object)
+        dA = np.empty((m, k), dtype=object)
+        dW[...] = fmpq(0)
+        dA[...] = fmpq(0)
+        for j, (r, delta) in moves.items():
+            dW[j, :] = r
+            dA[j, :] = delta
+        c1, c2, c3, c4, t_max = ray_coefficients(pb.X, state.fw.E, state.fw.Z, None, pt.W, pt.A, dW, dA,
+                                                 state.ap, state.am)
+        if c1 != 0 or not c2 < 0:
+            continue
+        poly = [fmpq(0), c1, c2, c3, c4]
+        t = choose_step(poly, t_max)
+        require(t is not None, "no step below t_max lowers the loss along the second-order ray")
+        new = Point(pt.W + t * dW, pt.A + t * dA)
+        fw = forward(pb.X, pb.Y, new.W, new.A, state.ap, state.am)
+        new_loss = half_mean_loss(fw.E)
+        require(new_loss < state.loss_half_mean, "second-order step did not lower the loss")
+        return {"how": how, "dW": [[str(v) for v in row] for row in dW.tolist()],
+                "dA": [[str(v) for v in row] for row in dA.tolist()],
+                "polynomial": [str(v) for v in poly], "t_max": None if t_max is None else str(t_max),
+                "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())}
+    return None
+
+
+MORSE_BOTT_MAX_PARAMS = 120   # exact Hessian inertia (and its independent re-check) up to this size
+
+
+def _smooth(state: ExactState) -> bool:
+    """No data point on any neuron's kink and no zero neuron: L is a polynomial near theta."""
+    pb, pt = state.problem, state.point
+    nonzero_x = [i for i in range(pb.n) if any(v != 0 for v in pb.X[i])]
+    return all(any(v != 0 for v in pt.W[j]) for j in range(pt.m)) and all(
+        state.fw.Z[i, j] != 0 for i in nonzero_x for j in range(pt.m))
+
+
+def _morse_bott(state: ExactState) -> dict | None:
+    """Local minimum by the Morse-Bott lemma at a smooth stationary point: the critical points near
+    theta include the manifold M of positive rescalings of every non-dead neuron times an open set of
+    each dead neuron's (w, a) (ReLU-like with alpha_minus = 0, every w_j.x_i < 0), all with the same
+    loss; if the exact Hessian is positive semi-definite and its kernel is exactly T_theta M, L grows
+    quadratically away from M, so theta is a local minimum.  None if any condition fails."""
+    pb, pt = state.problem, state.point
+    m, d, k = pt.m, pb.d, pb.k
+    P = m * (d + k)
+    if P > MORSE_BOTT_MAX_PARAMS or not _smooth(state):
+        return None
+    from relucert.tools.symmetry import hessian, inertia
+    try:
+        H = hessian(pb, pt)
+    except ValueError:
+        return None
+    inn = inertia(H)
+    if inn["negative"] != 0:
+        return None
+    nonzero_x = [i for i in range(pb.n) if any(v != 0 for v in pb.X[i])]
+    dead = [j for j in range(m) if state.am == 0 and all(state.fw.Z[i, j] < 0 for i in nonzero_x)]
+    tangent = []
+    for j in range(m):
+        if j in dead:
+            for t in [j * d + q for q in range(d)] + [m * d + j * k + c for c in range(k)]:
+                v = [fmpq(0)] * P
+                v[t] = fmpq(1)
+                tangent.append(v)
+        else:
+            v = [fmpq(0)] * P
+            for q in range(d):
+                v[j * d + q] = pt.W[j, q]
+            for c in range(k):
+                v[m * d + j * k + c] = -pt.A[j, c]
+            tangent.append(v)
+    if any(dot(row, v) != 0 for v in tangent for row in H):
+        return None
+    if inn["zero"] != len(tangent):
+        return None
+    return {"parameters": P, "hessian_rank": inn["positive"], "tangent_dimension": len(tangent),
+            "dead_neurons": dead}
+
+
+def escape_path_losses(result: Result, steps=(fmpq(1, 10), fmpq(1, 100), fmpq(1, 1000))) -> list:
+    """Exact loss decrease along a saddle's escape path at a few step sizes (within t_max)."""
+    ep = result.certificate["evidence"].get("escape_path")
+    if not ep:
+        return []
+    pb, pt = result.problem, result.point
+    j = ep["neuron"]
+    r = [fmpq(*_pq(v)) for v in ep["r"]]
+    D = [fmpq(*_pq(v)) for v in ep["D"]]
+    tmax = None if ep["t_max"] is None else fmpq(*_pq(ep["t_max"]))
+    state_loss = result.loss
+    out = []
+    for t in steps:
+        if tmax is not None and t >= tmax:
+            continue
+        new = pt.copy()
+        new.W[j] = [a + t * b for a, b in zip(pt.W[j].tolist(), r)]
+        new.A[j] = [-t * t * v for v in D]
+        act = pb.activation
+        fw = forward(pb.X, pb.Y, new.W, new.A, act.alpha_plus, act.alpha_minus)
+        nl = half_mean_loss(fw.E) * pb.loss_factor()
+        out.append({"t": str(t), "loss": str(nl), "decrease": str(state_loss - nl)})
+    return out
+
+
+def _pq(s: str):
+    from fractions import Fraction
+    f = Fraction(s)
+    return f.numerator, f.denominator
