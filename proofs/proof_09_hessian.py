@@ -109,7 +109,7 @@ def check_implementations(trials: int = 12) -> int:
 
     from relucert.check.kernel import _hessian, _Instance
     from relucert.core.problem import Point, Problem
-    from relucert.tools.symmetry import hessian
+    from relucert.core.hessian import hessian
     rng = random.Random(9)
     done = 0
     while done < trials:

@@ -15,6 +15,9 @@ from flint import fmpq, fmpq_mat
 from relucert import certify
 from relucert.tools import embedding as E
 from relucert.tools import symmetry as S
+from relucert.core import hessian as HS
+from relucert.core import linalg as LA
+from relucert.decide import second_order as SO
 from relucert.core.formulas import forward, ray_coefficients
 from relucert.io import load
 from relucert.core.problem import Point
@@ -131,9 +134,9 @@ def test_hessian_matches_ray_expansion(name, op):
     pb, pt = _load(name)
     if op:
         pt = E.apply(pb, pt, op[0], **op[1]).after
-    assert S.second_order_obstructions(pb, pt) == []
-    H = S.hessian(pb, pt)
-    g = S.gradient(pb, pt)
+    assert HS.second_order_obstructions(pb, pt) == []
+    H = HS.hessian(pb, pt)
+    g = HS.gradient(pb, pt)
     P = len(H)
     assert all(H[i][j] == H[j][i] for i in range(P) for j in range(P))
     rng = random.Random(P)
@@ -141,7 +144,7 @@ def test_hessian_matches_ray_expansion(name, op):
         v = _random_direction(P, rng)
         c1, c2 = _ray_c1_c2(pb, pt, v)
         assert c1 == sum((a * b for a, b in zip(g, v)), fmpq(0))
-        assert c2 == S.quad(H, v) / 2
+        assert c2 == LA.quad(H, v) / 2
 
 
 def _descartes_inertia(H):
@@ -164,10 +167,10 @@ def test_inertia_cross_check(name, op):
     pb, pt = _load(name)
     if op:
         pt = E.apply(pb, pt, op[0], **op[1]).after
-    H = S.hessian(pb, pt)
-    inn = S.inertia(H)
+    H = HS.hessian(pb, pt)
+    inn = HS.inertia(H)
     assert (inn["positive"], inn["negative"], inn["zero"]) == _descartes_inertia(H)
-    assert inn["zero"] == len(H) - S.mat_rank(H, len(H))
+    assert inn["zero"] == len(H) - LA.mat_rank(H, len(H))
 
 
 def test_kernel_split_at_scalar_permutation_point():
@@ -176,7 +179,7 @@ def test_kernel_split_at_scalar_permutation_point():
     # (moving w1, w2 against each other with v fixed)
     pb, pt = _load("diff_min")
     wide = E.split(pb, pt, 0, "1/2,1/2").after
-    h = S.hessian_analysis(pb, wide, True)
+    h = SO.hessian_analysis(pb, wide, True)
     assert h["available"] and h["gradient_zero"]
     assert (h["size"], h["rank"], h["zero_eigenvalues"]) == (6, 2, 4)
     assert h["kernel_split"] == {"rescaling": 2, "flat_lines": 1, "dead_neurons": 0, "rest": 1}
@@ -187,17 +190,17 @@ def test_kernel_split_at_scalar_permutation_point():
 def test_kernel_split_with_dead_neuron():
     pb, pt = _load("diff_min")
     wide = E.add_neuron(pb, E.split(pb, pt, 0, "1/2,1/2").after, "dead").after
-    h = S.hessian_analysis(pb, wide, True)
+    h = SO.hessian_analysis(pb, wide, True)
     # the dead neuron: its d + k = 3 coordinates are all flat (its rescaling is counted there)
     assert h["kernel_split"] == {"rescaling": 2, "flat_lines": 1, "dead_neurons": 3, "rest": 1}
 
 
 def test_not_twice_differentiable_at_kinks():
     pb, pt = _load("kink_min")
-    h = S.hessian_analysis(pb, pt)
+    h = SO.hessian_analysis(pb, pt)
     assert not h["available"] and "a_j != 0" in h["reasons"][0]
     wide = E.add_neuron(pb, pt, "zero").after
-    h = S.hessian_analysis(pb, wide)
+    h = SO.hessian_analysis(pb, wide)
     assert not h["available"]
     assert any("hinge" in r for r in h["reasons"])
 
@@ -216,7 +219,7 @@ def test_vector_output_morse_bott_min_splits_into_second_order_saddle():
     # first order: inconclusive (escape neuron with a != 0); the certifier's Morse-Bott test proves it
     assert base.verdict == "local_min" and base.escape_neurons == [0] and "morse_bott" in base.certificate["evidence"]
     assert require_valid(base.certificate) == "local_min"
-    h = S.hessian_analysis(pb, pt, True)
+    h = SO.hessian_analysis(pb, pt, True)
     assert h["inertia"] == {"positive": 3, "negative": 0, "zero": 1}
     assert h["kernel_split"]["rescaling"] == 1 and h["zero_eigenvalues"] == 1
     assert "morse_bott_local_min" in h
@@ -225,7 +228,7 @@ def test_vector_output_morse_bott_min_splits_into_second_order_saddle():
     # the certifier now proves it too: a second-order descent ray, re-checked independently
     assert res.verdict == "saddle" and "second_order" in res.certificate["evidence"]
     assert require_valid(res.certificate) == "saddle"
-    h = S.hessian_analysis(pb, wide, True)
+    h = SO.hessian_analysis(pb, wide, True)
     assert h["inertia"]["negative"] == 1
     assert h["not_in_kernel"]["flat_lines"] == [[0, 1, 1]]
     so = h["second_order_saddle"]
@@ -233,14 +236,14 @@ def test_vector_output_morse_bott_min_splits_into_second_order_saddle():
     assert fmpq(*map(int, so["loss_at_t"].split("/"))) < fmpq(5, 6)
     # replication with unequal betas: still a saddle
     wide = E.split(pb, pt, 0, "1/4,3/4", "2,1").after
-    assert "second_order_saddle" in S.hessian_analysis(pb, wide, True)
+    assert "second_order_saddle" in SO.hessian_analysis(pb, wide, True)
 
 
 def test_scalar_split_of_differentiable_min_has_no_negative_curvature():
     # scalar output: Lin_j = 0 at a differentiable stationary point, so every flat line is in the kernel
     pb, pt = _load("diff_min")
     for betas in ("1/2,1/2", "2,-1", "1/3,1/3,1/3"):
-        h = S.hessian_analysis(pb, E.split(pb, pt, 0, betas).after, True)
+        h = SO.hessian_analysis(pb, E.split(pb, pt, 0, betas).after, True)
         assert h["inertia"]["negative"] == 0 and not h["not_in_kernel"]["flat_lines"]
 
 

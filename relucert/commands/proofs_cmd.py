@@ -7,13 +7,11 @@ import time
 import traceback
 from pathlib import Path
 
-import relucert
-
 from relucert.errors import InputError
 
 
 def default_dir() -> Path:
-    return Path(relucert.__file__).resolve().parent.parent / "proofs"
+    return Path(__file__).resolve().parent.parent.parent / "proofs"
 
 
 def add_parser(sub) -> None:

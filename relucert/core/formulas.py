@@ -1,4 +1,4 @@
-"""First-order quantities of THEORY.md §1–§3, each formula written once.
+"""The network's formulas (THEORY.md §1–§3), each written once, for every caller.
 
 The array formulas (``forward``, ``output_grad``, ``linear_part``, ``ray_coefficients``) are
 generic over the number type: numpy float64 (also batched over leading axes), numpy object arrays
@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 from flint import fmpq
 
-from relucert.core.linalg import dot, matmul
+from relucert.core.linalg import dot, is_zero, matmul, rows
 from relucert.core.problem import Point, Problem
 
 
@@ -59,6 +59,40 @@ def forward(X, Y, W, A, ap, am) -> Forward:
     H = S * Z
     F = matmul(H, A)
     return Forward(Z, S, H, F, F - Y)
+
+
+def sigma(z: Any, ap: Any, am: Any) -> Any:
+    """sigma(z) = alpha_plus z for z > 0, alpha_minus z otherwise (one number)."""
+    return ap * z if z > 0 else am * z
+
+
+def forward_point(problem: Problem, point: Point) -> "Forward":
+    """``forward`` on a problem and an exact point."""
+    act = problem.activation
+    return forward(problem.X, problem.Y, point.W, point.A, act.alpha_plus, act.alpha_minus)
+
+
+def residuals(problem: Problem, point: Point) -> list[list[fmpq]]:
+    """e_i = f(x_i) - y_i as row lists (exact)."""
+    return rows(forward_point(problem, point).E)
+
+
+def loss_half_mean(problem: Problem, point: Point) -> fmpq:
+    """The half_mean loss (1/2n) sum_i ||e_i||^2 of a point, exactly."""
+    return half_mean_loss(forward_point(problem, point).E)
+
+
+def network_outputs(problem: Problem, point: Point, inputs: Sequence[Sequence[fmpq]]) -> list[list[fmpq]]:
+    """f(x) = sum_j a_j sigma(w_j . x) at arbitrary exact inputs (row lists)."""
+    if not inputs:
+        return []
+    Xin = np.empty((len(inputs), problem.d), dtype=object)
+    for i, x in enumerate(inputs):
+        Xin[i, :] = list(x)
+    act = problem.activation
+    Z = preactivations(Xin, point.W)
+    H = slopes(Z, act.alpha_plus, act.alpha_minus) * Z
+    return rows(matmul(H, point.A))
 
 
 def half_mean_loss(E: np.ndarray) -> Any:
@@ -208,6 +242,81 @@ def merge_hinges(Lin: list, points: list, coefs: list) -> tuple[list, dict]:
     return Lin, hinges
 
 
+def kink_form(Lin0: list, X: np.ndarray, E: np.ndarray, kinks: Sequence[int], n: int, ap: Any, am: Any
+              ) -> tuple[list, dict]:
+    """D(r) = Lin0 r + (1/n) sum_{i in kinks} (alpha_plus - alpha_minus) e_i max(0, x_i . r), merged
+    over parallel x_i (THEORY §3): (Lin k x d, {canonical normal: k-vector})."""
+    scale = (ap - am) / n
+    coefs = [[scale * e for e in E[i].tolist()] for i in kinks]
+    points = [X[i].tolist() for i in kinks]
+    return merge_hinges(Lin0, points, coefs)
+
+
+def derivative_form(problem: Problem, E: Sequence[Sequence[fmpq]], w: Sequence[fmpq]) -> tuple[list, dict]:
+    """D_w(r) = (1/n)[sum_{z_i != 0} e_i sigma'(z_i) x_i.r + sum_{z_i = 0} e_i sigma(x_i.r)] as
+    (Lin k x d, merged hinges {normal: k-vector}) for residuals E and an input weight w (THEORY §3-4).
+    D depends on w only through the signs of z_i = w.x_i (so it is invariant under w -> c w, c > 0)."""
+    act = problem.activation
+    ap, am = act.alpha_plus, act.alpha_minus
+    n, d, k = problem.n, problem.d, problem.k
+    Wrow = np.empty((1, d), dtype=object)
+    Wrow[0, :] = list(w)
+    Ea = np.empty((n, k), dtype=object)
+    for i in range(n):
+        Ea[i, :] = list(E[i])
+    Z = preactivations(problem.X, Wrow)
+    Lin0 = linear_part(slopes(Z, ap, am), Ea, problem.X)[0]
+    kinks = [i for i in range(n) if Z[i, 0] == 0]
+    return kink_form([list(Lin0[c]) for c in range(k)], problem.X, Ea, kinks, n, ap, am)
+
+
+def output_gradient(problem: Problem, E: Sequence[Sequence[fmpq]], w: Sequence[fmpq]) -> list[fmpq]:
+    """G_w = (1/n) sum_i e_i sigma(w.x_i) (= dL/da for a neuron with input weight w)."""
+    act = problem.activation
+    n, k = problem.n, problem.k
+    G = [fmpq(0)] * k
+    for i, x in enumerate(problem.X.tolist()):
+        s = sigma(dot(w, x), act.alpha_plus, act.alpha_minus)
+        if s != 0:
+            G = [g + s * e / n for g, e in zip(G, E[i])]
+    return G
+
+
+# ---------------------------------------------------------------------------------------------
+# neuron status: the one vocabulary
+# ---------------------------------------------------------------------------------------------
+
+NEURON_STATUSES = ("zero", "zero-input", "dead", "zero-output", "alive")
+
+
+def neuron_status(X: np.ndarray, w: Sequence[fmpq], a: Sequence[fmpq], am: Any) -> str:
+    """One of NEURON_STATUSES, in this order of precedence:
+
+    - ``zero``: w = 0 and a = 0;  ``zero-input``: w = 0, a != 0 (the neuron outputs nothing);
+    - ``dead``: alpha_minus = 0, w != 0 and w . x_i < 0 for every data point x_i != 0.  Data rows
+      equal to 0 are ignored: sigma(w . 0) = 0 for every w, so they never revive a neuron;
+    - ``zero-output``: a = 0 (and not the above);  ``alive``: everything else."""
+    if is_zero(w):
+        return "zero" if is_zero(a) else "zero-input"
+    if am == 0 and all(dot(w, x) < 0 for x in X.tolist() if not is_zero(x)):
+        return "dead"
+    return "zero-output" if is_zero(a) else "alive"
+
+
+def is_dead(X: np.ndarray, w: Sequence[fmpq], am: Any) -> bool:
+    """ReLU-like with alpha_minus = 0, w != 0, and w . x_i < 0 on every non-zero data point."""
+    return neuron_status(X, w, [fmpq(1)], am) == "dead"
+
+
+def smooth_point(problem: Problem, point: Point, Z: np.ndarray | None = None) -> bool:
+    """No zero neuron and no non-zero data point on any neuron's kink: L is a polynomial near theta."""
+    if Z is None:
+        Z = preactivations(problem.X, point.W)
+    nonzero_x = [i for i in range(problem.n) if not is_zero(problem.X[i].tolist())]
+    return all(not is_zero(point.W[j].tolist()) for j in range(point.m)) and all(
+        Z[i, j] != 0 for i in nonzero_x for j in range(point.m))
+
+
 class ExactState:
     """All exact first-order quantities of (problem, point), computed once."""
 
@@ -227,6 +336,10 @@ class ExactState:
         """Loss in the problem's own convention."""
         return self.loss_half_mean * self.problem.loss_factor()
 
+    def status(self, j: int) -> str:
+        """The neuron's status (NEURON_STATUSES)."""
+        return neuron_status(self.problem.X, self.point.W[j].tolist(), self.point.A[j].tolist(), self.am)
+
     def kinks(self, j: int) -> list[int]:
         col = self.fw.Z[:, j]
         return [i for i in range(len(col)) if col[i] == 0]
@@ -237,11 +350,8 @@ class ExactState:
         pb, pt = self.problem, self.point
         n, k, d = pb.n, pb.k, pb.d
         K = self.kinks(j)
-        scale = (self.ap - self.am) / n
-        coefs = [[scale * e for e in self.fw.E[i].tolist()] for i in K]
-        points = [pb.X[i].tolist() for i in K]
         Lin0 = [list(self.Lin[j, c]) for c in range(k)]
-        Lin, hinges = merge_hinges(Lin0, points, coefs)
+        Lin, hinges = kink_form(Lin0, pb.X, self.fw.E, K, n, self.ap, self.am)
         a = pt.A[j].tolist()
         b = [sum((a[c] * Lin[c][q] for c in range(k)), fmpq(0)) for q in range(d)]
         gamma = {}

@@ -159,3 +159,40 @@ def dual_vector(rows: Sequence[Vec], p: int) -> list[fmpq]:
     c = gram.solve(e)
     d = len(rows[0])
     return [sum((c[q, 0] * rows[q][i] for q in range(len(rows))), fmpq(0)) for i in range(d)]
+
+
+def rows(a: np.ndarray) -> list[list]:
+    """A 2-D array as a list of row lists (entries unchanged)."""
+    return [list(r) for r in a.tolist()]
+
+
+def is_zero(v: Vec) -> bool:
+    return all(x == 0 for x in v)
+
+
+def parallel_factor(w_base: Vec, w: Vec) -> fmpq | None:
+    """c > 0 with w = c w_base (both non-zero), 1 if both are zero, else None."""
+    if is_zero(w_base) and is_zero(w):
+        return fmpq(1)
+    if is_zero(w_base) or is_zero(w):
+        return None
+    p = next(q for q, v in enumerate(w_base) if v != 0)
+    c = w[p] / w_base[p]
+    if c <= 0 or any(u != c * v for u, v in zip(w, w_base)):
+        return None
+    return c
+
+
+def matvec(H: Sequence[Vec], v: Vec) -> list[fmpq]:
+    return [dot(row, v) for row in H]
+
+
+def quad(H: Sequence[Vec], v: Vec) -> fmpq:
+    """v^T H v."""
+    return dot(v, matvec(H, v))
+
+
+def mat_rank(rows_: Sequence[Vec], ncols: int) -> int:
+    if not rows_:
+        return 0
+    return fmpq_mat(len(rows_), ncols, [v for r in rows_ for v in r]).rank()

@@ -104,6 +104,14 @@ def to_exact_matrix(rows: Any, what: str, *, flat_ok: bool = False) -> np.ndarra
     return out
 
 
+def exact_matrix(rows: Sequence[Sequence[Any]], ncols: int) -> np.ndarray:
+    """2-D object array of fmpq from row lists of ints / fmpq (trusted, exact values: no parsing)."""
+    out = np.empty((len(rows), ncols), dtype=object)
+    for i, r in enumerate(rows):
+        out[i, :] = [v if isinstance(v, fmpq) else fmpq(v) for v in r]
+    return out
+
+
 def exact_to_float(a: np.ndarray) -> np.ndarray:
     """Nearest float64 of every exact entry."""
     return np.array([[int(v.p) / int(v.q) for v in row] for row in a], dtype=float).reshape(a.shape)
@@ -238,26 +246,33 @@ class Point:
 
     @classmethod
     def make(cls, W: Any, A: Any, problem: Problem | None = None) -> "Point":
+        """Exact point from nested lists / arrays; with ``problem``, shapes are checked against it
+        (and a scalar-output A given as one row of length m is read as a column)."""
         We = to_exact_matrix(W, "W")
         Ae = to_exact_matrix(A, "A", flat_ok=True)  # a flat A is scalar output (m x 1)
+        if problem is not None and Ae.shape != (We.shape[0], problem.k) and Ae.shape == (1, We.shape[0]) \
+                and problem.k == 1:
+            Ae = Ae.T.copy()
         pt = cls(We, Ae)
         if problem is not None:
             pt.validate(problem)
         return pt
+
+    @classmethod
+    def from_rows(cls, W_rows: Sequence[Sequence[Any]], A_rows: Sequence[Sequence[Any]], d: int, k: int) -> "Point":
+        """Point from row lists of exact numbers (ints and fmpq), with the shapes given (m may be 0)."""
+        return cls(exact_matrix(W_rows, d), exact_matrix(A_rows, k))
 
     @property
     def m(self) -> int:
         return self.W.shape[0]
 
     def validate(self, problem: Problem) -> None:
+        """Check the shapes against the problem (never changes the point)."""
         if self.W.shape[1] != problem.d:
             raise InputError(f"W has {self.W.shape[1]} columns but X has {problem.d}")
         if self.A.shape[0] != self.W.shape[0]:
-            # a scalar-output A given as a single row of length m
-            if self.A.shape == (1, self.W.shape[0]) and problem.k == 1:
-                self.A = self.A.T.copy()
-            else:
-                raise InputError(f"W has {self.W.shape[0]} rows (neurons) but A has {self.A.shape[0]}")
+            raise InputError(f"W has {self.W.shape[0]} rows (neurons) but A has {self.A.shape[0]}")
         if self.A.shape[1] != problem.k:
             raise InputError(f"A has {self.A.shape[1]} columns but Y has {problem.k}")
 

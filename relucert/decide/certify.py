@@ -15,6 +15,7 @@ from relucert.decide.escape import EscapeDecision, choose_step, escape_path_poly
 from relucert.core.formulas import ExactState, forward, half_mean_loss, ray_coefficients
 from relucert.core.linalg import dot
 from relucert.core.problem import Point, Problem
+from relucert.decide.second_order import morse_bott, second_order_ray
 from relucert.decide.stationarity import PhiDecision, decide_phi
 
 FORMAT = "verifier-certificate/1"
@@ -30,7 +31,7 @@ def fingerprint(problem_json: dict, point_json: dict) -> str:
 @dataclass
 class NeuronReport:
     j: int
-    status: str            # alive / dead / zero / zero-output
+    status: str            # one of core.formulas.NEURON_STATUSES
     kinks: list
     s1: bool
     s2: bool | None
@@ -69,16 +70,6 @@ class Result:
     def report(self) -> str:
         from relucert.decide.report import text_report
         return text_report(self)
-
-
-def _status(state: ExactState, j: int) -> str:
-    nr = state.neuron(j)
-    if nr.w_zero:
-        return "zero" if nr.a_zero else "zero-input"
-    Z = state.fw.Z[:, j]
-    if state.am == 0 and all(z < 0 for z in Z):
-        return "dead"
-    return "alive"
 
 
 def _direction_json(j, dw, da) -> dict:
@@ -135,7 +126,7 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
     if state.loss_half_mean == 0:
         for j in range(m):
             nr = state.neuron(j)
-            reports.append(NeuronReport(j, _status(state, j), nr.kinks, True, True, "zero loss", False,
+            reports.append(NeuronReport(j, state.status(j), nr.kinks, True, True, "zero loss", False,
                                         "residuals are all zero"))
         return finish("global_min", "the loss is exactly 0", [])
 
@@ -145,7 +136,7 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
         if any(v != 0 for v in G):
             ev["not_stationary"] = _not_stationary(state, j, [0] * problem.d, [-v for v in G], "S1")
             nr = state.neuron(j)
-            reports.append(NeuronReport(j, _status(state, j), nr.kinks, False, None, "", None,
+            reports.append(NeuronReport(j, state.status(j), nr.kinks, False, None, "", None,
                                         "G_j = dL/da_j != 0"))
             return finish("not_stationary", f"neuron {j}: dL/da_j != 0 (descent along -G_j)", [])
 
@@ -159,7 +150,7 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
         else:
             ph = decide_phi(nr.b, nr.gamma, method)
         if ph is not None and ph.ok is False:
-            reports.append(NeuronReport(j, _status(state, j), nr.kinks, True, False, ph.method, None,
+            reports.append(NeuronReport(j, state.status(j), nr.kinks, True, False, ph.method, None,
                                         f"phi_j(r) < 0: {ph.note}"))
             ev["not_stationary"] = _not_stationary(state, j, ph.descent, [0] * problem.k, "S2")
             return finish("not_stationary", f"neuron {j}: phi_j(r) = a_j.D_j(r) < 0 for some r ({ph.note})", [])
@@ -192,7 +183,7 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
             why.append(f"(S2) undecided: {ph.note}")
         if esc is not None:
             why.append(esc.note)
-        reports.append(NeuronReport(j, _status(state, j), nr.kinks, True,
+        reports.append(NeuronReport(j, state.status(j), nr.kinks, True,
                                     True if ph is None else ph.ok, "trivial" if ph is None else ph.method,
                                     None if esc is None else esc.escape, "; ".join(why)))
     ev["neurons"] = neurons_ev
@@ -209,14 +200,14 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
         return finish("saddle", f"neuron {j} is an escape neuron with a_j = 0: the loss decreases along "
                                 f"w_j + t r, a_j = -t^2 D_j(r) (leading term -t^3 ||D||^2)", escape_neurons)
     if escape_neurons:
-        so = _second_order_ray(state, decisions, escape_neurons)
+        so = second_order_ray(state, decisions, escape_neurons)
         if so is not None:
             ev["second_order"] = so
             return finish("saddle", f"vector output, escape neurons {escape_neurons} with a_j != 0: a second-order "
                                     f"descent ray ({so['how']}): L(theta + t Delta) - L(theta) = c2 t^2 + c3 t^3 + "
                                     f"c4 t^4 with L'(theta;Delta) = 0 and c2 = {so['polynomial'][2]} < 0",
                           escape_neurons)
-        mb = _morse_bott(state)
+        mb = morse_bott(state)
         if mb is not None:
             ev["morse_bott"] = mb
             return finish("local_min", f"vector output, escape neurons {escape_neurons} with a_j != 0, but the point "
@@ -248,145 +239,6 @@ def _escape_path(state: ExactState, j: int, r: list, D: list) -> dict:
     return {"neuron": j, "r": [str(v) for v in r], "D": [str(v) for v in D],
             "polynomial": [str(v) for v in c], "t_max": None if t_max is None else str(t_max),
             "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())}
-
-
-HESSIAN_MAX_PARAMS = 240     # exact Hessian candidates only up to this many parameters
-
-
-def _output_move(state: ExactState, j: int, r: list) -> list | None:
-    """The output move delta minimising the t^2 coefficient of L along w_j + t r, a_j + t delta.
-
-    With u_i = s_i (x_i.r) a_j (s_i the slope on the side r moves to) and h_i = sigma(w_j.x_i), the
-    coefficient is (1/2n) sum |u_i + h_i delta|^2 + delta.D_j(r), quadratic in delta: its minimiser is
-    -g / H with g = (1/n) sum h_i u_i + D_j(r), H = (1/n) sum h_i^2 (H = 0: far along -g)."""
-    pb, pt = state.problem, state.point
-    n, k = pb.n, pb.k
-    ap, am = state.ap, state.am
-    a = pt.A[j].tolist()
-    g = [fmpq(0)] * k
-    H = fmpq(0)
-    uu = fmpq(0)
-    for i in range(n):
-        z = state.fw.Z[i, j]
-        xr = dot(pb.X[i].tolist(), r)
-        s = ap if (z > 0 or (z == 0 and xr > 0)) else am
-        h = ap * z if z > 0 else am * z
-        u = [s * xr * v for v in a]
-        e = state.fw.E[i].tolist()
-        g = [gc + (h * uc + s * xr * ec) / n for gc, uc, ec in zip(g, u, e)]
-        H += h * h / n
-        uu += dot(u, u)
-    gg = dot(g, g)
-    if H > 0:
-        return [-v / H for v in g]
-    if gg == 0:
-        return None
-    lam = uu / (2 * n) / gg + 1
-    return [-lam * v for v in g]
-
-
-def _second_order_ray(state: ExactState, decisions: dict, escape_neurons: list) -> dict | None:
-    """A ray theta + t Delta with L'(theta;Delta) = 0 and negative t^2 coefficient, exactly: at a
-    stationary point this proves that theta is not a local minimum (THEORY §5, second-order descent
-    direction).  Candidates: each escape neuron's flat direction r (phi_j(r) = 0, D_j(r) != 0) with
-    the best output move; at a smooth point, the exact Hessian's negative-curvature direction."""
-    pb, pt = state.problem, state.point
-    m, d, k = pt.m, pb.d, pb.k
-    cands = []
-    for j in escape_neurons:
-        esc = decisions[j][1]
-        if esc is None or esc.r is None:
-            continue
-        delta = _output_move(state, j, list(esc.r))
-        if delta is not None:
-            cands.append((f"neuron {j}: w_j + t r, a_j + t delta, phi_j(r) = 0, delta minimising the t^2 term",
-                          {j: (list(esc.r), delta)}))
-    if m * (d + k) <= HESSIAN_MAX_PARAMS and _smooth(state):
-        from relucert.tools.symmetry import hessian_analysis          # smooth point: L is a polynomial near theta
-        nc = hessian_analysis(pb, pt, stationary=True).get("negative_curvature")
-        if nc is not None:
-            v = [fmpq(x) for x in nc["direction"]]
-            # symmetry's parameter order: all of W row by row, then all of A
-            moves = {j: (v[j * d:(j + 1) * d], v[m * d + j * k:m * d + (j + 1) * k]) for j in range(m)}
-            cands.append((f"exact Hessian, negative curvature ({nc['how']})", moves))
-    for how, moves in cands:
-        dW = np.empty((m, d), dtype=object)
-        dA = np.empty((m, k), dtype=object)
-        dW[...] = fmpq(0)
-        dA[...] = fmpq(0)
-        for j, (r, delta) in moves.items():
-            dW[j, :] = r
-            dA[j, :] = delta
-        c1, c2, c3, c4, t_max = ray_coefficients(pb.X, state.fw.E, state.fw.Z, None, pt.W, pt.A, dW, dA,
-                                                 state.ap, state.am)
-        if c1 != 0 or not c2 < 0:
-            continue
-        poly = [fmpq(0), c1, c2, c3, c4]
-        t = choose_step(poly, t_max)
-        require(t is not None, "no step below t_max lowers the loss along the second-order ray")
-        new = Point(pt.W + t * dW, pt.A + t * dA)
-        fw = forward(pb.X, pb.Y, new.W, new.A, state.ap, state.am)
-        new_loss = half_mean_loss(fw.E)
-        require(new_loss < state.loss_half_mean, "second-order step did not lower the loss")
-        return {"how": how, "dW": [[str(v) for v in row] for row in dW.tolist()],
-                "dA": [[str(v) for v in row] for row in dA.tolist()],
-                "polynomial": [str(v) for v in poly], "t_max": None if t_max is None else str(t_max),
-                "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())}
-    return None
-
-
-MORSE_BOTT_MAX_PARAMS = 120   # exact Hessian inertia (and its independent re-check) up to this size
-
-
-def _smooth(state: ExactState) -> bool:
-    """No data point on any neuron's kink and no zero neuron: L is a polynomial near theta."""
-    pb, pt = state.problem, state.point
-    nonzero_x = [i for i in range(pb.n) if any(v != 0 for v in pb.X[i])]
-    return all(any(v != 0 for v in pt.W[j]) for j in range(pt.m)) and all(
-        state.fw.Z[i, j] != 0 for i in nonzero_x for j in range(pt.m))
-
-
-def _morse_bott(state: ExactState) -> dict | None:
-    """Local minimum by the Morse-Bott lemma at a smooth stationary point: the critical points near
-    theta include the manifold M of positive rescalings of every non-dead neuron times an open set of
-    each dead neuron's (w, a) (ReLU-like with alpha_minus = 0, every w_j.x_i < 0), all with the same
-    loss; if the exact Hessian is positive semi-definite and its kernel is exactly T_theta M, L grows
-    quadratically away from M, so theta is a local minimum.  None if any condition fails."""
-    pb, pt = state.problem, state.point
-    m, d, k = pt.m, pb.d, pb.k
-    P = m * (d + k)
-    if P > MORSE_BOTT_MAX_PARAMS or not _smooth(state):
-        return None
-    from relucert.tools.symmetry import hessian, inertia
-    try:
-        H = hessian(pb, pt)
-    except ValueError:
-        return None
-    inn = inertia(H)
-    if inn["negative"] != 0:
-        return None
-    nonzero_x = [i for i in range(pb.n) if any(v != 0 for v in pb.X[i])]
-    dead = [j for j in range(m) if state.am == 0 and all(state.fw.Z[i, j] < 0 for i in nonzero_x)]
-    tangent = []
-    for j in range(m):
-        if j in dead:
-            for t in [j * d + q for q in range(d)] + [m * d + j * k + c for c in range(k)]:
-                v = [fmpq(0)] * P
-                v[t] = fmpq(1)
-                tangent.append(v)
-        else:
-            v = [fmpq(0)] * P
-            for q in range(d):
-                v[j * d + q] = pt.W[j, q]
-            for c in range(k):
-                v[m * d + j * k + c] = -pt.A[j, c]
-            tangent.append(v)
-    if any(dot(row, v) != 0 for v in tangent for row in H):
-        return None
-    if inn["zero"] != len(tangent):
-        return None
-    return {"parameters": P, "hessian_rank": inn["positive"], "tangent_dimension": len(tangent),
-            "dead_neurons": dead}
 
 
 def escape_path_losses(result: Result, steps=(fmpq(1, 10), fmpq(1, 100), fmpq(1, 1000))) -> list:

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from flint import fmpq
 
 from relucert.errors import InputError, RelucertError
-from relucert.core.formulas import forward, merge_hinges
-from relucert.core.linalg import dot
+from relucert.core.formulas import (derivative_form, forward, merge_hinges, network_outputs, output_gradient,
+                                    residuals)
+from relucert.core.linalg import dot, is_zero, parallel_factor, rows
 from relucert.core.problem import Point, Problem, to_fmpq
 
 OPS = ("add_neuron", "split", "merge", "permute")
@@ -58,44 +59,6 @@ def _q(v: Any, what: str = "value") -> fmpq:
     return to_fmpq(v, what)
 
 
-def _zero(v) -> bool:
-    return all(x == 0 for x in v)
-
-
-def _rows(a: np.ndarray) -> list[list[fmpq]]:
-    return [list(r) for r in a.tolist()]
-
-
-def _matrix(rows: Sequence[Sequence[fmpq]], ncols: int) -> np.ndarray:
-    out = np.empty((len(rows), ncols), dtype=object)
-    for i, r in enumerate(rows):
-        out[i, :] = [fmpq(v) if not isinstance(v, fmpq) else v for v in r]
-    return out
-
-
-def _point(W_rows, A_rows, d: int, k: int) -> Point:
-    return Point(_matrix(W_rows, d), _matrix(A_rows, k))
-
-
-def sigma(problem: Problem, z: fmpq) -> fmpq:
-    act = problem.activation
-    return act.alpha_plus * z if z > 0 else act.alpha_minus * z
-
-
-def outputs(problem: Problem, point: Point, inputs: Sequence[Sequence[fmpq]]) -> list[list[fmpq]]:
-    """f(x) = sum_j a_j sigma(w_j . x) at arbitrary exact inputs."""
-    W, A = _rows(point.W), _rows(point.A)
-    out = []
-    for x in inputs:
-        f = [fmpq(0)] * problem.k
-        for w, a in zip(W, A):
-            s = sigma(problem, dot(w, x))
-            if s != 0:
-                f = [u + s * v for u, v in zip(f, a)]
-        out.append(f)
-    return out
-
-
 def function_form(problem: Problem, point: Point) -> tuple[list, dict]:
     """Canonical form of the network function (exact, input-independent).
 
@@ -106,7 +69,7 @@ def function_form(problem: Problem, point: Point) -> tuple[list, dict]:
     same function *everywhere* iff their canonical forms are equal."""
     act = problem.activation
     d, k = problem.d, problem.k
-    W, A = _rows(point.W), _rows(point.A)
+    W, A = rows(point.W), rows(point.A)
     Lin = [[sum((act.alpha_minus * a[c] * w[q] for w, a in zip(W, A)), fmpq(0)) for q in range(d)]
            for c in range(k)]
     coefs = [[(act.alpha_plus - act.alpha_minus) * v for v in a] for a in A]
@@ -139,7 +102,7 @@ def check_function_preserved(problem: Problem, old: Point, new: Point) -> dict:
     if any(u != v for u, v in zip(fo.ravel().tolist(), fn.ravel().tolist())):
         raise FunctionChanged("the network outputs on the data changed")
     xs = extra_inputs(problem)
-    if outputs(problem, old, xs) != outputs(problem, new, xs):
+    if network_outputs(problem, old, xs) != network_outputs(problem, new, xs):
         raise FunctionChanged("the network outputs at extra rational inputs changed")
     Lo, Ho = function_form(problem, old)
     Ln, Hn = function_form(problem, new)
@@ -151,48 +114,7 @@ def check_function_preserved(problem: Problem, old: Point, new: Point) -> dict:
                        "form Lin x + sum_p H_p max(0, nu_p.x) is equal, so the functions agree everywhere"}
 
 
-def residuals(problem: Problem, point: Point) -> list[list[fmpq]]:
-    act = problem.activation
-    return _rows(forward(problem.X, problem.Y, point.W, point.A, act.alpha_plus, act.alpha_minus).E)
-
-
-def derivative_form(problem: Problem, E: list, w: Sequence[fmpq]) -> tuple[list, dict]:
-    """D_w(r) = (1/n)[sum_{z_i != 0} e_i sigma'(z_i) x_i.r + sum_{z_i = 0} e_i sigma(x_i.r)] as
-    (Lin k x d, merged hinges {normal: k-vector}) for residuals E and input weight w (THEORY §3-4).
-    D depends on w only through the signs of z_i = w.x_i (so it is invariant under w -> c w, c > 0)."""
-    act = problem.activation
-    ap, am = act.alpha_plus, act.alpha_minus
-    n, d, k = problem.n, problem.d, problem.k
-    X = _rows(problem.X)
-    Lin = [[fmpq(0)] * d for _ in range(k)]
-    kpts, kcoefs = [], []
-    for i in range(n):
-        z = dot(w, X[i])
-        s = ap if z > 0 else am
-        for c in range(k):
-            if E[i][c] != 0:
-                f = s * E[i][c] / n
-                for q in range(d):
-                    if X[i][q] != 0:
-                        Lin[c][q] += f * X[i][q]
-        if z == 0:
-            kpts.append(X[i])
-            kcoefs.append([(ap - am) * e / n for e in E[i]])
-    return merge_hinges(Lin, kpts, kcoefs)
-
-
-def output_gradient(problem: Problem, E: list, w: Sequence[fmpq]) -> list[fmpq]:
-    """G_w = (1/n) sum_i e_i sigma(w.x_i) (= dL/da for a neuron with input weight w)."""
-    n, k = problem.n, problem.k
-    G = [fmpq(0)] * k
-    for i, x in enumerate(_rows(problem.X)):
-        s = sigma(problem, dot(w, x))
-        if s != 0:
-            G = [g + s * e / n for g, e in zip(G, E[i])]
-    return G
-
-
-def form_is_zero(form: tuple[list, dict]) -> bool:
+def form_isis_zero(form: tuple[list, dict]) -> bool:
     Lin, hinges = form
     return all(v == 0 for row in Lin for v in row) and not hinges
 
@@ -214,14 +136,14 @@ def dead_direction(problem: Problem) -> list[fmpq]:
 
 def dead_direction_of(Xa: np.ndarray) -> list[fmpq]:
     """A rational w with w.x_i < 0 for every row x_i of the exact data matrix, else InputError."""
-    X = _rows(Xa)
+    X = rows(Xa)
     d = len(X[0])
     for i, x in enumerate(X):
-        if _zero(x):
+        if is_zero(x):
             raise InputError(f"no dead direction exists: data point {i} is 0, so w.x_{i} = 0 for every w")
 
     def ok(w):
-        return not _zero(w) and all(dot(w, x) < 0 for x in X)
+        return not is_zero(w) and all(dot(w, x) < 0 for x in X)
 
     norms = [lambda x: sum((abs(v) for v in x), fmpq(0)),           # l1
              lambda x: max(abs(v) for v in x),                       # l_inf
@@ -289,9 +211,9 @@ def add_neuron(problem: Problem, point: Point, w: Any = "zero") -> Embedded:
         wv, kind = dead_direction(problem), "dead"
     else:
         wv, kind = parse_vector(w, d, "new neuron input weight"), "given"
-    W = _rows(point.W) + [wv]
-    A = _rows(point.A) + [[fmpq(0)] * k]
-    new = _point(W, A, d, k)
+    W = rows(point.W) + [wv]
+    A = rows(point.A) + [[fmpq(0)] * k]
+    new = Point.from_rows(W, A, d, k)
     origin = [{"from": j} for j in range(point.m)] + [{"new": kind}]
     emb = Embedded("add_neuron", {"kind": kind, "w": [str(v) for v in wv], "index": point.m},
                    point, new, origin)
@@ -341,14 +263,14 @@ def split(problem: Problem, point: Point, j: Any, betas: Any, gammas: Any = None
         if gl <= 0:
             raise InputError(f"gamma {l} is {gl}; every gamma must be > 0 (a negative scale flips the "
                              "kink side and changes the function)")
-    W, A = _rows(point.W), _rows(point.A)
+    W, A = rows(point.W), rows(point.A)
     w, a = W[j], A[j]
     copies = [([gl * v for v in w], [bl * v / gl for v in a]) for bl, gl in zip(b, g)]
     W[j], A[j] = copies[0]
     for cw, ca in copies[1:]:
         W.append(cw)
         A.append(ca)
-    new = _point(W, A, d, k)
+    new = Point.from_rows(W, A, d, k)
     origin = [{"from": i} for i in range(m)]
     origin[j] = {"copy_of": j, "copy": 0, "beta": str(b[0]), "gamma": str(g[0])}
     for l in range(1, len(b)):
@@ -357,19 +279,6 @@ def split(problem: Problem, point: Point, j: Any, betas: Any, gammas: Any = None
                              "copy_indices": [j] + list(range(m, m + len(b) - 1))}, point, new, origin)
     emb.check = check_function_preserved(problem, point, new)
     return emb
-
-
-def parallel_factor(w_base: Sequence[fmpq], w: Sequence[fmpq]) -> fmpq | None:
-    """c > 0 with w = c w_base (both non-zero), 1 if both are zero, else None."""
-    if _zero(w_base) and _zero(w):
-        return fmpq(1)
-    if _zero(w_base) or _zero(w):
-        return None
-    p = next(q for q, v in enumerate(w_base) if v != 0)
-    c = w[p] / w_base[p]
-    if c <= 0 or any(u != c * v for u, v in zip(w, w_base)):
-        return None
-    return c
 
 
 def merge(problem: Problem, point: Point, indices: Any) -> Embedded:
@@ -384,7 +293,7 @@ def merge(problem: Problem, point: Point, indices: Any) -> Embedded:
         raise InputError("merge needs at least two neuron indices, e.g. --merge 0,2")
     if len(set(idx)) != len(idx):
         raise InputError(f"merge indices must be distinct, got {idx}")
-    W, A = _rows(point.W), _rows(point.A)
+    W, A = rows(point.W), rows(point.A)
     base = idx[0]
     factors = []
     for l in idx:
@@ -397,7 +306,7 @@ def merge(problem: Problem, point: Point, indices: Any) -> Embedded:
     keep = [l for l in range(m) if l not in idx[1:]]
     Wn = [W[l] for l in keep]
     An = [a if l == base else A[l] for l in keep]
-    new = _point(Wn, An, d, k)
+    new = Point.from_rows(Wn, An, d, k)
     origin = [{"merged": idx, "factors": [str(c) for c in factors]} if l == base else {"from": l} for l in keep]
     emb = Embedded("merge", {"neurons": idx, "factors": [str(c) for c in factors], "index": keep.index(base)},
                    point, new, origin)
@@ -486,14 +395,14 @@ def _predict_add(problem, op, before, E) -> tuple[str, str]:
     if V == "not_stationary":
         return "not_stationary", "not stationary before; " + LIFT
     G = output_gradient(problem, E, w)
-    if not _zero(G):
+    if not is_zero(G):
         return "not_stationary", ("E1: the new neuron's dL/da = (1/n) sum_i e_i sigma(w.x_i) != 0 "
                                   "(stationarity is kept iff it vanishes)")
     if V == "saddle":
         return "saddle", "E1: sum_i e_i sigma(w.x_i) = 0 keeps stationarity; saddle before, " + LIFT
     if not _stationarity_known(before):
         return "unknown", "stationarity of the narrower point is undecided"
-    escape = not form_is_zero(derivative_form(problem, E, w))
+    escape = not form_isis_zero(derivative_form(problem, E, w))
     kind = op.params.get("kind")
     if escape:
         return "saddle", (f"E1: the new ({kind}) neuron has a = 0 and D ≢ 0, so it is an escape neuron; "
@@ -516,10 +425,10 @@ def _predict_split(problem, point, op, before, E) -> tuple[str, str]:
     w = [fmpq(v) for v in point.W[j].tolist()]
     a = [fmpq(v) for v in point.A[j].tolist()]
     Lin, hinges = derivative_form(problem, E, w)
-    D_zero = form_is_zero((Lin, hinges))
+    D_zero = form_isis_zero((Lin, hinges))
     bvec = [sum((a[c] * Lin[c][q] for c in range(problem.k)), fmpq(0)) for q in range(problem.d)]
     gam = [dot(a, H) for H in hinges.values()]
-    phi_zero = _zero(bvec) and all(g == 0 for g in gam)
+    phi_zero = is_zero(bvec) and all(g == 0 for g in gam)
     neg = [l for l, v in enumerate(b) if v < 0]
     zero = [l for l, v in enumerate(b) if v == 0]
     if neg and not phi_zero:
@@ -527,7 +436,7 @@ def _predict_split(problem, point, op, before, E) -> tuple[str, str]:
                                   "negative where phi_j > 0 (phi_j >= 0 and phi_j ≢ 0)")
     if V == "saddle":
         return "saddle", "E2: stationarity kept; saddle before, " + LIFT
-    if zero and not _zero(a) and not D_zero:
+    if zero and not is_zero(a) and not D_zero:
         return "saddle", (f"E2: copy {zero[0]} has beta = 0, i.e. a = 0, and D = D_j ≢ 0 (D depends on w "
                           "only through the kink pattern): a new escape neuron" +
                           ("; for scalar output this needs a kink of neuron j" if problem.k == 1 else ""))
@@ -560,7 +469,7 @@ def _predict_merge(problem, point, op, before, E) -> tuple[str, str]:
         if jf is not None and jf not in idx:
             return "not_stationary", f"merge: neuron {jf} (not merged, unchanged) still has a descent direction"
         w = [fmpq(v) for v in point.W[idx[0]].tolist()]
-        if not _zero(output_gradient(problem, E, w)):
+        if not is_zero(output_gradient(problem, E, w)):
             return "not_stationary", "merge: G_merged = G_i != 0 (G_l = c_l G_i for the merged neurons)"
         return "unknown", ("merge: phi_merged = sum_l c_l phi_l can be >= 0 although some phi_l is not; "
                            "the theory does not predict")
@@ -568,11 +477,11 @@ def _predict_merge(problem, point, op, before, E) -> tuple[str, str]:
         return "unknown", "stationarity of the wider point is undecided"
     w = [fmpq(v) for v in point.W[idx[0]].tolist()]
     a_new = [fmpq(v) for v in op.after.A[op.params["index"]].tolist()]
-    D_zero = form_is_zero(derivative_form(problem, E, w))
+    D_zero = form_isis_zero(derivative_form(problem, E, w))
     others_escape = [j for j in before.escape_neurons if j not in idx]
-    others_zero_a = [j for j in others_escape if _zero(point.A[j].tolist())]
+    others_zero_a = [j for j in others_escape if is_zero(point.A[j].tolist())]
     merged_escape: bool | None
-    if _zero(a_new):
+    if is_zero(a_new):
         merged_escape = not D_zero
     elif k == 1:
         merged_escape = False
@@ -583,7 +492,7 @@ def _predict_merge(problem, point, op, before, E) -> tuple[str, str]:
     stat = "merge: phi_merged = sum_l c_l phi_l >= 0 (D is invariant under positive scaling of w), G_merged = 0"
     if others_zero_a:
         return "saddle", stat + f"; neuron {others_zero_a[0]} (unmerged) is still an escape neuron with a = 0"
-    if merged_escape and _zero(a_new):
+    if merged_escape and is_zero(a_new):
         return "saddle", stat + "; the merged neuron has a = 0 and D ≢ 0: escape neuron"
     if merged_escape is None:
         return "unknown", stat + "; vector output: the merged neuron's escape status is not determined"

@@ -18,16 +18,15 @@ import random
 from typing import Sequence
 
 import numpy as np
-from flint import fmpq, fmpq_mat
+from flint import fmpq
 
-from relucert.errors import require
-from relucert.tools.embedding import derivative_form, residuals, _rows, _point, _zero, parallel_factor
-from relucert.core.formulas import forward, half_mean_loss, ray_coefficients
-from relucert.core.linalg import dot
+from relucert.core.formulas import forward, half_mean_loss, loss_half_mean, ray_coefficients
+from relucert.core.formulas import neuron_status as core_neuron_status
+from relucert.core.linalg import dot, is_zero, parallel_factor, rows
+from relucert.decide.second_order import hessian_analysis
 from relucert.core.problem import Point, Problem
 
 FLAT_DELTAS = (fmpq(-2), fmpq(-1, 3), fmpq(1, 2), fmpq(3), fmpq(7, 5))
-INERTIA_MAX = 160          # exact symmetric elimination in Python above this size is too slow
 
 
 # ---------------------------------------------------------------------------------------------
@@ -43,24 +42,14 @@ def direction_key(w: Sequence[fmpq]) -> tuple[tuple, fmpq] | None:
     return None
 
 
-def _loss(problem: Problem, point: Point) -> fmpq:
-    act = problem.activation
-    return half_mean_loss(forward(problem.X, problem.Y, point.W, point.A, act.alpha_plus, act.alpha_minus).E)
-
-
 def neuron_status(problem: Problem, point: Point, j: int) -> str:
-    w = point.W[j].tolist()
-    a = point.A[j].tolist()
-    if _zero(w):
-        return "zero" if _zero(a) else "zero-input"
-    if problem.activation.alpha_minus == 0 and all(dot(w, x) < 0 for x in _rows(problem.X)):
-        return "dead"
-    return "alive" if not _zero(a) else "zero-output"
+    """The neuron's status in the one vocabulary of core.formulas.NEURON_STATUSES."""
+    return core_neuron_status(problem.X, point.W[j].tolist(), point.A[j].tolist(), problem.activation.alpha_minus)
 
 
 def direction_groups(problem: Problem, point: Point) -> list[dict]:
     """Neurons grouped by positive direction of w (w = 0 forms its own group)."""
-    W, A = _rows(point.W), _rows(point.A)
+    W, A = rows(point.W), rows(point.A)
     k = problem.k
     groups: dict = {}
     order = []
@@ -82,7 +71,7 @@ def direction_groups(problem: Problem, point: Point) -> list[dict]:
                         "effective_a": [str(v) for v in eff], "kind": kind})
             continue
         eff = [sum((s * A[j][c] for j, s in mem), fmpq(0)) for c in range(k)]
-        if _zero(eff):
+        if is_zero(eff):
             kind = "zero-output group" if len(idx) > 1 else "zero-output neuron (a = 0)"
         else:
             kind = "replicated" if len(idx) > 1 else "single"
@@ -92,10 +81,10 @@ def direction_groups(problem: Problem, point: Point) -> list[dict]:
 
 
 def antiparallel_pairs(point: Point) -> list[list[int]]:
-    W = _rows(point.W)
+    W = rows(point.W)
     out = []
     for i, j in itertools.combinations(range(len(W)), 2):
-        if not _zero(W[i]) and parallel_factor(W[i], [-v for v in W[j]]) is not None:
+        if not is_zero(W[i]) and parallel_factor(W[i], [-v for v in W[j]]) is not None:
             out.append([i, j])
     return out
 
@@ -108,7 +97,7 @@ def _multiplicities(items: list) -> list[int]:
 
 
 def orbits(problem: Problem, point: Point) -> dict:
-    W, A = _rows(point.W), _rows(point.A)
+    W, A = rows(point.W), rows(point.A)
     m = len(W)
     ident = [(tuple(w), tuple(a)) for w, a in zip(W, A)]
     # rescaling-equivalence class of (w, a): (direction key, scale * a) for w != 0
@@ -126,7 +115,7 @@ def orbits(problem: Problem, point: Point) -> dict:
         orbit_r //= math.factorial(c)
     identical = [[i, j] for i, j in itertools.combinations(range(m), 2) if ident[i] == ident[j]]
     equiv = [[i, j] for i, j in itertools.combinations(range(m), 2) if resc[i] == resc[j] and ident[i] != ident[j]]
-    with_orbit = [j for j in range(m) if not (_zero(W[j]) and _zero(A[j]))]
+    with_orbit = [j for j in range(m) if not (is_zero(W[j]) and is_zero(A[j]))]
     return {
         "rescaling": {"neurons_with_orbit": with_orbit, "dimension": len(with_orbit),
                       "invariants": [str(dot(w, w) - dot(a, a)) for w, a in zip(W, A)],
@@ -143,7 +132,7 @@ def orbits(problem: Problem, point: Point) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 def equal_w_pairs(point: Point) -> list[tuple[int, int]]:
-    W = _rows(point.W)
+    W = rows(point.W)
     return [(i, j) for i, j in itertools.combinations(range(len(W)), 2) if W[i] == W[j]]
 
 
@@ -174,7 +163,7 @@ def flat_line(problem: Problem, point: Point, i: int, j: int) -> dict:
             p = point.copy()
             p.A[i, c] = p.A[i, c] + delta
             p.A[j, c] = p.A[j, c] - delta
-            Ld = _loss(problem, p)
+            Ld = loss_half_mean(problem, p)
             losses[str(delta)] = str(Ld * problem.loss_factor())
             flat &= (Ld == L0)
         per.append({"output": c, "polynomial_delta_positive": polys[0], "polynomial_delta_negative": polys[1],
@@ -184,295 +173,6 @@ def flat_line(problem: Problem, point: Point, i: int, j: int) -> dict:
             "directions": per,
             "meaning": "w_i = w_j: f depends on a_i + a_j only, so L(delta) = L(0) + 0 delta + 0 delta^2 + ... "
                        "exactly (loss as a polynomial in delta, both signs)"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Hessian
-# ---------------------------------------------------------------------------------------------
-
-def second_order_obstructions(problem: Problem, point: Point) -> list[str]:
-    """Why L has no second-order expansion at the point ([] if it has one).
-
-    A data point x_i != 0 on the kink of neuron j (z_ij = 0) breaks it unless a_j = 0 and
-    r -> sum_{i in K_j} e_i sigma(x_i . r) is linear (all merged hinge coefficients vanish): then the
-    only non-smooth second-order term Delta a_j . D_j(Delta w_j) is a quadratic form."""
-    E = residuals(problem, point)
-    X = _rows(problem.X)
-    W, A = _rows(point.W), _rows(point.A)
-    out = []
-    for j, (w, a) in enumerate(zip(W, A)):
-        kinks = [i for i, x in enumerate(X) if not _zero(x) and dot(w, x) == 0]
-        if not kinks:
-            continue
-        if not _zero(a):
-            out.append(f"neuron {j} has a_j != 0 and data points {kinks} on its kink")
-            continue
-        Lin, hinges = derivative_form(problem, E, w)
-        if hinges:
-            out.append(f"neuron {j} (a_j = 0) has data points {kinks} on its kink with non-zero merged hinge "
-                       "coefficients of D_j (D_j is not linear)")
-    return out
-
-
-def _index_maps(m, d, k):
-    def wi(j, q):
-        return j * d + q
-
-    def ai(j, c):
-        return m * d + j * k + c
-    return wi, ai, m * (d + k)
-
-
-def hessian(problem: Problem, point: Point) -> list[list[fmpq]]:
-    """Exact Hessian of the half_mean loss in theta = (W row-major, A row-major).
-
-    H = (1/n) J^T J + C, with J_i = df(x_i)/dtheta (df_c/da_jc' = sigma(z_ij) [c = c'],
-    df_c/dw_jq = a_jc sigma'(z_ij) x_iq) and C the symmetric coupling of a_j and w_j given by the
-    linear map r -> D_j(r) (C[a_jc, w_jq] = (D_j)_{cq}); from the ray expansion of THEORY §2,
-    c2 = (1/2n) sum |u_i|^2 + sum_j Delta a_j . D_j(Delta w_j) = Delta^T H Delta / 2.
-    Only valid where second_order_obstructions() is empty."""
-    obs = second_order_obstructions(problem, point)
-    if obs:
-        raise ValueError("no second-order expansion: " + "; ".join(obs))
-    act = problem.activation
-    n, d, k, m = problem.n, problem.d, problem.k, point.m
-    fw = forward(problem.X, problem.Y, point.W, point.A, act.alpha_plus, act.alpha_minus)
-    Z, S, Hs = fw.Z, fw.S, fw.H
-    X = _rows(problem.X)
-    A = _rows(point.A)
-    W = _rows(point.W)
-    wi, ai, P = _index_maps(m, d, k)
-    J = [[fmpq(0)] * P for _ in range(n * k)]
-    for i in range(n):
-        for c in range(k):
-            row = J[i * k + c]
-            for j in range(m):
-                h = Hs[i, j]
-                if h != 0:
-                    row[ai(j, c)] = h
-                if Z[i, j] != 0 and A[j][c] != 0:
-                    f = A[j][c] * S[i, j]
-                    for q in range(d):
-                        if X[i][q] != 0:
-                            row[wi(j, q)] = f * X[i][q]
-    Jm = fmpq_mat(n * k, P, [v for r in J for v in r]) if n * k and P else fmpq_mat(n * k, P)
-    GN = Jm.transpose() * Jm
-    H = [[GN[r, c] / n for c in range(P)] for r in range(P)]
-    E = _rows(fw.E)
-    for j in range(m):
-        Lin, hinges = derivative_form(problem, E, W[j])
-        require(not hinges, "the Hessian is only defined off the kinks")
-        for c in range(k):
-            for q in range(d):
-                v = Lin[c][q]
-                if v != 0:
-                    H[ai(j, c)][wi(j, q)] += v
-                    H[wi(j, q)][ai(j, c)] += v
-    return H
-
-
-def gradient(problem: Problem, point: Point) -> list[fmpq]:
-    """Exact gradient where L is differentiable: (D_j^T a_j for w_j, G_j for a_j)."""
-    act = problem.activation
-    n, d, k, m = problem.n, problem.d, problem.k, point.m
-    fw = forward(problem.X, problem.Y, point.W, point.A, act.alpha_plus, act.alpha_minus)
-    E = _rows(fw.E)
-    W, A = _rows(point.W), _rows(point.A)
-    wi, ai, P = _index_maps(m, d, k)
-    g = [fmpq(0)] * P
-    for j in range(m):
-        Lin, _ = derivative_form(problem, E, W[j])
-        for q in range(d):
-            g[wi(j, q)] = sum((A[j][c] * Lin[c][q] for c in range(k)), fmpq(0))
-        for c in range(k):
-            g[ai(j, c)] = sum((fw.H[i, j] * E[i][c] for i in range(n)), fmpq(0)) / n
-    return g
-
-
-def matvec(H, v):
-    return [dot(row, v) for row in H]
-
-
-def quad(H, v) -> fmpq:
-    return dot(v, matvec(H, v))
-
-
-def mat_rank(rows: list[list[fmpq]], ncols: int) -> int:
-    if not rows:
-        return 0
-    return fmpq_mat(len(rows), ncols, [v for r in rows for v in r]).rank()
-
-
-def inertia(H: list[list[fmpq]]) -> dict:
-    """Exact inertia (n_plus, n_minus, n_zero) by symmetric (Lagrange) elimination, with a vector
-    v and v^T H v for the first negative pivot (Sylvester's law of inertia)."""
-    P = len(H)
-    Q = [list(r) for r in H]
-    B = [[fmpq(1) if a == b else fmpq(0) for b in range(P)] for a in range(P)]   # basis vectors (rows)
-    alive = list(range(P))
-    pos = neg = 0
-    neg_vec = None
-    while alive:
-        piv = next((i for i in alive if Q[i][i] != 0), None)
-        if piv is None:
-            pair = next(((i, l) for i in alive for l in alive if l != i and Q[i][l] != 0), None)
-            if pair is None:
-                break
-            i, l = pair
-            # e_i <- e_i + e_l: Q_ii becomes 2 Q_il != 0
-            for t in range(P):
-                Q[i][t] += Q[l][t]
-            for t in range(P):
-                Q[t][i] += Q[t][l]
-            B[i] = [x + y for x, y in zip(B[i], B[l])]
-            piv = i
-        p = Q[piv][piv]
-        if p > 0:
-            pos += 1
-        else:
-            neg += 1
-            if neg_vec is None:
-                neg_vec = (list(B[piv]), p)
-        alive.remove(piv)
-        for l in alive:
-            f = Q[l][piv] / p
-            if f != 0:
-                Q[l] = [x - f * y for x, y in zip(Q[l], Q[piv])]
-                B[l] = [x - f * y for x, y in zip(B[l], B[piv])]
-        for l in alive:
-            Q[l][piv] = fmpq(0)
-    return {"positive": pos, "negative": neg, "zero": P - pos - neg,
-            "negative_direction": None if neg_vec is None else neg_vec[0],
-            "negative_value": None if neg_vec is None else neg_vec[1]}
-
-
-def _vec_str(v):
-    return [str(x) for x in v]
-
-
-def hessian_analysis(problem: Problem, point: Point, stationary: bool | None = None) -> dict:
-    """Rank, kernel split and (small sizes) inertia of the exact Hessian; negative curvature."""
-    obs = second_order_obstructions(problem, point)
-    if obs:
-        return {"available": False, "reasons": obs}
-    m, d, k = point.m, problem.d, problem.k
-    wi, ai, P = _index_maps(m, d, k)
-    H = hessian(problem, point)
-    g = gradient(problem, point)
-    rk = mat_rank(H, P)
-    nullity = P - rk
-    W, A = _rows(point.W), _rows(point.A)
-
-    def in_kernel(v):
-        return all(x == 0 for x in matvec(H, v))
-
-    resc, flat, dead = [], [], []
-    X = _rows(problem.X)
-    is_dead = [problem.activation.alpha_minus == 0 and not _zero(W[j]) and all(dot(W[j], x) < 0 for x in X
-                                                                                  if not _zero(x))
-               for j in range(m)]
-    for j in range(m):
-        if (_zero(W[j]) and _zero(A[j])) or is_dead[j]:
-            continue                      # dead neurons: counted with their whole block below
-        v = [fmpq(0)] * P
-        for q in range(d):
-            v[wi(j, q)] = W[j][q]
-        for c in range(k):
-            v[ai(j, c)] = -A[j][c]
-        resc.append((j, v))
-    groups: dict = {}
-    for j, w in enumerate(W):
-        groups.setdefault(tuple(w), []).append(j)
-    for idx in groups.values():
-        for i, j in zip(idx, idx[1:]):
-            for c in range(k):
-                v = [fmpq(0)] * P
-                v[ai(i, c)] = fmpq(1)
-                v[ai(j, c)] = fmpq(-1)
-                flat.append(((i, j, c), v))
-    for j in range(m):
-        if is_dead[j]:
-            for t in [wi(j, q) for q in range(d)] + [ai(j, c) for c in range(k)]:
-                v = [fmpq(0)] * P
-                v[t] = fmpq(1)
-                dead.append((j, v))
-    resc_k = [v for _, v in resc if in_kernel(v)]
-    flat_k = [v for _, v in flat if in_kernel(v)]
-    flat_out = [(lab, v) for lab, v in flat if not in_kernel(v)]
-    dead_k = [v for _, v in dead if in_kernel(v)]
-    r1 = mat_rank(resc_k, P)
-    r12 = mat_rank(resc_k + flat_k, P)
-    r123 = mat_rank(resc_k + flat_k + dead_k, P)
-    out = {"available": True, "size": P, "rank": rk, "zero_eigenvalues": nullity,
-           "gradient_zero": all(x == 0 for x in g),
-           "kernel_split": {"rescaling": r1, "flat_lines": r12 - r1, "dead_neurons": r123 - r12,
-                            "rest": nullity - r123},
-           "expected": {"rescaling_one_per_non_dead_neuron": len(resc), "flat_lines_k_per_equal_w_pair": len(flat),
-                        "dead_neurons_(d+k)_each": len(dead)},
-           "not_in_kernel": {"rescaling": [j for j, v in resc if not in_kernel(v)],
-                             "flat_lines": [list(lab) for lab, _ in flat_out]},
-           "note": "zero eigenvalues = size - rank (exact); categories counted as dimensions of exact spans "
-                   "in this order; a flat-line direction outside the kernel means negative curvature"}
-    if P <= INERTIA_MAX:
-        inn = inertia(H)
-        out["inertia"] = {"positive": inn["positive"], "negative": inn["negative"], "zero": inn["zero"]}
-        require(inn["zero"] == nullity, "inertia and exact rank disagree")
-    smooth = not any(dot(w, x) == 0 for w in W for x in _rows(problem.X) if not _zero(x))
-    if (smooth and out["gradient_zero"] and "inertia" in out and out["inertia"]["negative"] == 0
-            and not out["not_in_kernel"]["rescaling"] and r1 == nullity):
-        out["morse_bott_local_min"] = (
-            "LOCAL MINIMUM (Morse-Bott): no data point on any kink, so L is polynomial near theta; the "
-            "gradient is 0, the Hessian is positive semi-definite and its kernel is exactly the tangent "
-            "space of the rescaling orbit, a manifold of critical points with equal loss")
-    # exact negative-curvature direction: from a flat line outside the kernel, or from the inertia
-    cand = None
-    if flat_out:
-        (i, j, c), v = flat_out[0]
-        Hv = matvec(H, v)
-        nn = dot(Hv, Hv)
-        qq = quad(H, Hv)
-        s = fmpq(1) if qq <= 0 else nn / qq
-        cand = ([x - s * y for x, y in zip(v, Hv)], f"flat line of pair ({i},{j}), output {c}: v - s H v, s = {s}")
-    elif P <= INERTIA_MAX and out["inertia"]["negative"]:
-        cand = (inn["negative_direction"], "symmetric elimination (Sylvester)")
-    if cand is not None:
-        v, how = cand
-        qv = quad(H, v)
-        require(qv < 0, "negative-curvature direction has v^T H v >= 0")
-        out["negative_curvature"] = {"direction": _vec_str(v), "vHv": str(qv), "how": how}
-        if out["gradient_zero"] and stationary is not False:
-            out["second_order_saddle"] = second_order_certificate(problem, point, v, qv)
-    return out
-
-
-def second_order_certificate(problem: Problem, point: Point, v: list, qv: fmpq) -> dict:
-    """Exact ray polynomial along theta + t v with c1 = 0, c2 = v^T H v / 2 < 0 and a step t with
-    strictly lower loss (the point is not a local minimum)."""
-    from relucert.decide.escape import choose_step
-    act = problem.activation
-    m, d, k = point.m, problem.d, problem.k
-    wi, ai, P = _index_maps(m, d, k)
-    dW = np.empty((m, d), dtype=object)
-    dA = np.empty((m, k), dtype=object)
-    for j in range(m):
-        for q in range(d):
-            dW[j, q] = v[wi(j, q)]
-        for c in range(k):
-            dA[j, c] = v[ai(j, c)]
-    fw = forward(problem.X, problem.Y, point.W, point.A, act.alpha_plus, act.alpha_minus)
-    c1, c2, c3, c4, tmax = ray_coefficients(problem.X, fw.E, fw.Z, None, point.W, point.A, dW, dA,
-                                            act.alpha_plus, act.alpha_minus)
-    require(c1 == 0 and c2 == qv / 2, "ray polynomial disagrees with the Hessian")
-    poly = [fmpq(0), c1, c2, c3, c4]
-    t = choose_step(poly, tmax)
-    require(t is not None, "no step below t_max lowers the loss along the negative-curvature direction")
-    new = Point(point.W + t * dW, point.A + t * dA)
-    L0, L1 = _loss(problem, point), _loss(problem, new)
-    require(L1 < L0, "second-order step did not lower the loss")
-    return {"direction": _vec_str(v), "polynomial": _vec_str(poly), "t_max": None if tmax is None else str(tmax),
-            "t": str(t), "loss": str(L0 * problem.loss_factor()), "loss_at_t": str(L1 * problem.loss_factor()),
-            "meaning": "gradient 0 and L(theta + t v) - L(theta) = c2 t^2 + c3 t^3 + c4 t^4 with c2 < 0 "
-                       "exactly on 0 < t < t_max: a second-order descent direction, so not a local minimum"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -601,14 +301,14 @@ def realise(assignment: tuple, W0: list, A0: list, d: int, k: int, rng, *, posit
             for s, g, cv in zip(slots, gam, cs):
                 W[s] = [g * v for v in u]
                 A[s] = cv
-    return _point(W, A, d, k)
+    return Point.from_rows(W, A, d, k)
 
 
 def in_grouping(point: Point, assignment: tuple, W0: list, A0: list) -> bool:
     """Does the point lie in the (cone-)set of ``assignment``? Members of a group share a positive
     direction (labelled group g: that of w_g) and their effective output sum_l c_l a_l is a_g (0 for
     a zero-output group)."""
-    W, A = _rows(point.W), _rows(point.A)
+    W, A = rows(point.W), rows(point.A)
     k = len(A[0])
     for lab in set(assignment):
         slots = [s for s, v in enumerate(assignment) if v == lab]
@@ -634,7 +334,7 @@ def teacher_problem(r: int, seed: int = 1) -> tuple[Problem, Point]:
     A0 = [[fmpq(1 + (g % 3))] if g % 2 == 0 else [fmpq(-1 - g % 2)] for g in range(r)]
     X = [[_rand_q(rng, -9, 9, 3), _rand_q(rng, -9, 9, 3)] for _ in range(6)]
     pb = Problem.make(X, [[0]] * 6, "relu")
-    pt = _point(W0, A0, 2, 1)
+    pt = Point.from_rows(W0, A0, 2, 1)
     act = pb.activation
     F = forward(pb.X, pb.Y, pt.W, pt.A, act.alpha_plus, act.alpha_minus).F
     pb = Problem.make(X, F.tolist(), "relu")
@@ -663,7 +363,7 @@ def count_table(max_width: int, *, realise_up_to: int = 4, seed: int = 0) -> dic
     if max_width > 6:
         raise ValueError("brute-force enumeration is limited to widths <= 6")
     rng = random.Random(seed)
-    rows = []
+    table = []
     findings = []
     for r in range(1, max_width + 1):
         tpb, tpt = teacher_problem(r) if r <= 6 else (None, None)
@@ -679,15 +379,15 @@ def count_table(max_width: int, *, realise_up_to: int = 4, seed: int = 0) -> dic
             # ReLU: slots can also be inactive zero neurons (w = 0, a = 0), critical at any point
             row["G_with_zero_neurons"] = sum(math.comb(m, j) * G_formula(r, m - j) for j in range(0, m - r + 1))
             if m <= realise_up_to:
-                W0, A0 = _rows(tpt.W), _rows(tpt.A)
+                W0, A0 = rows(tpt.W), rows(tpt.A)
                 pts = [realise(g, W0, A0, 2, 1, rng, positive=False) for g in T_groups]
-                zero_loss = sum(1 for p in pts if _loss(tpb, p) == 0)
+                zero_loss = sum(1 for p in pts if loss_half_mean(tpb, p) == 0)
                 # distinct: the generic point lies in its own set and in no other one
                 distinct = sum(1 for a, p in zip(T_groups, pts)
                                if [b for b in T_groups if in_grouping(p, b, W0, A0)] == [a])
                 row["T_realised_zero_loss"] = zero_loss
                 row["T_realised_distinct"] = distinct
-                LW, LA = _rows(lpt.W), _rows(lpt.A)
+                LW, LA = rows(lpt.W), rows(lpt.A)
                 stat = 0
                 for g in G_groups:
                     v = certify(lpb, realise(g, LW, LA, r, 1, rng, positive=True)).verdict
@@ -711,19 +411,19 @@ def count_table(max_width: int, *, realise_up_to: int = 4, seed: int = 0) -> dic
                             sub = realise(g, LW, LA, r, 1, rng, positive=True)
                             Wn = [[fmpq(0)] * r for _ in range(m)]
                             An = [[fmpq(0)] for _ in range(m)]
-                            for s, (w, a) in zip(rest, zip(_rows(sub.W), _rows(sub.A))):
+                            for s, (w, a) in zip(rest, zip(rows(sub.W), rows(sub.A))):
                                 Wn[s], An[s] = w, a
-                            v = certify(lpb, _point(Wn, An, r, 1)).verdict
+                            v = certify(lpb, Point.from_rows(Wn, An, r, 1)).verdict
                             extra_stat += v in ("local_min", "saddle", "global_min")
                 checked = min(extra, 60)
                 row["zero_neuron_families_stationary"] = f"{extra_stat}/{checked}" + (
                     f" (first 60 of {extra})" if extra > 60 else "")
-            rows.append(row)
+            table.append(row)
             if not (row["T_match"] and row["G_match"]):
                 findings.append(f"mismatch at r={r}, m={m}: {row}")
     checks = [{"r": r, "T(r,r+1)": T_formula(r, r + 1), "(r+2)!/2": math.factorial(r + 2) // 2,
                "match": T_formula(r, r + 1) == math.factorial(r + 2) // 2} for r in range(1, max_width + 1)]
-    return {"rows": rows, "T_r_r_plus_1": checks, "findings": findings,
+    return {"rows": table, "T_r_r_plus_1": checks, "findings": findings,
             "base_points": {"teacher": "zero-loss width-r teacher, d = 2, ReLU (teacher_problem)",
                             "local_min": "non-global differentiable local minimum of width r (local_min_problem)"},
             "notes": [
