@@ -1,35 +1,38 @@
 """Loaders: JSON problem files (exact decimals), .npz (exact binary floats), trajectories, torch."""
 from __future__ import annotations
 
-import json
 import os
 import zipfile
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from relucert.check.limits import LimitError, Limits, read_text
+from relucert.check.limits import load_json as parse_json_text
 from relucert.errors import InputError
 from relucert.core.problem import Point, Problem
 
 REQUIRED = ("X", "Y", "W", "A")
 
 
-def _no_constant(name: str):
-    raise InputError(f"JSON contains {name}; only finite numbers are allowed")
-
-
-def read_json_exact(path: str) -> Any:
-    """Parse JSON keeping every number exact: 0.1 is 1/10, never the float 0.1."""
+def read_json(path: str, limits: Limits | None = None, *, exact_numbers: bool = True) -> Any:
+    """Parse a JSON file under the input limits.  With ``exact_numbers`` every number is exact
+    (0.1 is 1/10, never the float 0.1); else numbers are plain (certificates hold exact strings)."""
     try:
-        with open(path) as fh:
-            text = fh.read()
+        text = read_text(path, limits)
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror}") from None
+    except LimitError as e:
+        raise InputError(str(e)) from None
     try:
-        return json.loads(text, parse_float=Fraction, parse_int=int, parse_constant=_no_constant)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        return parse_json_text(text, path, limits, exact_numbers=exact_numbers)
+    except LimitError as e:
+        raise InputError(str(e)) from None
+
+
+def read_json_exact(path: str, limits: Limits | None = None) -> Any:
+    """Parse JSON keeping every number exact: 0.1 is 1/10, never the float 0.1."""
+    return read_json(path, limits, exact_numbers=True)
 
 
 def problem_point_from_dict(obj: Any, source: str = "input") -> tuple[Problem, Point]:
@@ -61,11 +64,34 @@ def _npz_scalar(z, key, default=None):
     return v
 
 
+class _SafeNpz:
+    """An opened .npz whose arrays are read without pickle, with one-line errors naming the array."""
+
+    def __init__(self, z, path: str):
+        self._z, self.path, self.files = z, path, z.files
+
+    def __getitem__(self, key: str):
+        try:
+            a = self._z[key]
+        except ValueError as e:
+            if "allow_pickle" in str(e) or "Object arrays" in str(e):
+                raise InputError(f"{self.path}: array {key!r} holds Python objects (pickled data); only numeric "
+                                 "arrays are read, never unpickled") from None
+            raise InputError(f"{self.path}: array {key!r} cannot be read: {str(e).splitlines()[0][:200]}") from None
+        except (OSError, zipfile.BadZipFile, EOFError) as e:
+            raise InputError(f"{self.path}: array {key!r} is damaged: {str(e).splitlines()[0][:200]}") from None
+        if a.dtype.kind not in "fiubU" and not (a.dtype.kind == "S" and a.ndim == 0):
+            raise InputError(f"{self.path}: array {key!r} has unsupported dtype {a.dtype} (numbers or text only)")
+        return a
+
+
 def _open_npz(path: str):
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: cannot read as .npz: not a zip archive of .npy arrays (as numpy.savez writes)")
     try:
-        return np.load(path, allow_pickle=False)
+        return _SafeNpz(np.load(path, allow_pickle=False), path)
     except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise InputError(f"cannot read {path} as .npz: {e}") from None
+        raise InputError(f"{path}: cannot read as .npz: {str(e).splitlines()[0][:200]}") from None
 
 
 def activation_from_npz(z) -> Any:
@@ -111,7 +137,24 @@ def _loss_key(z) -> str:
     return "half_mean"   # a numeric 'loss' array in a trajectory holds values, not a convention
 
 
+def _named(path: str, fn, *args):
+    """Run a loader; every InputError it raises names the file (one line)."""
+    try:
+        return fn(*args)
+    except InputError as e:
+        msg = str(e)
+        name = os.path.basename(path)
+        if name not in msg and path not in msg:
+            raise InputError(f"{path}: {msg}") from None
+        raise
+
+
 def load(path: str, index: int | None = None) -> tuple[Problem, Point]:
+    """Problem and point from a .json or .npz file (or one checkpoint of a trajectory .npz)."""
+    return _named(path, _load, path, index)
+
+
+def _load(path: str, index: int | None = None) -> tuple[Problem, Point]:
     if not os.path.exists(path):
         raise InputError(f"no such file: {path}")
     low = path.lower()
@@ -126,6 +169,10 @@ def load(path: str, index: int | None = None) -> tuple[Problem, Point]:
 
 def load_problem(path: str) -> Problem:
     """Data only (X, Y, activation, loss) from a .json or .npz file; W and A are ignored."""
+    return _named(path, _load_problem, path)
+
+
+def _load_problem(path: str) -> Problem:
     if not os.path.exists(path):
         raise InputError(f"no such file: {path}")
     if path.lower().endswith(".json"):

@@ -20,7 +20,7 @@ from relucert.errors import InputError
 from relucert.decide.escape import escape_path_polynomial
 from relucert.core.formulas import ExactState, forward, half_mean_loss, ray_coefficients, weight_grad
 from relucert.core.problem import Point, Problem, to_exact_matrix
-from relucert.tools.symbolic import (ExactnessError, Pattern, SymbolicModel, exact_function, numpy_function,
+from relucert.tools.symbolic import (ExactnessError, SignPattern, SymbolicModel, exact_function, numpy_function,
                                rat)
 
 ACTS = ["relu", "leaky_relu:1/10", "abs", {"alpha_plus": 2, "alpha_minus": "-1/3"}]
@@ -333,7 +333,7 @@ def test_phi_decisions_match_z3_on_symbolic_phi():
 # ---------------------------------------------------------------------------------------------
 
 def test_explicit_pattern_without_point():
-    pat = Pattern.make([[1, 0], [-1, 1], [0, 0]], branch=[[-1, 1], [-1, -1], [1, -1]])
+    pat = SignPattern.make([[1, 0], [-1, 1], [0, 0]], branch=[[-1, 1], [-1, -1], [1, -1]])
     assert pat.kinks(0) == [2] and pat.kinks(1) == [0, 2]
     pb = Problem.make([[1, 2], [3, -1], [0, 1]], [[1], [2], [3]], "leaky_relu:1/5")
     M = SymbolicModel.from_problem(pb, pattern=pat)
@@ -360,14 +360,14 @@ def test_generic_identities(n, d, k, m):
 
 def test_pattern_validation():
     with pytest.raises(InputError):
-        Pattern.make([[1, 2]])
+        SignPattern.make([[1, 2]])
     with pytest.raises(InputError):
-        Pattern.make([[1, 0], [1]])
+        SignPattern.make([[1, 0], [1]])
     with pytest.raises(InputError):
-        Pattern.make([[0]], branch=[[0]])
+        SignPattern.make([[0]], branch=[[0]])
     pb = Problem.make([[1, 0]], [[1]], "relu")
     with pytest.raises(InputError):
-        SymbolicModel.from_problem(pb, pattern=Pattern.make([[1, 1], [1, 1]]))
+        SymbolicModel.from_problem(pb, pattern=SignPattern.make([[1, 1], [1, 1]]))
     with pytest.raises(InputError):
         SymbolicModel.from_problem(pb, Point.make([[1, 0]], [[1]], pb), neurons=[3])
 

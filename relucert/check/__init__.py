@@ -26,7 +26,8 @@ SCHEMA_FILES = {FORMAT: os.path.join(SCHEMA_DIR, "certificate.schema.json"),
                 BALL_FORMAT: os.path.join(SCHEMA_DIR, "ball-certificate.schema.json")}
 
 __all__ = ["CheckResult", "check_certificate", "require_valid", "Rejected", "FORMAT", "BALL_FORMAT",
-           "SCHEMA_FILES", "ball_jacobian_at_center", "MORSE_BOTT_MAX_PARAMS"]
+           "SCHEMA_FILES", "ball_jacobian_at_center", "MORSE_BOTT_MAX_PARAMS", "check_ball_certificate",
+           "derive_verdict", "main"]
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,4 @@
+# Deliberate independent copy of the network formulas (independent of relucert.core): see reference.py.
 """Independent certificate checker: the trusted kernel.
 
 Imports nothing from the decision code (only the standard library).  It re-derives, with
@@ -12,6 +13,9 @@ import json
 from fractions import Fraction as Q
 from typing import Any
 
+from .limits import LimitError, active_limits, load_json, parse_exact, read_text
+from .reference import D, dot as _dot, dsigma, half_mean_loss, hessian, output_grad, preactivations, residuals, sigma
+
 FORMAT = "verifier-certificate/1"
 MORSE_BOTT_MAX_PARAMS = 400     # the O(P^3) Fraction re-check of a Morse-Bott proof stays bounded
 
@@ -25,32 +29,42 @@ def _need(cond: bool, msg: str) -> None:
         raise Rejected(msg)
 
 
-def _q(s: Any, what: str) -> Q:
+def _short(x: Any) -> str:
+    """A number for a message: whole when short, else its leading digits and its size."""
+    t = x if isinstance(x, str) else repr(x) if not isinstance(x, (int, Q)) else None
+    if t is None:
+        num, den = (x.numerator, x.denominator) if isinstance(x, Q) else (x, 1)
+        if max(num.bit_length(), den.bit_length()) < 200:
+            return str(x)
+        return f"~{float(x) if abs(num.bit_length() - den.bit_length()) < 1000 else 'huge'} (exact, " \
+               f"{int(max(num.bit_length(), den.bit_length()) * 0.30103) + 1} digits)"
+    return t if len(t) <= 60 else f"{t[:40]}... ({len(t)} characters)"
+
+
+def _q(s: Any, what: str, lim=None) -> Q:
+    """An exact number of the certificate: the instance's own numbers (``lim``: the input limits)
+    or a derived one (default: the certificate limits, which allow longer numbers)."""
     if isinstance(s, bool) or not isinstance(s, (str, int)):
-        raise Rejected(f"{what}: expected an exact number string, got {s!r}")
+        raise Rejected(f"{what}: expected an exact number string, got {_short(s)}")
     try:
-        return Q(s)
-    except (ValueError, ZeroDivisionError):
-        raise Rejected(f"{what}: cannot read {s!r}") from None
+        return parse_exact(s, what, lim or active_limits().for_certificates())
+    except LimitError as e:
+        raise Rejected(str(e)) from None
 
 
-def _vec(v: Any, what: str, length: int | None = None) -> list[Q]:
+def _vec(v: Any, what: str, length: int | None = None, lim=None) -> list[Q]:
     _need(isinstance(v, list), f"{what}: expected a list")
     if length is not None:
         _need(len(v) == length, f"{what}: expected {length} entries, got {len(v)}")
-    return [_q(x, f"{what}[{i}]") for i, x in enumerate(v)]
+    return [_q(x, f"{what}[{i}]", lim) for i, x in enumerate(v)]
 
 
-def _mat(v: Any, what: str, ncols: int | None = None) -> list[list[Q]]:
+def _mat(v: Any, what: str, ncols: int | None = None, lim=None) -> list[list[Q]]:
     _need(isinstance(v, list) and len(v) > 0, f"{what}: expected a non-empty list of rows")
-    rows = [_vec(r, f"{what}[{i}]") for i, r in enumerate(v)]
+    rows = [_vec(r, f"{what}[{i}]", lim=lim) for i, r in enumerate(v)]
     c = len(rows[0]) if ncols is None else ncols
     _need(all(len(r) == c for r in rows), f"{what}: rows must all have {c} entries")
     return rows
-
-
-def _dot(u, v) -> Q:
-    return sum((a * b for a, b in zip(u, v)), Q(0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,55 +124,44 @@ class _Instance:
         _need(isinstance(pb, dict) and isinstance(pt, dict), "certificate lacks problem or point")
         act = pb.get("activation")
         _need(isinstance(act, dict), "problem.activation must be {alpha_plus, alpha_minus}")
-        self.ap, self.am = _q(act.get("alpha_plus"), "alpha_plus"), _q(act.get("alpha_minus"), "alpha_minus")
+        inp = active_limits()            # the problem and point are inputs: the input limits apply
+        self.ap, self.am = _q(act.get("alpha_plus"), "alpha_plus", inp), _q(act.get("alpha_minus"), "alpha_minus", inp)
         _need(self.ap != self.am, "alpha_plus = alpha_minus")
         self.conv = pb.get("loss")
-        _need(self.conv in ("half_mean", "mse"), f"unknown loss convention {self.conv!r}")
-        self.X = _mat(pb.get("X"), "X")
+        _need(self.conv in ("half_mean", "mse"), f"unknown loss convention {_short(self.conv)}")
+        self.X = _mat(pb.get("X"), "X", lim=inp)
         self.n, self.d = len(self.X), len(self.X[0])
-        self.Y = _mat(pb.get("Y"), "Y")
+        self.Y = _mat(pb.get("Y"), "Y", lim=inp)
         _need(len(self.Y) == self.n, "X and Y differ in rows")
         self.k = len(self.Y[0])
-        self.W = _mat(pt.get("W"), "W", self.d)
+        self.W = _mat(pt.get("W"), "W", self.d, lim=inp)
         self.m = len(self.W)
-        self.A = _mat(pt.get("A"), "A", self.k)
+        self.A = _mat(pt.get("A"), "A", self.k, lim=inp)
         _need(len(self.A) == self.m, "W and A differ in rows")
         self.factor = Q(1) if self.conv == "half_mean" else Q(2, self.k)
-        self.Z = [[_dot(w, x) for w in self.W] for x in self.X]
+        self.Z = preactivations(self.X, self.W)
         self.E = self._residuals(self.W, self.A)
         self.loss_hm = self._loss_hm(self.E)
-        self.G = [[sum((self.E[i][c] * self.sig(self.Z[i][j]) for i in range(self.n)), Q(0)) / self.n
-                   for c in range(self.k)] for j in range(self.m)]
+        self.G = output_grad(self.Z, self.E, self.ap, self.am)
 
     def sig(self, z: Q) -> Q:
-        return self.ap * z if z > 0 else self.am * z
+        return sigma(z, self.ap, self.am)
 
     def dsig(self, z: Q) -> Q:
-        return self.ap if z > 0 else self.am
+        return dsigma(z, self.ap, self.am)
 
     def _residuals(self, W, A):
-        E = []
-        for i, x in enumerate(self.X):
-            h = [self.sig(_dot(w, x)) for w in W]
-            E.append([sum((h[j] * A[j][c] for j in range(len(W))), Q(0)) - self.Y[i][c] for c in range(self.k)])
-        return E
+        return residuals(self.X, self.Y, W, A, self.ap, self.am)
 
     def _loss_hm(self, E) -> Q:
-        return sum((e * e for row in E for e in row), Q(0)) / (2 * self.n)
+        return half_mean_loss(E)
 
     def loss_after(self, W, A) -> Q:
         return self._loss_hm(self._residuals(W, A)) * self.factor
 
     def D(self, j: int, r: list[Q]) -> list[Q]:
         """D_j(r) straight from its definition (no merging)."""
-        out = [Q(0)] * self.k
-        for i, x in enumerate(self.X):
-            z = self.Z[i][j]
-            xr = _dot(x, r)
-            f = self.dsig(z) * xr if z != 0 else self.sig(xr)
-            if f != 0:
-                out = [o + f * e for o, e in zip(out, self.E[i])]
-        return [o / self.n for o in out]
+        return D(self.X, [row[j] for row in self.Z], self.E, r, self.ap, self.am)
 
     def phi(self, j: int, r) -> Q:
         return _dot(self.A[j], self.D(j, r))
@@ -223,7 +226,7 @@ def _check_stationarity(inst: _Instance, j: int, st: dict) -> bool:
         return True
     if method == "undecided":
         return False
-    _need(method in ("cones", "rays"), f"neuron {j}: unknown stationarity method {method!r}")
+    _need(method in ("cones", "rays"), f"neuron {j}: unknown stationarity method {_short(method)}")
     Lin, hinges = inst.merged(j)
     b = [sum((a[c] * Lin[c][q] for c in range(inst.k)), Q(0)) for q in range(inst.d)]
     gamma = {key: _dot(a, G) for key, G in hinges.items()}
@@ -323,7 +326,7 @@ def _check_escape(inst: _Instance, j: int, es: dict) -> bool | None:
                 if inst.phi(j, rr) == 0:
                     _need(all(v == 0 for v in inst.D(j, rr)), f"neuron {j}: D_j != 0 on a flat extreme ray")
         return False
-    raise Rejected(f"neuron {j}: unknown escape method {method!r}")
+    raise Rejected(f"neuron {j}: unknown escape method {_short(method)}")
 
 
 def _ray_polynomial(inst: _Instance, moves: dict):
@@ -374,41 +377,8 @@ def _check_second_order(inst: _Instance, so: dict) -> None:
 
 
 def _hessian(inst: _Instance) -> list[list[Q]]:
-    """Exact Hessian of the half_mean loss in (W row-major, A row-major) at a smooth point, from
-    f_c(x_i) = sum_j a_jc s_ij (w_j . x_i) with the slopes s_ij fixed near theta:
-    H = (1/n) sum_i [J_i^T J_i + sum_c e_ic d^2 f_c(x_i)], d^2 f_c / da_jc dw_jq = s_ij x_iq."""
-    n, d, k, m = inst.n, inst.d, inst.k, inst.m
-    P = m * (d + k)
-
-    def wi(j, q):
-        return j * d + q
-
-    def ai(j, c):
-        return m * d + j * k + c
-    H = [[Q(0)] * P for _ in range(P)]
-    for i, x in enumerate(inst.X):
-        for c in range(k):
-            J = {}
-            for j in range(m):
-                z = inst.Z[i][j]
-                s = inst.dsig(z)
-                if z != 0:
-                    J[ai(j, c)] = s * z
-                for q in range(d):
-                    if x[q] != 0 and inst.A[j][c] != 0:
-                        J[wi(j, q)] = inst.A[j][c] * s * x[q]
-            for p1, v1 in J.items():
-                for p2, v2 in J.items():
-                    H[p1][p2] += v1 * v2 / n
-            e = inst.E[i][c]
-            if e != 0:
-                for j in range(m):
-                    s = inst.dsig(inst.Z[i][j])
-                    for q in range(d):
-                        if x[q] != 0:
-                            H[ai(j, c)][wi(j, q)] += e * s * x[q] / n
-                            H[wi(j, q)][ai(j, c)] += e * s * x[q] / n
-    return H
+    """Exact Hessian of the half_mean loss in (W row-major, A row-major) at a smooth point."""
+    return hessian(inst.X, inst.Z, inst.E, inst.A, inst.ap, inst.am)
 
 
 def _psd_rank(H: list[list[Q]]) -> int | None:
@@ -828,7 +798,7 @@ def derive_verdict(cert: dict) -> str:
     lo = ev.get("loss")
     _need(isinstance(lo, dict) and lo.get("convention") == inst.conv, "evidence.loss.convention differs from the problem's")
     loss = inst.loss_hm * inst.factor
-    _need(_q(lo.get("value"), "loss") == loss, f"recorded loss differs from the exact loss {loss}")
+    _need(_q(lo.get("value"), "loss") == loss, f"recorded loss differs from the exact loss {_short(loss)}")
     _need(ev.get("derivative_convention") == "half_mean", "derivative_convention must be half_mean")
     if verdict == "global_min":
         _need(loss == 0, "global_min needs loss exactly 0")
@@ -836,7 +806,7 @@ def derive_verdict(cert: dict) -> str:
     if verdict == "not_stationary":
         _check_descent(inst, ev.get("not_stationary") or {})
         return verdict
-    _need(verdict in ("local_min", "saddle", "inconclusive"), f"unknown verdict {verdict!r}")
+    _need(verdict in ("local_min", "saddle", "inconclusive"), f"unknown verdict {_short(verdict)}")
     _need(loss != 0 or verdict == "inconclusive", "loss is 0: the verdict should be global_min")
     neurons = ev.get("neurons")
     _need(isinstance(neurons, list) and len(neurons) == inst.m, "evidence.neurons must list every neuron")
@@ -898,16 +868,19 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m relucert.check CERTIFICATE.json", file=sys.stderr)
         return 2
+    sys.set_int_max_str_digits(0)     # sizes are bounded by the limits policy (limits.py)
     try:
-        with open(args[0]) as fh:
-            cert = json.load(fh)
+        cert = load_json(read_text(args[0]), args[0], exact_numbers=False)
         print(f"certificate OK: {derive_verdict(cert)}")
         return 0
     except Rejected as e:
         print(f"certificate REJECTED: {e}")
         return 1
-    except (OSError, json.JSONDecodeError) as e:
+    except LimitError as e:
         print(f"certificate unreadable: {e}")
+        return 1
+    except OSError as e:
+        print(f"certificate unreadable: {args[0]}: {e.strerror}")
         return 1
 
 

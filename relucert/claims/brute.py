@@ -1,14 +1,18 @@
 """Brute-force evidence about local minimality, independent of the certifier's reasoning.
 
-- exact ray polynomials (THEORY §2, ``firstorder.ray_coefficients``) over many directions, each
-  cross-checked against the loss evaluated by plain loops at a point on the ray;
+The searches are brute force; the network's exact quantities they evaluate (loss, residuals, D_j,
+the Hessian) come from the checker's reference formulas (:mod:`relucert.check.reference`, through
+:mod:`relucert.claims.exact`), not from a copy of their own.
+
+- exact ray polynomials (THEORY §2, ``relucert.core.formulas.ray_coefficients``) over many
+  directions, each cross-checked against the reference loss at a point on the ray;
 - an exact second-order test on the subspace of directions that keep every kink pair on its
   kink (there the loss is a polynomial and c1 = 0 at a stationary point, so a negative
   eigen-direction of the exact quadratic form is a descent direction; it is rationalised and
   checked exactly);
 - the "flat family" of second-order paths (w_j + t r, a_j - t mu D_j(r)) for a neuron with
   a_j != 0 and a direction r with a_j . D_j(r) = 0, D_j(r) != 0;
-- the zero-output escape path (w_j + t r, a_j = -t^2 D) with D_j(r) computed by plain loops;
+- the zero-output escape path (w_j + t r, a_j = -t^2 D) with D_j(r) from the reference formula;
 - float local optimisation (scipy) in a small box around the point: evidence, not proof (the
   loss at what it finds is evaluated exactly).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -27,7 +32,7 @@ from relucert.core.formulas import ExactState, ray_coefficients
 from relucert.core.linalg import nullspace
 from relucert.core.problem import Point, Problem
 from relucert.claims import exact as ex
-from relucert.claims.exact import dot, obj_array, rows, sigma, to_float
+from relucert.claims.exact import dot, obj_array, rows, to_float
 from relucert.claims.source import RandomSource
 
 
@@ -80,7 +85,7 @@ def sample_t(t_max) -> fmpq:
 
 
 def ray_mismatch(problem: Problem, point: Point, base_loss: fmpq, r: Ray) -> str | None:
-    """Cross-check the ray polynomial against the plainly computed loss at one t in (0, t_max)."""
+    """Cross-check the ray polynomial against the reference loss at one t in (0, t_max)."""
     t = sample_t(r.t_max)
     pt = moved(point, r.dW, r.dA, t)
     direct = ex.point_loss(problem, pt) - base_loss
@@ -152,25 +157,14 @@ def random_directions(problem: Problem, point: Point, state: ExactState, count: 
 
 
 # ---------------------------------------------------------------------------------------------
-# escape neurons, by plain loops
+# escape neurons, by brute-force search over candidate directions
 # ---------------------------------------------------------------------------------------------
 
-def D_plain(problem: Problem, point: Point, j: int, r: list, E: list | None = None) -> list:
+def D_plain(problem: Problem, point: Point, j: int, r: list, rp: ex.Reference | None = None) -> list:
     """D_j(r) = (1/n)[sum_{i not in K_j} e_i sigma'(z_ij)(x_i.r) + sum_{i in K_j} e_i sigma(x_i.r)]
-    (E: the residuals, if already computed)."""
-    ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
-    X = rows(problem.X)
-    E = ex.residuals(problem, point.W, point.A) if E is None else E
-    w = list(point.W[j])
-    k, n = problem.k, problem.n
-    out = [fmpq(0)] * k
-    for i in range(n):
-        z = dot(w, X[i])
-        xr = dot(X[i], r)
-        f = (ap * xr if z > 0 else am * xr) if z != 0 else sigma(ap, am, xr)
-        if f != 0:
-            out = [o + e * f for o, e in zip(out, E[i])]
-    return [o / n for o in out]
+    by the checker's reference formula (rp: the point's reference quantities, if already computed)."""
+    rp = ex.Reference(problem, point.W, point.A) if rp is None else rp
+    return rp.D(j, r)
 
 
 def candidate_rs(problem: Problem, point: Point, j: int, seed: Any, count: int = 40) -> list:
@@ -195,11 +189,11 @@ def candidate_rs(problem: Problem, point: Point, j: int, seed: Any, count: int =
 
 def plain_escape_direction(problem: Problem, point: Point, j: int, seed: Any = 0) -> tuple[list, list] | None:
     """(r, D_j(r)) with D_j(r) != 0 found among candidate directions, None if none."""
-    E = ex.residuals(problem, point.W, point.A)
-    if all(v == 0 for row in E for v in row):
+    rp = ex.Reference(problem, point.W, point.A)
+    if all(v == 0 for row in rp.E for v in row):
         return None
     for r in candidate_rs(problem, point, j, seed):
-        D = D_plain(problem, point, j, r, E)
+        D = D_plain(problem, point, j, r, rp)
         if any(v != 0 for v in D):
             return r, D
     return None
@@ -245,42 +239,27 @@ def kink_preserving_basis(problem: Problem, point: Point) -> list:
 def quadratic_form(problem: Problem, point: Point) -> tuple[list, list]:
     """Exact matrix H (list of rows, fmpq) with c2(Delta) = Delta^T H Delta / 2 on the
     kink-preserving subspace, in coordinates (per neuron: da_j (k), then w-basis coefficients),
-    and the coordinate map [(j, 'a', c) | (j, 'w', basis vector)]."""
-    ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
-    X, n, k, m = rows(problem.X), problem.n, problem.k, point.m
-    W, A = rows(point.W), rows(point.A)
-    E = ex.residuals(problem, point.W, point.A)
+    and the coordinate map [(j, 'a', c) | (j, 'w', basis vector)].
+
+    H = T^T H_ref T with H_ref the checker's reference Hessian in (W row-major, A row-major) and
+    T the coordinate map (on these directions every kink pair stays on its kink, so the loss is a
+    polynomial along them and H_ref gives its second-order part)."""
+    d, k, m = problem.d, problem.k, point.m
     bases = kink_preserving_basis(problem, point)
     coords = []
     for j in range(m):
         coords += [(j, "a", c) for c in range(k)]
         coords += [(j, "w", b) for b in bases[j]]
-    P = len(coords)
-    Z = [[dot(W[j], X[i]) for j in range(m)] for i in range(n)]
-    S = [[ap if z > 0 else am for z in zr] for zr in Z]
-    Hh = [[sigma(ap, am, z) for z in zr] for zr in Z]
-    # J: rows (i, c), columns coords
-    J = []
-    for i in range(n):
-        for c in range(k):
-            row = []
-            for (j, kind, v) in coords:
-                if kind == "a":
-                    row.append(Hh[i][j] if v == c else fmpq(0))
-                else:
-                    row.append(A[j][c] * S[i][j] * dot(X[i], v))
-            J.append(row)
-    H = [[sum((J[r][p] * J[r][q] for r in range(len(J))), fmpq(0)) / n for q in range(P)] for p in range(P)]
-    for p, (j, kind, c) in enumerate(coords):
-        if kind != "a":
-            continue
-        for q, (j2, kind2, v) in enumerate(coords):
-            if kind2 != "w" or j2 != j:
-                continue
-            # Lin_j[c] . v = (1/n) sum_i s_ij e_ic (x_i . v)
-            val = sum((S[i][j] * E[i][c] * dot(X[i], v) for i in range(n)), fmpq(0)) / n
-            H[p][q] += val
-            H[q][p] += val
+    Href = ex.hessian(problem, point)
+    cols = []                                  # the columns of T, sparse: [(parameter index, value)]
+    for (j, kind, v) in coords:
+        if kind == "a":
+            cols.append([(m * d + j * k + v, Fraction(1))])
+        else:
+            cols.append([(j * d + q, ex.to_fraction(v[q])) for q in range(d) if v[q] != 0])
+    HT = [[sum((row[b] * t for b, t in col), Fraction(0)) for col in cols] for row in Href]
+    H = [[ex.from_fraction(sum((t * HT[a][q] for a, t in cols[p]), Fraction(0))) for q in range(len(coords))]
+         for p in range(len(coords))]
     return H, coords
 
 
@@ -379,10 +358,10 @@ def flat_directions(problem: Problem, point: Point, state: ExactState, j: int, s
     """Directions r with phi_j(r) = a_j . D_j(r) = 0 and D_j(r) != 0 among candidates."""
     nr = state.neuron(j)
     out = []
-    E = ex.residuals(problem, point.W, point.A)
+    rp = ex.Reference(problem, point.W, point.A)
     for r in candidate_rs(problem, point, j, seed):
         if nr.phi(r) == 0:
-            D = D_plain(problem, point, j, r, E)
+            D = D_plain(problem, point, j, r, rp)
             if any(v != 0 for v in D):
                 out.append(r)
     return out

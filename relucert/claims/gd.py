@@ -8,23 +8,18 @@ lr^2 (||dL/dw_j||^2 - ||dL/da_j||^2) (THEORY §9).
 from __future__ import annotations
 
 import numpy as np
-from flint import fmpq
 
+from relucert.core.formulas import forward, half_mean_loss, linear_part, output_grad, weight_grad
 from relucert.core.problem import Problem
-from relucert.claims.exact import dot, rows, sigma
+from relucert.claims import exact as ex
 
 
 def grads_float(X, Y, W, A, ap: float, am: float):
-    """(loss, dL/dW, dL/dA) of the half-mean loss in float64."""
-    n = X.shape[0]
-    Z = X @ W.T
-    S = np.where(Z > 0, ap, am)
-    H = S * Z
-    E = H @ A - Y
-    gA = H.T @ E / n
-    C = (E @ A.T) * S                       # n x m: (a_j . e_i) s_ij
-    gW = C.T @ X / n
-    return float((E * E).sum() / (2 * n)), gW, gA
+    """(loss, dL/dW, dL/dA) of the half-mean loss in float64, by the core's formulas."""
+    fw = forward(X, Y, W, A, ap, am)
+    gA = output_grad(fw.H, fw.E)
+    gW = weight_grad(linear_part(fw.S, fw.E, X), A)
+    return float(half_mean_loss(fw.E)), gW, gA
 
 
 def train_float(problem: Problem, W0, A0, lr: float, steps: int, record: int = 0):
@@ -50,17 +45,6 @@ def imbalance_float(W, A) -> np.ndarray:
 
 
 def grads_exact(problem: Problem, W: list, A: list):
-    """Exact (dL/dW, dL/dA) as lists of fmpq (same subgradient convention)."""
-    ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
-    X, Y = rows(problem.X), rows(problem.Y)
-    n, d, k, m = len(X), len(X[0]), len(Y[0]), len(W)
-    Z = [[dot(w, x) for w in W] for x in X]
-    S = [[ap if z > 0 else am for z in zr] for zr in Z]
-    H = [[sigma(ap, am, z) for z in zr] for zr in Z]
-    E = [[sum((H[i][j] * A[j][c] for j in range(m)), fmpq(0)) - Y[i][c] for c in range(k)] for i in range(n)]
-    gA = [[sum((H[i][j] * E[i][c] for i in range(n)), fmpq(0)) / n for c in range(k)] for j in range(m)]
-    gW = []
-    for j in range(m):
-        coef = [dot(A[j], E[i]) * S[i][j] for i in range(n)]
-        gW.append([sum((coef[i] * X[i][q] for i in range(n)), fmpq(0)) / n for q in range(d)])
-    return gW, gA
+    """Exact (dL/dW, dL/dA) as lists of fmpq (same subgradient convention), by the checker's
+    reference formulas."""
+    return ex.gradient(problem, W, A)

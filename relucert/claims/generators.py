@@ -28,6 +28,7 @@ from relucert.core.formulas import ExactState, canonical_normal
 from relucert.core.linalg import nullspace
 from relucert.core.problem import Activation, Point, Problem
 from relucert.claims.embed import dead_direction
+from relucert.claims import exact as ex
 from relucert.claims.exact import dot, lstsq, obj_array, outputs, sigma, to_float
 from relucert.claims.instance import Instance, q
 from relucert.claims.source import Source
@@ -178,7 +179,8 @@ def output_weights(src: Source, m: int, k: int, modes: Sequence[str] | None = No
 # ---------------------------------------------------------------------------------------------
 
 def _pre(X: list, w: list) -> list:
-    return [dot(w, x) for x in X]
+    """z_i = w . x_i (the checker's reference pre-activations)."""
+    return [row[0] for row in ex.preactivations(X, [w])]
 
 
 def stationarity_rows(X: list, W: list, A: list, act: Activation, mult: dict) -> list:
@@ -295,7 +297,7 @@ def fitted_point(src: Source, ks: Sequence[int] = (1, 2), max_n: int = 6, max_d:
     X = dataset(src, n, d)
     Y = targets(src, n, k)
     W, used = input_weights(src, X, m, modes)
-    H = [[sigma(act.alpha_plus, act.alpha_minus, z) for z in (dot(w, x) for w in W)] for x in X]
+    H = [[sigma(act.alpha_plus, act.alpha_minus, z) for z in zr] for zr in ex.preactivations(X, W)]
     A = lstsq(H, Y)
     pb = Problem(obj_array(X), obj_array(Y), act)
     return Instance(pb, Point(obj_array(W), obj_array(A)), "fitted", {"modes": used})

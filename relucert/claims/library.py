@@ -327,7 +327,7 @@ def embedding(src, op: str = "zero", ks=(1, 2)) -> Instance:
     acts = ("relu", "dead_ok") if op == "dead" else gen.ACTIVATION_KINDS
     base = gen.stationary_point(src, ks=ks, min_n=2, activations=acts)
     pb, pt = base.problem, base.point
-    d, k = pb.d, pb.k
+    d = pb.d
     meta = {"op": op, "base_W": pt.W, "base_A": pt.A}
     if op == "zero":
         new = add_neuron(pb, pt, [fmpq(0)] * d)
@@ -371,11 +371,8 @@ def _e1(inst: Instance, dead: bool = False):
         return skipped(f"base verdict {rb.verdict}")
     re_ = certify(pb, pt)
     j = pt.m - 1
-    E = ex.residuals(pb, base.W, base.A)
-    ap, am = pb.activation.alpha_plus, pb.activation.alpha_minus
-    w = list(pt.W[j])
-    X = rows(pb.X)
-    Gnew = [sum((E[i][c] * ex.sigma(ap, am, ex.dot(w, X[i])) for i in range(pb.n)), fmpq(0)) for c in range(pb.k)]
+    # sum_i e_i sigma(w.x_i) = n G_j of the new neuron (a_j = 0: the residuals are the base point's)
+    Gnew = [pb.n * g for g in ex.output_grad(pb, pt.W, pt.A)[j]]
     if any(v != 0 for v in Gnew):
         if re_.verdict != "not_stationary":
             return counterexample(f"sum_i e_i sigma(w.x_i) = {Gnew} != 0 but the embedded point is {re_.verdict}")
@@ -537,11 +534,12 @@ def symmetric_criticality(inst):
     ni, nj = st.neuron(i), st.neuron(j)
     if ni.G != nj.G:
         return counterexample(f"G_i = {ni.G} != G_j = {nj.G}")
+    rp = ex.Reference(pb, pt.W, pt.A)
     for r in brute.candidate_rs(pb, pt, i, 0, count=10):
         if ni.D(r) != nj.D(r) or ni.phi(r) != nj.phi(r):
             return counterexample(f"D or phi differ at r = {r}")
-        if brute.D_plain(pb, pt, i, r) != ni.D(r):
-            return counterexample(f"core: Neuron.D({r}) = {ni.D(r)} != plain D = {brute.D_plain(pb, pt, i, r)}")
+        if brute.D_plain(pb, pt, i, r, rp) != ni.D(r):
+            return counterexample(f"core: Neuron.D({r}) = {ni.D(r)} != plain D = {brute.D_plain(pb, pt, i, r, rp)}")
     res = certify(pb, pt)
     rb = certify(pb, _base(inst))
     if (res.verdict == "not_stationary") != (rb.verdict == "not_stationary"):

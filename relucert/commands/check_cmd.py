@@ -1,9 +1,7 @@
 """relucert check CERT"""
 from __future__ import annotations
 
-import json
-
-from relucert.errors import InputError
+from relucert.io import read_json
 
 
 def add_parser(sub) -> None:
@@ -18,13 +16,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from relucert import check
-    try:
-        with open(args.certificate) as fh:
-            cert = json.load(fh)
-    except OSError as e:
-        raise InputError(f"cannot read {args.certificate}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{args.certificate} is not valid JSON: {e.msg}") from None
+    cert = read_json(args.certificate, exact_numbers=False)
     res = check.check_certificate(cert)
     if not res.ok:
         print(f"REJECTED: {'; '.join(res.reasons)}")

@@ -8,6 +8,7 @@ import sympy as sp
 from relucert.errors import InputError
 from relucert.io import load
 from relucert.tools.symbolic import SymbolicModel
+from relucert.core.problem import fmpq_to_float
 
 SMALL_M = 4            # up to this width every neuron is printed by default
 FULL_LOSS_PARAMS = 12  # print the expanded loss polynomial when there are at most this many parameters
@@ -66,7 +67,7 @@ class _Out:
 def _vec(v, digits: int | None = None) -> str:
     if digits is None:
         return "(" + ", ".join(str(x) for x in v) + ")"
-    return "(" + ", ".join(f"{int(x.p) / int(x.q):.{digits}g}" for x in v) + ")"
+    return "(" + ", ".join(f"{fmpq_to_float(x):.{digits}g}" for x in v) + ")"
 
 
 def _long_numbers(problem, point) -> bool:

@@ -1,6 +1,11 @@
 """The exact Hessian and gradient of the half_mean loss in theta = (W row-major, A row-major), where L
-has a second-order expansion (THEORY §2, §5); its exact inertia by symmetric elimination."""
+has a second-order expansion (THEORY §2, §5); its exact inertia by symmetric elimination; and the
+gradient and Hessian on a fixed activation pattern, generic over the number type (the Newton step
+of refinement)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 from flint import fmpq, fmpq_mat
 
@@ -149,3 +154,107 @@ def inertia(H: list[list[fmpq]]) -> dict:
     return {"positive": pos, "negative": neg, "zero": P - pos - neg,
             "negative_direction": None if neg_vec is None else neg_vec[0],
             "negative_value": None if neg_vec is None else neg_vec[1]}
+
+
+
+# ---------------------------------------------------------------------------------------------
+# generic over the number type: the loss on a fixed activation pattern
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class PatternLoss:
+    """The half_mean loss on a fixed activation pattern, in reduced coordinates, generic over the
+    number type (fmpq, Fraction, float, mpmath.mpf; every product and sum is done in that type).
+
+    Neuron t moves as w_t = N_t^T u_t (the rows of N_t span the input directions it may move in,
+    e.g. those orthogonal to its kinks) with output weights a_t; ``slopes[t][i]`` is sigma'(z_it) on
+    the pattern, or None where the pair is held on its kink (sigma(z_it) = 0 there, so x_i takes no
+    part); ``offset[i]`` = outputs of the neurons that do not move - y_i.  Then, with
+    theta = (u_0, a_0, u_1, a_1, ...),
+
+        e_i(theta) = offset_i + sum_t a_t s_it (w_t . x_i),      L(theta) = (1/2n) sum_i ||e_i||^2,
+
+    a polynomial: ``gradient_hessian`` returns its exact derivatives (for exact types)
+    g = (1/n) J^T e and H = (1/n) J^T J + sum_(i,c) e_ic d^2 e_ic / dtheta^2 / n, where
+    J = de/dtheta (de_ic/du_tp = a_tc s_it (N_t x_i)_p, de_ic/da_tc = s_it (w_t . x_i)) and the only
+    second derivatives are d^2 e_ic / du_tp da_tc = s_it (N_t x_i)_p.
+
+    ``fsum`` adds the terms of every dot product and of every entry of J^T e, J^T J (Python's sum by
+    default; ``mpmath.fsum``, which rounds once, for the high-precision Newton of refinement, whose
+    certified roundings depend on these exact roundings)."""
+
+    X: list                       # n x d
+    N: list                       # per moving neuron: p_t x d
+    slopes: list                  # per moving neuron: n slopes, None on a kink
+    offset: list                  # n x k
+    fsum: Callable = sum
+
+    @property
+    def sizes(self) -> list:
+        return [len(Nt) for Nt in self.N]
+
+    def unpack(self, theta: Sequence) -> list:
+        """[(w_t, a_t)] of a parameter vector."""
+        d, k = len(self.X[0]), len(self.offset[0])
+        out, pos = [], 0
+        for Nt in self.N:
+            nb = len(Nt)
+            u = theta[pos:pos + nb]
+            a = theta[pos + nb:pos + nb + k]
+            pos += nb + k
+            out.append(([self.fsum(u[p] * Nt[p][q] for p in range(nb)) for q in range(d)], a))
+        return out
+
+    def _h(self, t: int, w: Sequence, i: int):
+        """s_it (w_t . x_i)."""
+        return self.slopes[t][i] * self.fsum(wq * xq for wq, xq in zip(w, self.X[i]))
+
+    def residuals(self, theta: Sequence) -> list:
+        """e (n x k) at theta."""
+        n, k = len(self.X), len(self.offset[0])
+        E = [list(row) for row in self.offset]
+        for t, (w, a) in enumerate(self.unpack(theta)):
+            for i in range(n):
+                if self.slopes[t][i] is not None:
+                    h = self._h(t, w, i)
+                    for c in range(k):
+                        E[i][c] += a[c] * h
+        return E
+
+    def gradient_hessian(self, theta: Sequence) -> tuple[list, list]:
+        """(g, H) at theta: dL/dtheta (length P) and d^2L/dtheta^2 (P x P lists)."""
+        X, fsum = self.X, self.fsum
+        n, d, k = len(X), len(X[0]), len(self.offset[0])
+        E = self.residuals(theta)
+        P = len(theta)
+        zero = self.offset[0][0] * 0
+        J = [[zero] * P for _ in range(n * k)]
+        second = []                  # (row of e, index of u_tp, index of a_tc, d^2 e_row / du_tp da_tc)
+        pos = 0
+        for t, (w, a) in enumerate(self.unpack(theta)):
+            Nt, nb = self.N[t], len(self.N[t])
+            for i in range(n):
+                s = self.slopes[t][i]
+                if s is None:
+                    continue
+                h = self._h(t, w, i)
+                dh = [s * fsum(Nt[p][q] * X[i][q] for q in range(d)) for p in range(nb)]
+                for c in range(k):
+                    row = i * k + c
+                    for p in range(nb):
+                        J[row][pos + p] = a[c] * dh[p]
+                    J[row][pos + nb + c] = h
+                    second += [(row, pos + p, pos + nb + c, dh[p]) for p in range(nb)]
+            pos += nb + k
+        Ef = [E[i][c] for i in range(n) for c in range(k)]
+        g = [fsum(J[r][p] * Ef[r] for r in range(n * k)) / n for p in range(P)]
+        H = [[zero] * P for _ in range(P)]
+        for p in range(P):
+            for q in range(p, P):
+                H[p][q] = fsum(J[r][p] * J[r][q] for r in range(n * k)) / n
+        for r, p, q, v in second:
+            H[p][q] += Ef[r] * v / n
+        for p in range(P):
+            for q in range(p):
+                H[p][q] = H[q][p]
+        return g, H

@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from flint import fmpq
 
+from relucert.check.limits import LimitError, Limits, active_limits, parse_exact
 from relucert.errors import InputError
 
 LOSS_CONVENTIONS = ("half_mean", "mse")
@@ -22,10 +23,12 @@ LOSS_CONVENTIONS = ("half_mean", "mse")
 # exact numbers
 # ---------------------------------------------------------------------------------------------
 
-def to_fmpq(v: Any, what: str = "value") -> fmpq:
-    """Convert one number exactly: ints, floats (binary value), Fractions, decimal/fraction strings."""
+def to_fmpq(v: Any, what: str = "value", limits: Limits | None = None) -> fmpq:
+    """Convert one number exactly: ints, floats (binary value), Fractions, decimal/fraction strings.
+    Strings and Decimals are size-checked against the input limits before conversion."""
     if isinstance(v, fmpq):
         return v
+    limits = limits or active_limits()
     if isinstance(v, (bool, np.bool_)):
         raise InputError(f"{what}: expected a number, got a boolean")
     if isinstance(v, (int, np.integer)):
@@ -42,19 +45,30 @@ def to_fmpq(v: Any, what: str = "value") -> fmpq:
     if isinstance(v, Decimal):
         if not v.is_finite():
             raise InputError(f"{what} is not finite: {v}")
+        sign, digits, exp = v.as_tuple()
+        if len(digits) > limits.max_digits or abs(exp) > limits.max_exponent:
+            raise InputError(f"{what}: decimal with {len(digits)} digits and exponent {exp} exceeds the input "
+                             f"limits (max_digits {limits.max_digits}, max_exponent {limits.max_exponent})")
         p, q = v.as_integer_ratio()
         return fmpq(p, q)
     if isinstance(v, str):
-        s = v.strip()
-        low = s.lower()
+        low = v.strip().lower()
         if any(t in low for t in ("nan", "inf")):
-            raise InputError(f"{what} is not finite: {v!r}")
+            raise InputError(f"{what} is not finite: {v[:40]!r}")
         try:
-            fr = Fraction(s)
-        except (ValueError, ZeroDivisionError):
-            raise InputError(f"{what}: cannot read {v!r} as a number (use e.g. 3, -0.25, 1e-3, 3/7)") from None
+            fr = parse_exact(v, what, limits)
+        except LimitError as e:
+            raise InputError(str(e)) from None
         return fmpq(fr.numerator, fr.denominator)
     raise InputError(f"{what}: expected a number, got {type(v).__name__}")
+
+
+def fmpq_to_float(q: fmpq) -> float:
+    """Nearest float64 of an exact rational (correctly rounded); +-inf beyond the float range."""
+    try:
+        return int(q.p) / int(q.q)
+    except OverflowError:
+        return float("inf") if q > 0 else float("-inf")
 
 
 def fmpq_to_fraction(q: fmpq) -> Fraction:
@@ -114,7 +128,7 @@ def exact_matrix(rows: Sequence[Sequence[Any]], ncols: int) -> np.ndarray:
 
 def exact_to_float(a: np.ndarray) -> np.ndarray:
     """Nearest float64 of every exact entry."""
-    return np.array([[int(v.p) / int(v.q) for v in row] for row in a], dtype=float).reshape(a.shape)
+    return np.array([[fmpq_to_float(v) for v in row] for row in a], dtype=float).reshape(a.shape)
 
 
 def exact_to_strings(a: np.ndarray) -> list:

@@ -23,7 +23,7 @@ from flint import fmpq, fmpq_mat
 from relucert import check
 from relucert.decide.certify import fingerprint
 from relucert.decide.escape import escape_test
-from relucert.core.formulas import ExactState
+from relucert.core.formulas import ExactState, neuron_status
 from relucert.core.linalg import dot, nullspace, rank
 from relucert.core.problem import Point, Problem
 
@@ -53,12 +53,12 @@ def structure(problem: Problem, point: Point) -> tuple[dict, str]:
     nz = [i for i in range(n) if any(v != 0 for v in X[i])]
     zero, dead, alive = [], [], []
     for j in range(m):
-        wz, az = all(v == 0 for v in W[j]), all(v == 0 for v in A[j])
-        if wz and az:
+        st = neuron_status(problem.X, W[j], A[j], am)
+        if st == "zero":
             zero.append(j)
-        elif not wz and am == 0 and all(dot(W[j], X[i]) < 0 for i in nz):
+        elif st == "dead":
             dead.append(j)
-        elif wz or az:
+        elif st in ("zero-input", "zero-output"):
             return None, f"neuron {j} has w = 0 or a = 0 without being zero or dead"
         else:
             alive.append(j)

@@ -12,9 +12,9 @@ from flint import fmpq
 
 from relucert.errors import require
 from relucert.decide.escape import EscapeDecision, choose_step, escape_path_polynomial, escape_test
-from relucert.core.formulas import ExactState, forward, half_mean_loss, ray_coefficients
+from relucert.core.formulas import ExactState, forward, half_mean_loss, loss_half_mean, ray_coefficients
 from relucert.core.linalg import dot
-from relucert.core.problem import Point, Problem
+from relucert.core.problem import Point, Problem, fmpq_to_float
 from relucert.decide.second_order import morse_bott, second_order_ray
 from relucert.decide.stationarity import PhiDecision, decide_phi
 
@@ -40,6 +40,16 @@ class NeuronReport:
     why: str
 
 
+@dataclass(frozen=True)
+class EscapePath:
+    """The escape path of a saddle (THEORY §4): w_j + t r, a_j = -t^2 D, valid for 0 < t < t_max."""
+    neuron: int
+    r: list                                  # fmpq
+    D: list                                  # fmpq
+    t_max: fmpq | None
+    t0: fmpq                                 # a step with exactly lower loss
+
+
 @dataclass
 class Result:
     verdict: str
@@ -52,10 +62,12 @@ class Result:
     reason: str = ""
     seconds: float = 0.0
     refined: Any = None                      # filled by refinement (later issue)
+    escape_path: EscapePath | None = None    # typed copy of evidence.escape_path (saddles)
+    descent_derivative: fmpq | None = None   # L'(theta; Delta) < 0 of evidence.not_stationary
 
     def loss_json(self) -> dict:
         return {"convention": self.problem.loss, "exact": str(self.loss),
-                "float": int(self.loss.p) / int(self.loss.q)}
+                "float": fmpq_to_float(self.loss)}
 
     def to_json(self, with_certificate: bool = False) -> dict:
         out = {"verdict": self.verdict, "reason": self.reason,
@@ -101,14 +113,13 @@ def _not_stationary(state: ExactState, j: int, dw: list, da: list, reason: str) 
     return {"reason": reason, "direction": _direction_json(j, dw, da),
             "derivative": str(deriv), "ray_polynomial": [str(v) for v in poly],
             "t_max": None if t_max is None else str(t_max), "step": str(t),
-            "loss_at_step": str(new_loss * pb.loss_factor())}
+            "loss_at_step": str(new_loss * pb.loss_factor())}, deriv
 
 
 def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
     """Exact verdict of the point as given, with a certificate (no refinement)."""
     t0 = time.perf_counter()
-    point.validate(problem)
-    state = ExactState(problem, point)
+    state = ExactState(problem, point)          # validates the shapes
     pj, ptj = problem.to_json(), point.to_json()
     cert: dict = {"format": FORMAT, "problem": pj, "point": ptj,
                   "fingerprint": fingerprint(pj, ptj), "verdict": None, "evidence": {}}
@@ -118,10 +129,12 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
     m = point.m
     reports: list[NeuronReport] = []
 
+    typed: dict = {}
+
     def finish(verdict, reason, escape_neurons):
         cert["verdict"] = verdict
         return Result(verdict, problem, point, state.loss, escape_neurons, reports, cert, reason,
-                      time.perf_counter() - t0)
+                      time.perf_counter() - t0, **typed)
 
     if state.loss_half_mean == 0:
         for j in range(m):
@@ -134,7 +147,8 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
     for j in range(m):
         G = state.G[j].tolist()
         if any(v != 0 for v in G):
-            ev["not_stationary"] = _not_stationary(state, j, [0] * problem.d, [-v for v in G], "S1")
+            ev["not_stationary"], typed["descent_derivative"] = _not_stationary(
+                state, j, [0] * problem.d, [-v for v in G], "S1")
             nr = state.neuron(j)
             reports.append(NeuronReport(j, state.status(j), nr.kinks, False, None, "", None,
                                         "G_j = dL/da_j != 0"))
@@ -152,7 +166,8 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
         if ph is not None and ph.ok is False:
             reports.append(NeuronReport(j, state.status(j), nr.kinks, True, False, ph.method, None,
                                         f"phi_j(r) < 0: {ph.note}"))
-            ev["not_stationary"] = _not_stationary(state, j, ph.descent, [0] * problem.k, "S2")
+            ev["not_stationary"], typed["descent_derivative"] = _not_stationary(
+                state, j, ph.descent, [0] * problem.k, "S2")
             return finish("not_stationary", f"neuron {j}: phi_j(r) = a_j.D_j(r) < 0 for some r ({ph.note})", [])
         decisions[j] = (ph, None)
 
@@ -196,7 +211,7 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
     if zero_a_escape:
         j = zero_a_escape[0]
         esc = decisions[j][1]
-        ev["escape_path"] = _escape_path(state, j, esc.r, esc.D)
+        ev["escape_path"], typed["escape_path"] = _escape_path(state, j, esc.r, esc.D)
         return finish("saddle", f"neuron {j} is an escape neuron with a_j = 0: the loss decreases along "
                                 f"w_j + t r, a_j = -t^2 D_j(r) (leading term -t^3 ||D||^2)", escape_neurons)
     if escape_neurons:
@@ -236,37 +251,26 @@ def _escape_path(state: ExactState, j: int, r: list, D: list) -> dict:
     fw = forward(pb.X, pb.Y, new.W, new.A, state.ap, state.am)
     new_loss = half_mean_loss(fw.E)
     require(new_loss < state.loss_half_mean, "escape step did not lower the loss")
-    return {"neuron": j, "r": [str(v) for v in r], "D": [str(v) for v in D],
-            "polynomial": [str(v) for v in c], "t_max": None if t_max is None else str(t_max),
-            "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())}
+    return ({"neuron": j, "r": [str(v) for v in r], "D": [str(v) for v in D],
+             "polynomial": [str(v) for v in c], "t_max": None if t_max is None else str(t_max),
+             "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())},
+            EscapePath(j, list(r), list(D), t_max, t))
 
 
 def escape_path_losses(result: Result, steps=(fmpq(1, 10), fmpq(1, 100), fmpq(1, 1000))) -> list:
     """Exact loss decrease along a saddle's escape path at a few step sizes (within t_max)."""
-    ep = result.certificate["evidence"].get("escape_path")
-    if not ep:
+    ep = result.escape_path
+    if ep is None:
         return []
     pb, pt = result.problem, result.point
-    j = ep["neuron"]
-    r = [fmpq(*_pq(v)) for v in ep["r"]]
-    D = [fmpq(*_pq(v)) for v in ep["D"]]
-    tmax = None if ep["t_max"] is None else fmpq(*_pq(ep["t_max"]))
-    state_loss = result.loss
+    j = ep.neuron
     out = []
     for t in steps:
-        if tmax is not None and t >= tmax:
+        if ep.t_max is not None and t >= ep.t_max:
             continue
         new = pt.copy()
-        new.W[j] = [a + t * b for a, b in zip(pt.W[j].tolist(), r)]
-        new.A[j] = [-t * t * v for v in D]
-        act = pb.activation
-        fw = forward(pb.X, pb.Y, new.W, new.A, act.alpha_plus, act.alpha_minus)
-        nl = half_mean_loss(fw.E) * pb.loss_factor()
-        out.append({"t": str(t), "loss": str(nl), "decrease": str(state_loss - nl)})
+        new.W[j] = [a + t * b for a, b in zip(pt.W[j].tolist(), ep.r)]
+        new.A[j] = [-t * t * v for v in ep.D]
+        nl = loss_half_mean(pb, new) * pb.loss_factor()
+        out.append({"t": str(t), "loss": str(nl), "decrease": str(result.loss - nl)})
     return out
-
-
-def _pq(s: str):
-    from fractions import Fraction
-    f = Fraction(s)
-    return f.numerator, f.denominator

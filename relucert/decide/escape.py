@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from flint import fmpq
 
-from relucert.core.formulas import Neuron, canonical_normal, phi_eval
+from relucert.core.formulas import Neuron
 from relucert.core.linalg import dot
 from relucert.decide.stationarity import MAX_RAY_CANDIDATES, candidate_rays
 

@@ -1,6 +1,8 @@
 """Readable text reports."""
 from __future__ import annotations
 
+from relucert.core.problem import fmpq_to_float
+
 
 def _fmt_kinks(k: list, limit: int = 8) -> str:
     if not k:
@@ -19,7 +21,7 @@ def text_report(res, max_neurons: int = 60) -> str:
         f"verdict: {res.verdict.upper()}",
         f"  {res.reason}",
         f"loss ({pb.loss}, exact rational): {res.loss}" if len(str(res.loss)) < 80 else
-        f"loss ({pb.loss}): {int(res.loss.p) / int(res.loss.q):.17g} (exact rational, {len(str(res.loss))} chars)",
+        f"loss ({pb.loss}): {fmpq_to_float(res.loss):.17g} (exact rational, {len(str(res.loss))} chars)",
         f"problem: n={pb.n} d={pb.d} k={pb.k} m={pt.m} activation={pb.activation.name}",
         f"escape neurons (0-based): {res.escape_neurons if res.escape_neurons else 'none'}",
         "",

@@ -1,6 +1,11 @@
-"""Refinement: from a float checkpoint to a nearby exact point that can be certified."""
-from relucert.refine.driver import (DECISIVE, READINGS, Refinement, Tolerances, classify, effective_kink_tol,
-                                    float_gradient_norm, refine, refined_report)
+"""Refinement: from a float checkpoint to a nearby exact point that can be certified.
 
-__all__ = ["DECISIVE", "READINGS", "Refinement", "Tolerances", "classify", "effective_kink_tol",
+Modules, bottom-up: ``exact`` (exact rational helpers), ``classify`` (tolerances, the activation
+pattern, snapping, the float gradient), ``scalar`` (exact least squares on a fixed pattern),
+``vector`` (high-precision Newton for vector output), ``replicas`` (near-parallel neurons read as
+exact replicas), ``driver`` (the readings, certification of each refined point, the report)."""
+from relucert.refine.classify import Tolerances, classify, effective_kink_tol, float_gradient_norm
+from relucert.refine.driver import DECISIVE, READINGS, RefinedReport, Refinement, refine, refined_report
+
+__all__ = ["DECISIVE", "READINGS", "RefinedReport", "Refinement", "Tolerances", "classify", "effective_kink_tol",
            "float_gradient_norm", "refine", "refined_report"]

@@ -7,20 +7,17 @@ float arrays, in chunks so that memory stays bounded however many checkpoints th
 from __future__ import annotations
 
 import glob
-import math
 import os
 import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable
-
 import numpy as np
 
 from relucert.errors import InputError
-from relucert.core.formulas import forward, linear_part, output_grad, weight_grad
-from relucert.core.problem import Point, Problem
+from relucert.core.formulas import forward, half_mean_loss, linear_part, output_grad, weight_grad
+from relucert.core.problem import Problem, fmpq_to_float
 
 PER_NEURON_LIMIT = 5 * 10 ** 7   # keep per-neuron series only while T*m stays below this
 
@@ -77,6 +74,10 @@ def load_trajectory(path: str, data: str | None = None, keys: str | None = None)
     if W.ndim != 3:
         raise InputError(f"{src}: trajectory W must be T x m x d, got shape {W.shape}")
     T, m, d = W.shape
+    if T == 0:
+        raise InputError(f"{src}: the trajectory holds no checkpoints (W has shape {W.shape})")
+    if m == 0:
+        raise InputError(f"{src}: the network has no neurons (W has shape {W.shape})")
     if A.ndim == 2 and A.shape == (T, m):
         A = A[:, :, None]
     if A.ndim != 3 or A.shape[:2] != (T, m):
@@ -161,7 +162,7 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: f
                   progress: bool = False, workers: int = 1) -> ScreenResult:
     """One vectorised pass over T checkpoints W (T x m x d), A (T x m x k)."""
     X, Y = problem.Xf, problem.Yf
-    ap, am = (int(v.p) / int(v.q) for v in (problem.activation.alpha_plus, problem.activation.alpha_minus))
+    ap, am = (fmpq_to_float(v) for v in (problem.activation.alpha_plus, problem.activation.alpha_minus))
     T, m, d = W.shape
     k = A.shape[2]
     if per_neuron is None:
@@ -169,7 +170,8 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: f
     if chunk is None:   # ~ 4.5*10^4 entries per n x m array: the working set stays in cache
         chunk = max(1, min(1024, 45000 // max(1, problem.n * m)))
     _prime_allocator(20 * 8 * chunk * problem.n * m)   # ~ all temporaries of one chunk
-    factor = 1.0 if problem.loss == "half_mean" else 2.0 / problem.k
+    lf = problem.loss_factor()
+    factor = fmpq_to_float(lf)                           # half_mean -> the problem's convention
     xn = np.linalg.norm(X, axis=1)                       # n
     xscale = float(xn.max())
     zero_rows = xn == 0
@@ -197,12 +199,13 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: f
         Lin = linear_part(np.where(near, 0.0, fw.S), fw.E, X)
         GW = weight_grad(Lin, Ac)
         sl = slice(s, s + chunk)
-        out["loss"][sl] = (fw.E ** 2).sum(axis=(1, 2)) / (2 * X.shape[0]) * factor
+        out["loss"][sl] = half_mean_loss(fw.E) * factor
         out["grad_A"][sl] = np.sqrt((G ** 2).sum(axis=(1, 2)))
         out["grad_W"][sl] = np.sqrt((GW ** 2).sum(axis=(1, 2)))
         out["near_kink"][sl] = near.sum(axis=(1, 2))
         out["tiny"][sl] = (an * wn * xscale / yscale < tol_tiny).sum(axis=1)
-        out["dead"][sl] = (fw.Z < 0).all(axis=1).sum(axis=1) if am == 0 else 0
+        # dead as in core.formulas.neuron_status: w.x_i < 0 on every data point x_i != 0
+        out["dead"][sl] = (fw.Z[:, ~zero_rows, :] < 0).all(axis=1).sum(axis=1) if am == 0 else 0
         if per_neuron:
             pn["min_rel_z"][sl] = rel.min(axis=1) / np.maximum(wn, 1e-300)
             pn["balance"][sl] = wn2 - an2

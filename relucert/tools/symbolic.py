@@ -43,7 +43,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from relucert.errors import InputError
 from relucert.core.problem import Point, Problem, to_fmpq
 
-__all__ = ["Pattern", "SymbolicModel", "sigma", "sigma_prime", "rat", "exact_function",
+__all__ = ["SignPattern", "SymbolicModel", "sigma", "sigma_prime", "rat", "exact_function",
            "exact_source", "numpy_function", "ExactFunction", "ExactnessError"]
 
 
@@ -89,7 +89,7 @@ def sigma_prime(u, ap, am):
 # ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Pattern:
+class SignPattern:
     """Sign of every pre-activation ``z_ij`` (n x m, entries -1/0/+1) and, on the kinks
     (``z_ij = 0``), the branch of a direction: +1 when ``delta_ij > 0``, -1 when ``delta_ij <= 0``."""
 
@@ -97,7 +97,7 @@ class Pattern:
     branch: tuple
 
     @classmethod
-    def make(cls, signs: Sequence[Sequence[int]], branch: Sequence[Sequence[int]] | None = None) -> "Pattern":
+    def make(cls, signs: Sequence[Sequence[int]], branch: Sequence[Sequence[int]] | None = None) -> "SignPattern":
         rows = [list(r) for r in signs]
         if not rows or not rows[0]:
             raise InputError("pattern: signs must be a non-empty n x m table")
@@ -121,8 +121,8 @@ class Pattern:
         return cls(tuple(tuple(int(v) for v in r) for r in rows), tuple(tuple(int(v) for v in r) for r in br))
 
     @classmethod
-    def from_point(cls, problem: Problem, point: Point, dW: Any = None) -> "Pattern":
-        """Pattern of the point; branches on the kinks from the direction dW (default: -1)."""
+    def from_point(cls, problem: Problem, point: Point, dW: Any = None) -> "SignPattern":
+        """SignPattern of the point; branches on the kinks from the direction dW (default: -1)."""
         point.validate(problem)
         n, m = problem.n, point.m
         X, W = problem.X, point.W
@@ -153,10 +153,10 @@ class Pattern:
             return ap
         return am
 
-    def with_branch(self, branch: Sequence[Sequence[int]]) -> "Pattern":
-        return Pattern.make(self.signs, branch)
+    def with_branch(self, branch: Sequence[Sequence[int]]) -> "SignPattern":
+        return SignPattern.make(self.signs, branch)
 
-    def branch_from_direction(self, X: sp.Matrix, dW: sp.Matrix) -> "Pattern":
+    def branch_from_direction(self, X: sp.Matrix, dW: sp.Matrix) -> "SignPattern":
         """Branches given by the sign of delta_ij = dW_j . x_i on the kinks (numeric X, dW)."""
         br = [[-1] * self.m for _ in range(self.n)]
         for i in range(self.n):
@@ -167,7 +167,7 @@ class Pattern:
                         raise InputError("branch_from_direction needs numeric data and direction")
                     if dl > 0:
                         br[i][j] = 1
-        return Pattern.make(self.signs, br)
+        return SignPattern.make(self.signs, br)
 
     def row(self, j: int) -> str:
         """One neuron's pattern over the data points, e.g. '+ - 0'."""
@@ -212,7 +212,7 @@ class SymbolicModel:
     neurons (see ``from_problem(..., neurons=[j])``).  ``values`` maps the variables to the point.
     """
 
-    def __init__(self, X: sp.Matrix, Y: sp.Matrix, ap, am, *, pattern: Pattern | None = None,
+    def __init__(self, X: sp.Matrix, Y: sp.Matrix, ap, am, *, pattern: SignPattern | None = None,
                  slopes: sp.Matrix | None = None, W: sp.Matrix, A: sp.Matrix,
                  values: dict | None = None, loss: str = "half_mean", _offset: list | None = None):
         self.X, self.Y = sp.Matrix(X), sp.Matrix(Y)
@@ -258,7 +258,7 @@ class SymbolicModel:
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
-    def from_problem(cls, problem: Problem, point: Point | None = None, *, pattern: Pattern | None = None,
+    def from_problem(cls, problem: Problem, point: Point | None = None, *, pattern: SignPattern | None = None,
                      dW: Any = None, neurons: Iterable[int] | None = None) -> "SymbolicModel":
         """Numeric data; the point's pattern (branches from ``dW`` on the kinks) unless ``pattern``
         is given.  ``neurons``: keep only these neurons symbolic, freeze the others at the point."""
@@ -277,7 +277,7 @@ class SymbolicModel:
         point.validate(problem)
         m = point.m
         if pattern is None:
-            pattern = Pattern.from_point(problem, point, dW)
+            pattern = SignPattern.from_point(problem, point, dW)
         keep = set(range(m)) if neurons is None else set(neurons)
         bad = [j for j in keep if not 0 <= j < m]
         if bad:
@@ -294,7 +294,7 @@ class SymbolicModel:
         return cls(X, Y, ap, am, pattern=pattern, W=W, A=A, values=values, loss=problem.loss)
 
     @classmethod
-    def generic(cls, n: int, d: int, k: int, m: int, pattern: Pattern | None = None,
+    def generic(cls, n: int, d: int, k: int, m: int, pattern: SignPattern | None = None,
                 alpha: tuple | None = None) -> "SymbolicModel":
         """Everything symbolic: data x_{i,q}, y_{i,c}, slopes alpha_+/alpha_- (unless given) and,
         without a pattern, one free slope symbol s_{i,j} per entry (all patterns at once)."""

@@ -1,0 +1,149 @@
+# Deliberate independent copy of the network formulas (independent of relucert.core): the checker's trusted base.
+"""The checker's reference formulas of the one-hidden-layer network, on lists of ``Fraction``.
+
+Standard library only.  The checker (:mod:`relucert.check.kernel`) computes every network quantity
+with these functions, and the claims harness (:mod:`relucert.claims`) uses them as its exact
+reference, so that the harness checks the decision code against the trusted base, not a third copy.
+
+The network is f(x) = sum_j a_j sigma(w_j . x) with sigma(z) = alpha_plus z for z > 0 and
+alpha_minus z otherwise (the slope convention sigma'(0) = alpha_minus); data X (n x d), targets Y
+(n x k), input weights W (m x d), output weights A (m x k), all row lists.  The loss is the
+half_mean convention L = (1/2n) sum_i ||e_i||^2 with residuals e_i = f(x_i) - y_i.
+
+- :func:`preactivations`  Z[i][j] = w_j . x_i
+- :func:`outputs`, :func:`residuals`, :func:`half_mean_loss`, :func:`loss`
+- :func:`output_grad`  G_j = (1/n) sum_i e_i sigma(z_ij) = dL/da_j
+- :func:`D`  the map D_j(r) = (1/n)[sum_{z_ij != 0} e_i sigma'(z_ij) (x_i . r) + sum_{z_ij = 0} e_i sigma(x_i . r)]
+- :func:`weight_grad`, :func:`gradient`  dL/dw_j, (dL/dW, dL/dA) where L is differentiable
+- :func:`hessian`  the exact Hessian where L is smooth, as the checker computes it
+"""
+from __future__ import annotations
+
+from fractions import Fraction as Q
+
+__all__ = ["dot", "sigma", "dsigma", "preactivations", "outputs", "residuals", "half_mean_loss", "loss",
+           "output_grad", "D", "weight_grad", "gradient", "hessian"]
+
+
+def dot(u, v) -> Q:
+    return sum((a * b for a, b in zip(u, v)), Q(0))
+
+
+def sigma(z: Q, ap: Q, am: Q) -> Q:
+    """sigma(z) = alpha_plus z for z > 0, alpha_minus z otherwise."""
+    return ap * z if z > 0 else am * z
+
+
+def dsigma(z: Q, ap: Q, am: Q) -> Q:
+    """sigma'(z), with sigma'(0) = alpha_minus."""
+    return ap if z > 0 else am
+
+
+def preactivations(X, W) -> list[list[Q]]:
+    """Z[i][j] = w_j . x_i (n x m)."""
+    return [[dot(w, x) for w in W] for x in X]
+
+
+def outputs(X, W, A, ap: Q, am: Q, k: int) -> list[list[Q]]:
+    """f(x_i) = sum_j a_j sigma(w_j . x_i) (n x k)."""
+    out = []
+    for x in X:
+        h = [sigma(dot(w, x), ap, am) for w in W]
+        out.append([sum((h[j] * A[j][c] for j in range(len(W))), Q(0)) for c in range(k)])
+    return out
+
+
+def residuals(X, Y, W, A, ap: Q, am: Q) -> list[list[Q]]:
+    """e_i = f(x_i) - y_i (n x k)."""
+    F = outputs(X, W, A, ap, am, len(Y[0]) if Y else 0)
+    return [[f - y for f, y in zip(Fi, Yi)] for Fi, Yi in zip(F, Y)]
+
+
+def half_mean_loss(E) -> Q:
+    """(1/2n) sum_i ||e_i||^2 for residuals E (n rows)."""
+    return sum((e * e for row in E for e in row), Q(0)) / (2 * len(E))
+
+
+def loss(X, Y, W, A, ap: Q, am: Q) -> Q:
+    """The half_mean loss of the point (W, A)."""
+    return half_mean_loss(residuals(X, Y, W, A, ap, am))
+
+
+def output_grad(Z, E, ap: Q, am: Q) -> list[list[Q]]:
+    """G_j = (1/n) sum_i e_i sigma(z_ij) = dL/da_j (m x k), from Z (n x m) and E (n x k)."""
+    n = len(E)
+    m = len(Z[0]) if Z else 0
+    k = len(E[0]) if E else 0
+    return [[sum((E[i][c] * sigma(Z[i][j], ap, am) for i in range(n)), Q(0)) / n for c in range(k)]
+            for j in range(m)]
+
+
+def D(X, z, E, r, ap: Q, am: Q) -> list[Q]:
+    """D_j(r) straight from its definition (no merging), for the pre-activations z[i] = w_j . x_i of
+    neuron j: (1/n)[sum_{z_i != 0} e_i sigma'(z_i) (x_i . r) + sum_{z_i = 0} e_i sigma(x_i . r)]."""
+    out = [Q(0)] * (len(E[0]) if E else 0)
+    for i, x in enumerate(X):
+        zi = z[i]
+        xr = dot(x, r)
+        f = dsigma(zi, ap, am) * xr if zi != 0 else sigma(xr, ap, am)
+        if f != 0:
+            out = [o + f * e for o, e in zip(out, E[i])]
+    return [o / len(X) for o in out]
+
+
+def weight_grad(X, Z, E, A, ap: Q, am: Q) -> list[list[Q]]:
+    """dL/dw_j = (1/n) sum_i (a_j . e_i) sigma'(z_ij) x_i (m x d) where L is differentiable in w_j
+    (elsewhere: the same formula with sigma'(0) = alpha_minus)."""
+    n = len(X)
+    d = len(X[0]) if X else 0
+    out = []
+    for j in range(len(A)):
+        coef = [dot(A[j], E[i]) * dsigma(Z[i][j], ap, am) for i in range(n)]
+        out.append([sum((coef[i] * X[i][q] for i in range(n)), Q(0)) / n for q in range(d)])
+    return out
+
+
+def gradient(X, Y, W, A, ap: Q, am: Q) -> tuple[list[list[Q]], list[list[Q]]]:
+    """(dL/dW, dL/dA) of the half_mean loss where L is differentiable (sigma'(0) = alpha_minus)."""
+    Z = preactivations(X, W)
+    E = residuals(X, Y, W, A, ap, am)
+    return weight_grad(X, Z, E, A, ap, am), output_grad(Z, E, ap, am)
+
+
+def hessian(X, Z, E, A, ap: Q, am: Q) -> list[list[Q]]:
+    """Exact Hessian of the half_mean loss in (W row-major, A row-major) at a smooth point, from
+    f_c(x_i) = sum_j a_jc s_ij (w_j . x_i) with the slopes s_ij fixed near theta:
+    H = (1/n) sum_i [J_i^T J_i + sum_c e_ic d^2 f_c(x_i)], d^2 f_c / da_jc dw_jq = s_ij x_iq."""
+    n, d, m = len(X), len(X[0]), len(A)
+    k = len(A[0])
+    P = m * (d + k)
+
+    def wi(j, q):
+        return j * d + q
+
+    def ai(j, c):
+        return m * d + j * k + c
+    H = [[Q(0)] * P for _ in range(P)]
+    for i, x in enumerate(X):
+        for c in range(k):
+            J = {}
+            for j in range(m):
+                z = Z[i][j]
+                s = dsigma(z, ap, am)
+                if z != 0:
+                    J[ai(j, c)] = s * z
+                for q in range(d):
+                    if x[q] != 0 and A[j][c] != 0:
+                        J[wi(j, q)] = A[j][c] * s * x[q]
+            for p1, v1 in J.items():
+                for p2, v2 in J.items():
+                    H[p1][p2] += v1 * v2 / n
+            e = E[i][c]
+            if e != 0:
+                for j in range(m):
+                    s = dsigma(Z[i][j], ap, am)
+                    for q in range(d):
+                        if x[q] != 0:
+                            H[ai(j, c)][wi(j, q)] += e * s * x[q] / n
+                            H[wi(j, q)][ai(j, c)] += e * s * x[q] / n
+    return H

@@ -1,0 +1,215 @@
+"""The whole job as one library call: certify a checkpoint, refine it when it is near-stationary,
+re-check every certificate with the independent checker, and report.
+
+    report = relucert.certify_checkpoint(problem, point)
+    report.verdict            # the answer for the point the report is about (refined if refinement ran)
+    report.given              # decide.certify.Result for the point exactly as given
+    report.refined            # the refined point's report (dict, as in the JSON output) or None
+    report.certificate        # the certificate of report.verdict
+    report.to_json()          # what ``relucert certify --json`` prints
+    report.text()             # what ``relucert certify`` prints
+
+The command line only parses options, loads files and prints this report.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from relucert import check
+from relucert.core.problem import Point, Problem
+from relucert.decide.certify import Result, certify, escape_path_losses
+from relucert.errors import InputError, RelucertError
+from relucert.refine import DECISIVE, Tolerances, effective_kink_tol, float_gradient_norm, refine, refined_report
+
+AUTO_CHECK_MAX = 20000     # the pure-Fraction checker takes seconds beyond n*m = this
+REFINE_MODES = ("auto", "always", "never")
+TOLERANCE_FIELDS = ("kink", "tiny", "stationary", "alive", "max_move", "replica_angle")
+
+
+@dataclass
+class CheckpointReport:
+    """Everything ``certify_checkpoint`` found, typed; ``to_json`` / ``text`` render it."""
+
+    given: Result
+    refined: dict | None                  # refine.refined_report(...) of the refined point, or None
+    float_gradient_relative: float | None  # None when refinement was not considered (refine="never")
+    tolerances: Tolerances
+    independent_check: list[str] = field(default_factory=list)
+    refine_mode: str = "auto"
+
+    @property
+    def about_refined(self) -> bool:
+        return self.refined is not None and bool(self.refined.get("certificate"))
+
+    @property
+    def verdict(self) -> str:
+        """The verdict of the point this report is about: the refined point when refinement ran."""
+        return self.refined["verdict"] if self.refined is not None else self.given.verdict
+
+    @property
+    def certificate(self) -> dict:
+        """The certificate of ``verdict``: the refined point's when it has one, else the given point's."""
+        return self.refined["certificate"] if self.about_refined else self.given.certificate
+
+    def certificates(self) -> list[tuple[str, dict]]:
+        out = [("given point's", self.given.certificate)]
+        if self.about_refined:
+            out.append(("refined point's", self.refined["certificate"]))
+        return out
+
+    def to_json(self) -> dict:
+        out = self.given.to_json()
+        out["escape_path_losses"] = escape_path_losses(self.given)
+        if self.float_gradient_relative is not None:
+            out["float_gradient_relative"] = self.float_gradient_relative
+        if self.refined is not None:
+            out["refined"] = self.refined
+        out["independent_check"] = self.independent_check
+        return out
+
+    def text(self) -> str:
+        res = self.given
+        lines = ["== the point as given ==", res.report()]
+        for row in escape_path_losses(res):
+            lines.append(f"  escape path: t = {row['t']}: loss decreases by {float(Fraction(row['decrease'])):.3e}")
+        if (self.refined is None and self.refine_mode != "never" and res.verdict not in DECISIVE
+                and self.float_gradient_relative == float("inf")):
+            lines.append("\n(not refined: the point's numbers exceed the float range that refinement works in)")
+        elif (self.refined is None and self.refine_mode != "never" and res.verdict not in DECISIVE):
+            lines.append(f"\n(not refined: relative float gradient {self.float_gradient_relative:.2e} > "
+                         f"{self.tolerances.stationary:g}; use --refine to force)")
+        if self.refined is not None:
+            lines.append(refined_text(self.refined))
+        lines.append("")
+        lines.extend(self.independent_check)
+        return "\n".join(lines)
+
+
+def validate_tolerances(tol: Tolerances) -> None:
+    for name in TOLERANCE_FIELDS:
+        v = getattr(tol, name)
+        if not (v >= 0) or v == float("inf"):
+            raise InputError(f"tolerance {name!r} must be a finite number >= 0, got {v}")
+
+
+def independent_check(certs: list[tuple[str, dict]], problem: Problem, point: Point, *,
+                      check_mode: bool | str = "auto", limit: int = AUTO_CHECK_MAX) -> list[str]:
+    """Re-check every certificate with the Fraction-only checker (imports nothing from the decision
+    code).  Returns report lines; a rejection is a bug and raises RelucertError, never a verdict."""
+    if check_mode is False:
+        return ["independent check: skipped (--no-check); run 'relucert check CERT'"]
+    if check_mode == "auto" and problem.n * point.m > limit:
+        return [f"independent check: skipped (n*m = {problem.n * point.m} > {limit}); run 'relucert check CERT'"]
+    lines = []
+    for label, cert in certs:
+        t0 = time.perf_counter()
+        got = check.check_certificate(cert)
+        if not got.ok:
+            raise RelucertError(f"internal error: the independent checker rejects the {label} certificate "
+                                f"({'; '.join(got.reasons)}); no verdict is claimed, please report this point")
+        if got.verdict != cert["verdict"]:
+            raise RelucertError(f"internal error: the checker derives {got.verdict!r} for the {label} certificate "
+                                f"claiming {cert['verdict']!r}")
+        lines.append(f"independent check of the {label} certificate: OK, proves '{got.verdict}' "
+                     f"({time.perf_counter() - t0:.2f} s)")
+    return lines
+
+
+def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
+                       tolerances: Tolerances | None = None, refine_mode: str = "auto",
+                       check_mode: bool | str = "auto", check_limit: int = AUTO_CHECK_MAX) -> CheckpointReport:
+    """Certify ``point`` exactly as given; refine it to a nearby exact point when it is not decided
+    and its relative float gradient is below ``tolerances.stationary`` (``refine_mode="auto"``), always
+    (``"always"``) or never (``"never"``); re-check every certificate with the independent checker
+    (``check_mode``: True, False, or "auto" = up to n*m = ``check_limit``)."""
+    tol = tolerances if tolerances is not None else Tolerances()
+    validate_tolerances(tol)
+    if refine_mode not in REFINE_MODES:
+        raise InputError(f"refine_mode must be one of {REFINE_MODES}, got {refine_mode!r}")
+    if check_mode not in (True, False, "auto"):
+        raise InputError(f"check_mode must be True, False or 'auto', got {check_mode!r}")
+    if not (isinstance(check_limit, int) and check_limit >= 0):
+        raise InputError(f"check_limit must be an integer >= 0, got {check_limit!r}")
+    res = certify(problem, point, method=method)
+    refined = None
+    grad = None
+    if refine_mode != "never":
+        if _float_views_finite(problem, point):
+            grad = float_gradient_norm(problem, point, effective_kink_tol(problem, point, tol))
+        elif refine_mode == "always":
+            raise InputError("cannot refine: the point's numbers exceed the float range that refinement "
+                             "works in (certify the point exactly as given with --exact-only)")
+        else:
+            grad = float("inf")       # beyond the float range: refinement (float-guided) cannot run
+        if refine_mode == "always" or (res.verdict not in DECISIVE and grad <= tol.stationary):
+            refined = refined_report(problem, point, refine(problem, point, tol))
+    report = CheckpointReport(res, refined, grad, tol, refine_mode=refine_mode)
+    report.independent_check = independent_check(report.certificates(), problem, point,
+                                                 check_mode=check_mode, limit=check_limit)
+    return report
+
+
+def _float_views_finite(problem: Problem, point: Point) -> bool:
+    with np.errstate(over="ignore", invalid="ignore"):
+        views = (problem.Xf, problem.Yf, point.Wf, point.Af)
+        if not all(np.isfinite(v).all() for v in views):
+            return False
+        # the float forward pass must stay finite too (|z| and outputs far inside the float range)
+        scale = (np.abs(views[0]).max() * np.abs(views[2]).max() * np.abs(views[3]).max() * views[0].shape[1]
+                 * max(1, point.m))
+        return bool(np.isfinite(scale) and scale < 1e150)
+
+
+def _short(v: str) -> str:
+    return v if len(v) < 24 else f"{float(Fraction(v)):.6g}"
+
+
+def refined_text(rf: dict) -> str:
+    """The refined point's part of the text report."""
+    pc = rf["pattern_changes"]
+    d = rf["distance"]
+    lines = ["", "== refined point ==",
+             f"verdict: {rf['verdict'].upper()}   (reading of tiny neurons: {rf['reading']})",
+             f"  {rf['reason']}"]
+    if rf.get("loss"):
+        lines.append(f"loss ({rf['loss']['convention']}): {rf['loss']['float']:.17g} (exact rational in the certificate)")
+    lines.append(f"escape neurons: {rf['escape_neurons'] or 'none'}")
+    if d:
+        lines.append(f"moved: max |change| = {d['max_abs']:.3e} (W {d['max_abs_W']:.3e}, A {d['max_abs_A']:.3e}), "
+                     f"relative {d['relative']:.3e} (to the problem's scale {d['relative_to_scale']:.3e})")
+    lines.append(f"method: {rf['method']}")
+    for i, js in pc["snapped_by_data_point"].items():
+        lines.append(f"snapped onto the kink of data point {i}: neurons {js}")
+    if pc["tiny"]:
+        lines.append(f"tiny neurons: {pc['tiny']}")
+    if pc["dead"]:
+        lines.append(f"dead neurons: {pc['dead']}")
+    if rf["left_pattern"]:
+        lines.append(f"left the pattern at (neuron, data): {rf['left_pattern'][:10]}")
+    t = rf["tolerances"]
+    lines.append(f"tolerances: kink {t['kink_used']:.3g} (base {t['kink_relative']:g}{', auto' if t['kink_auto'] else ''}), "
+                 f"tiny {t['tiny_relative']:g}, alive {t['alive_relative']:g}, "
+                 f"near-stationary {t['near_stationary']:g}, max move {t['max_move_relative']:g}")
+    if len(rf["readings"]) > 1:
+        lines.append("verdict under each reading (tiny neurons; snapped-but-dead neurons):")
+        for r in rf["readings"]:
+            lines.append(f"  {r['reading']:<17} {r['verdict']:<15} {r['reason'][:110]}")
+    cert = rf.get("certificate") or {}
+    ep = cert.get("evidence", {}).get("escape_path")
+    if ep:
+        lines.append(f"escape path on neuron {ep['neuron']} of the refined point: w_j + t r, a_j = -t^2 D, "
+                     f"r = {[_short(v) for v in ep['r']]}, D = {[_short(v) for v in ep['D']]}")
+        for row in rf.get("escape_path_losses", []):
+            lines.append(f"  t = {row['t']}: loss decreases by {float(Fraction(row['decrease'])):.4e} "
+                         f"({rf['loss']['convention']}, exact)")
+    for a in rf["ambiguities"]:
+        lines.append(f"ambiguity: {a['what']}" + (f" -> {a['verdicts']}" if "verdicts" in a else ""))
+    return "\n".join(lines)
+
+
+__all__ = ["CheckpointReport", "certify_checkpoint", "independent_check", "refined_text", "validate_tolerances",
+           "AUTO_CHECK_MAX", "REFINE_MODES"]

@@ -1,0 +1,223 @@
+"""The activation pattern of a float candidate (THEORY §6.1): every pre-activation is
+positive, negative or on a kink (scale-free tolerance on |w_j.x_i| / (|w_j| |x_i|)), every neuron
+alive / tiny / dead / zero / zero_output (size |a_j| |w_j| max|x| versus max|y|); the kink
+tolerance, snapping diagnostics, and the float gradient used to decide whether to refine at all."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from relucert.core.formulas import forward, linear_part, output_grad, preactivations, weight_grad
+from relucert.core.problem import Point, Problem, fmpq_to_float
+
+
+@dataclass
+class Tolerances:
+    kink: float = 1e-4          # |w.x| / (|w||x|) below this: the pair is on the kink
+    tiny: float = 1e-6          # size |a||w| max|x| / max|y| below this: the neuron is tiny, always
+    stationary: float = 1e-3    # float gradient / scale above this: not near-stationary, no refinement
+    alive: float = 1e-3         # size above this: alive; between tiny and alive: alive only if it shares
+                                # its activation pattern with an alive neuron (a replica), else tiny
+    max_move: float = 0.05      # a refinement moving theta by more than this (relative) is rejected
+    kink_auto: bool = True      # raise the kink tolerance (up to kink_max) to a clear gap (>= 100x) in
+    kink_max: float = 1e-2      # the relative |w.x| values just above it (neurons zig-zagging on a kink)
+    replica_angle: float = 2e-2  # vector output: alive neurons of one activation pattern whose directions
+                                 # differ by less than this (radians) may be read as exact replicas
+
+    def to_json(self) -> dict:
+        return {"kink_relative": self.kink, "kink_auto": self.kink_auto, "kink_max": self.kink_max,
+                "tiny_relative": self.tiny, "alive_relative": self.alive,
+                "near_stationary": self.stationary, "max_move_relative": self.max_move,
+                "replica_angle": self.replica_angle}
+
+
+@dataclass
+class Pattern:
+    status: list            # per neuron: alive / tiny / dead / zero / zero_output
+    kinks: list             # per neuron: data indices treated as kinks (exact or snapped)
+    snapped: list           # (neuron, data index, relative |z|) pairs that were not exactly 0
+    signs: np.ndarray       # n x m in {+1, -1, 0} (0 = kink)
+    sizes: list             # per neuron relative size |a||w| max|x| / max|y|
+    kink_tol: float = 0.0   # the kink tolerance actually used
+
+    def alive_groups(self) -> dict:
+        """{activation pattern (signs over the data): [alive neurons with it]}, in neuron order."""
+        groups: dict = {}
+        for j, st in enumerate(self.status):
+            if st == "alive":
+                groups.setdefault(tuple(int(v) for v in self.signs[:, j]), []).append(j)
+        return groups
+
+
+def _relative_preactivations(problem: Problem, point: Point) -> np.ndarray:
+    """|w_j.x_i| / (|w_j| |x_i|) in floats (n x m); 0/0 entries are nan, x/0 entries inf."""
+    X, W = problem.Xf, point.Wf
+    den = np.outer(np.linalg.norm(X, axis=1), np.linalg.norm(W, axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.abs(preactivations(X, W)) / den
+
+
+def effective_kink_tol(problem: Problem, point: Point, tol: Tolerances) -> float:
+    """The kink tolerance: tol.kink, raised to the middle of a clear gap (ratio >= 100) when relative
+    |w.x| values lie between tol.kink and tol.kink_max just below that gap."""
+    if not tol.kink_auto:
+        return tol.kink
+    X, W = problem.Xf, point.Wf
+    den = np.outer(np.linalg.norm(X, axis=1), np.linalg.norm(W, axis=1))
+    rel = _relative_preactivations(problem, point)
+    v = np.sort(rel[(den > 0) & (rel > 0)])
+    above = v[v >= tol.kink]
+    if len(above) == 0 or above[0] > tol.kink_max:
+        return tol.kink
+    eff = tol.kink
+    for a, b in zip(above[:-1], above[1:]):
+        if a > tol.kink_max:
+            break
+        if b / a >= 100:
+            eff = float(np.sqrt(a * b))
+            break
+    return min(eff, tol.kink_max)
+
+
+def classify(problem: Problem, point: Point, tol: Tolerances) -> Pattern:
+    X, W, A = problem.Xf, point.Wf, point.Af
+    kink_tol = effective_kink_tol(problem, point, tol)
+    xn = np.linalg.norm(X, axis=1)
+    wn = np.linalg.norm(W, axis=1)
+    an = np.linalg.norm(A, axis=1)
+    yscale = max(float(np.abs(problem.Yf).max()), 1e-300)
+    xscale = max(float(xn.max()), 1e-300)
+    n, m = problem.n, point.m
+    Z = preactivations(problem.X, point.W)          # exact
+    signs = np.zeros((n, m), dtype=int)
+    kinks, snapped, status, sizes = [], [], [], []
+    am0 = problem.activation.alpha_minus == 0
+    for j in range(m):
+        wz = all(v == 0 for v in point.W[j])
+        az = all(v == 0 for v in point.A[j])
+        size = an[j] * wn[j] * xscale / yscale
+        sizes.append(size)
+        K = []
+        for i in range(n):
+            z = Z[i, j]
+            if z == 0:
+                K.append(i)
+                continue
+            rel = abs(fmpq_to_float(z)) / max(wn[j] * xn[i], 1e-300)
+            if rel < kink_tol:
+                K.append(i)
+                snapped.append((j, i, rel))
+            else:
+                signs[i, j] = 1 if z > 0 else -1
+        kinks.append(K)
+        if wz and az:
+            st = "zero"
+        elif az:
+            st = "zero_output"
+        elif am0 and not K and all(signs[i, j] < 0 for i in range(n)):
+            st = "dead"
+        elif size < tol.tiny:
+            st = "tiny"
+        else:
+            st = "alive" if size >= tol.alive else "small"
+        status.append(st)
+    # a small neuron is a replica of an alive group (same activation pattern) or a tiny one
+    anchors = {tuple(signs[:, j]) for j in range(m) if status[j] == "alive"}
+    status = [("alive" if tuple(signs[:, j]) in anchors else "tiny") if st == "small" else st
+              for j, st in enumerate(status)]
+    return Pattern(status, kinks, snapped, signs, sizes, kink_tol)
+
+
+def pattern_flips(problem: Problem, point: Point, pat: Pattern, ignore: list) -> list:
+    """(neuron, data) pairs of ``point`` whose strict sign flipped, or whose kink was not made exact."""
+    Z = preactivations(problem.X, point.W)          # exact
+    bad = []
+    for j in range(point.m):
+        if j in ignore or all(v == 0 for v in point.W[j]):
+            continue
+        for i in range(problem.n):
+            z = Z[i, j]
+            s = pat.signs[i, j]
+            if (s == 0 and z != 0) or (s > 0 and not z > 0) or (s < 0 and not z < 0):
+                bad.append([j, i])
+    return bad
+
+
+def snapped_dead_pattern(problem: Problem, point: Point, pat: Pattern):
+    """(the pattern with every 'snapped but otherwise dead' neuron read as dead, those neurons),
+    or None."""
+    if problem.activation.alpha_minus != 0:
+        return None
+    snapped = {}
+    for j, i, _ in pat.snapped:
+        snapped.setdefault(j, []).append(i)
+    js = []
+    signs = pat.signs.copy()
+    kinks = [list(k) for k in pat.kinks]
+    status = list(pat.status)
+    Z = preactivations(problem.X, point.W)          # exact
+    for j, idx in snapped.items():
+        if status[j] not in ("alive", "tiny") or set(pat.kinks[j]) != set(idx):
+            continue
+        others_neg = all(pat.signs[i, j] < 0 for i in range(problem.n) if i not in idx)
+        z_neg = all(Z[i, j] < 0 for i in idx)
+        if others_neg and z_neg:
+            js.append(j)
+            for i in idx:
+                signs[i, j] = -1
+            kinks[j] = []
+            status[j] = "dead"
+    if not js:
+        return None
+    return Pattern(status, kinks, [x for x in pat.snapped if x[0] not in js], signs, pat.sizes, pat.kink_tol), js
+
+
+@dataclass
+class SnapGap:
+    """How well separated the snapped pairs are from the kept ones (relative |w.x|/(|w||x|))."""
+    largest_snapped: float
+    smallest_kept: float
+
+    @property
+    def ratio(self) -> float:
+        return self.smallest_kept / self.largest_snapped if self.largest_snapped > 0 else float("inf")
+
+    def to_json(self) -> dict:
+        return {"largest_snapped": self.largest_snapped, "smallest_kept": self.smallest_kept,
+                "ratio": self.ratio}
+
+
+def snap_gap(problem: Problem, point: Point, pat: Pattern) -> SnapGap | None:
+    """The gap between the snapped pairs and the kept ones, or None when nothing was snapped."""
+    if not pat.snapped:
+        return None
+    X, W = problem.Xf, point.Wf
+    rel = np.abs(preactivations(X, W)) / np.maximum(np.outer(np.linalg.norm(X, axis=1),
+                                                             np.linalg.norm(W, axis=1)), 1e-300)
+    snapped = {(i, j) for j, i, _ in pat.snapped}
+    kept = [rel[i, j] for i in range(rel.shape[0]) for j in range(rel.shape[1])
+            if pat.signs[i, j] != 0 and (i, j) not in snapped and pat.status[j] not in ("zero", "zero_output")]
+    big = max(r for _, _, r in pat.snapped)
+    small = min(kept) if kept else float("inf")
+    return SnapGap(big, small)
+
+
+def float_gradient_norm(problem: Problem, point: Point, kink_tol: float = Tolerances.kink) -> float:
+    """max |dL/dtheta| (half_mean, float) relative to max|y| max|x|.  Pairs within ``kink_tol`` of a
+    kink are left out of the W-gradient and its component along their x_i is projected out: on a
+    kink the multiplier of x_i is free, so only the rest must vanish near a stationary point."""
+    X, Y, W, A = problem.Xf, problem.Yf, point.Wf, point.Af
+    ap, am = fmpq_to_float(problem.activation.alpha_plus), fmpq_to_float(problem.activation.alpha_minus)
+    fw = forward(X, Y, W, A, ap, am)
+    G = output_grad(fw.H, fw.E)
+    scale = np.outer(np.linalg.norm(X, axis=1), np.linalg.norm(W, axis=1))
+    near = np.abs(fw.Z) <= kink_tol * scale
+    GW = weight_grad(linear_part(fw.S * ~near, fw.E, X), A)
+    for j in range(W.shape[0]):       # the kink rows carry a free multiplier: project them out
+        Nj = X[near[:, j]]
+        if len(Nj):
+            coef, *_ = np.linalg.lstsq(Nj.T, GW[j], rcond=None)
+            GW[j] = GW[j] - Nj.T @ coef
+    g = max(float(np.abs(G).max()), float(np.abs(GW).max()))
+    return g / max(float(np.abs(Y).max()) * float(np.linalg.norm(X, axis=1).max()), 1e-300)

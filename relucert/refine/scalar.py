@@ -1,0 +1,190 @@
+"""Exact rational refinement on a fixed activation pattern (THEORY §6.2, §6.3): on the pattern the output
+is linear in the alive neurons' parameters (scalar output: in v_j = |a_j| w_j; any output: in the
+group products C_g = sum_j a_j u_j^T of an activation-pattern group), so the nearest point with zero
+pattern-gradient and exact kinks is an exact linear least-squares problem."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from flint import fmpq, fmpq_mat
+
+from relucert.core.formulas import preactivations
+from relucert.core.linalg import independent_subset, mat, nullspace
+from relucert.core.problem import Point, Problem, fmpq_to_float
+from relucert.refine.classify import Pattern
+from relucert.refine.exact import least_norm_solve, project_onto_kinks, rational_sqrt, targets_without
+
+
+def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str) -> tuple[Point | None, str]:
+    """Exact rational refinement for k = 1 (THEORY §6.2)."""
+    n, d, m = problem.n, problem.d, start.m
+    X = [problem.X[i].tolist() for i in range(n)]
+    ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
+    W, A = start.W.copy(), start.A.copy()
+    movable = [j for j in range(m) if pat.status[j] == "alive"]
+    # fixed neurons: project their input weights onto their kinks; the rest of y is left to fit
+    for j in range(m):
+        if j in movable:
+            continue
+        if all(v == 0 for v in W[j]):
+            continue
+        kx = [X[i] for i in pat.kinks[j]]
+        W[j] = project_onto_kinks(W[j].tolist(), kx)
+    if not movable:
+        return Point(W, A), "no alive neuron to refine"
+    y = targets_without(problem, W, A, movable)[:, 0].tolist()
+    eps = [1 if A[j][0] > 0 else -1 for j in movable]
+    v0 = []
+    for j, e in zip(movable, eps):
+        v0 += [abs(A[j][0]) * w for w in W[j].tolist()]
+    nv = len(movable) * d
+    # design M (n x nv): f_i = sum_j eps_j s_ij v_j.x_i on the pattern; kink rows C
+    M = [[fmpq(0)] * nv for _ in range(n)]
+    C = []
+    for t, (j, e) in enumerate(zip(movable, eps)):
+        for i in range(n):
+            sg = pat.signs[i, j]
+            if sg == 0:
+                row = [fmpq(0)] * nv
+                row[t * d:(t + 1) * d] = X[i]
+                C.append(row)
+                continue
+            s = ap if sg > 0 else am
+            for q in range(d):
+                M[i][t * d + q] = e * s * X[i][q]
+    # column space of M restricted to {C v = 0}
+    N = nullspace(C, nv) if C else None
+    if N is not None and not N:
+        return None, "the kink constraints leave no freedom"
+    B = [[sum((M[i][q] * N[c][q] for q in range(nv)), fmpq(0)) for c in range(len(N))] for i in range(n)] \
+        if N is not None else M
+    Bt = [[B[i][c] for i in range(n)] for c in range(len(B[0]))]
+    cols = independent_subset(Bt)
+    if cols:
+        Bb = mat([[B[i][c] for c in cols] for i in range(n)])
+        coef = (Bb.transpose() * Bb).solve(Bb.transpose() * fmpq_mat(n, 1, y))
+        fstar = [sum((Bb[i, c] * coef[c, 0] for c in range(len(cols))), fmpq(0)) for i in range(n)]
+    else:
+        fstar = [fmpq(0)] * n
+    # least-norm change of v: C (v0 + dv) = 0, M (v0 + dv) = fstar
+    K = C + M
+    Mv0 = [sum((r[q] * v0[q] for q in range(nv)), fmpq(0)) for r in K]
+    rhs = [-Mv0[i] for i in range(len(C))] + [fstar[i] - Mv0[len(C) + i] for i in range(n)]
+    wts = []
+    for t in range(len(movable)):
+        vn = math.sqrt(sum(fmpq_to_float(x) ** 2 for x in v0[t * d:(t + 1) * d]))
+        wts += [rational_sqrt(vn * vn) if vn > 0 else fmpq(1)] * d
+    dv = least_norm_solve(K, rhs, wts)
+    if dv is None:
+        return None, "inconsistent refinement system"
+    v = [a + b for a, b in zip(v0, dv)]
+    for t, (j, e) in enumerate(zip(movable, eps)):
+        vj = v[t * d:(t + 1) * d]
+        vn = math.sqrt(sum(fmpq_to_float(x) ** 2 for x in vj))
+        if vn == 0:
+            W[j] = [fmpq(0)] * d
+            A[j] = [fmpq(0)]
+            continue
+        wn0 = math.sqrt(sum(fmpq_to_float(x) ** 2 for x in start.W[j]))
+        kappa = fmpq_to_float(abs(start.A[j][0])) / max(wn0, 1e-300)
+        amag = rational_sqrt(kappa * vn)
+        W[j] = [x / amag for x in vj]
+        A[j] = [e * amag]
+    return Point(W, A), "exact rational least squares on the pattern"
+
+
+def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str) -> tuple[Point | None, str]:
+    """Exact rational refinement for any output dimension, by activation-pattern groups.
+
+    Alive neurons with the same sign pattern form a group g; on the pattern their joint contribution
+    is s_ig (M_g x_i) with M_g = sum_j a_j w_j^T = C_g B_g^T, where B_g spans the inputs orthogonal
+    to the group's kinks.  When a group has at least min(k, dim B_g) neurons, C_g is unconstrained,
+    so the pattern-optimal C_g solve an exact linear least-squares problem (least change from the
+    current point).  The input weights are only projected onto their kinks; the output weights are
+    re-solved exactly so that sum_j a_j u_j^T = C_g.  Returns None when a group is too small."""
+    n, d, k, m = problem.n, problem.d, problem.k, start.m
+    X = [problem.X[i].tolist() for i in range(n)]
+    ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
+    W, A = start.W.copy(), start.A.copy()
+    groups = pat.alive_groups()
+    for j in range(m):
+        if pat.status[j] == "alive" or all(v == 0 for v in W[j]):
+            continue
+        W[j] = project_onto_kinks(W[j].tolist(), [X[i] for i in pat.kinks[j]])
+    if not groups:
+        return Point(W, A), "no alive neuron to refine"
+    targets = targets_without(problem, W, A, [j for js in groups.values() for j in js])
+    blocks = []   # (signs, neurons, basis B (p x d rows), U (|g| x p))
+    for sg, js in groups.items():
+        kx = [X[i] for i in range(n) if sg[i] == 0]
+        Bs = nullspace(kx, d)
+        p = len(Bs)
+        if p == 0:
+            return None, "a group's kink constraints leave no input direction"
+        if len(js) < min(k, p):
+            return None, f"group {js} has fewer neurons than min(k, dim) = {min(k, p)}: rank-constrained"
+        Bm = mat(Bs)                               # p x d
+        gram = Bm * Bm.transpose()
+        U = []
+        for j in js:
+            u = gram.solve(Bm * fmpq_mat(d, 1, W[j].tolist()))
+            uj = [u[q, 0] for q in range(p)]
+            U.append(uj)
+            W[j] = [sum((uj[q] * Bs[q][t] for q in range(p)), fmpq(0)) for t in range(d)]
+        blocks.append((sg, js, Bs, U))
+    # design: column (g, q) at row i is s_ig (B_g x_i)_q
+    cols = []
+    for sg, js, Bs, U in blocks:
+        Zb = preactivations(problem.X, np.array(Bs, dtype=object))      # n x p: x_i . b_q
+        for q in range(len(Bs)):
+            col = []
+            for i in range(n):
+                s_ = ap if sg[i] > 0 else (am if sg[i] < 0 else fmpq(0))
+                col.append(s_ * Zb[i, q])
+            cols.append(col)
+    Phi = [[cols[c][i] for c in range(len(cols))] for i in range(n)]
+    basis = independent_subset(cols)
+    newC = []
+    for c in range(k):
+        y = targets[:, c].tolist()
+        theta0 = []
+        for sg, js, Bs, U in blocks:
+            for q in range(len(Bs)):
+                theta0.append(sum((A[j][c] * U[t][q] for t, j in enumerate(js)), fmpq(0)))
+        if basis:
+            Pb = mat([[cols[b][i] for b in basis] for i in range(n)])
+            coef = (Pb.transpose() * Pb).solve(Pb.transpose() * fmpq_mat(n, 1, y))
+            fstar = [sum((Pb[i, t] * coef[t, 0] for t in range(len(basis))), fmpq(0)) for i in range(n)]
+        else:
+            fstar = [fmpq(0)] * n
+        rhs = [fstar[i] - sum((Phi[i][q] * theta0[q] for q in range(len(theta0))), fmpq(0)) for i in range(n)]
+        wts = []
+        pos_ = 0
+        for sg, js, Bs, U in blocks:
+            p_ = len(Bs)
+            nrm = math.sqrt(sum(fmpq_to_float(v) ** 2 for v in theta0[pos_:pos_ + p_]))
+            wts += [rational_sqrt(nrm * nrm) if nrm > 0 else fmpq(1)] * p_
+            pos_ += p_
+        dth = least_norm_solve(Phi, rhs, wts)
+        if dth is None:
+            return None, "inconsistent least-squares system"
+        newC.append([a + b for a, b in zip(theta0, dth)])
+    # factor back: for each group and output c, sum_j a_j[c] u_j = C_g[c]
+    pos = 0
+    for sg, js, Bs, U in blocks:
+        p = len(Bs)
+        Ut = [[U[t][q] for t in range(len(js))] for q in range(p)]        # p x |g|
+        for c in range(k):
+            target = newC[c][pos:pos + p]
+            a0 = [A[j][c] for j in js]
+            res = [target[q] - sum((Ut[q][t] * a0[t] for t in range(len(js))), fmpq(0)) for q in range(p)]
+            aw = [rational_sqrt(fmpq_to_float(A[j][c]) ** 2) if A[j][c] != 0 else fmpq(1, 10 ** 12) for j in js]
+            da = least_norm_solve(Ut, res, aw)
+            if da is None:
+                return None, f"group {js}: input weights do not span the group's input space"
+            for t, j in enumerate(js):
+                A[j][c] = a0[t] + da[t]
+        pos += p
+    return Point(W, A), (f"exact rational least squares over {len(blocks)} activation-pattern groups "
+                         f"(input weights projected onto their kinks, output weights re-solved)")
