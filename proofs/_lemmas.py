@@ -39,7 +39,7 @@ Z_CASES = ("pos", "neg", "kink")
 
 
 def sigma(u):
-    """sigma(u) = alpha_+ u for u > 0, alpha_- u for u <= 0 (THEORY §1)."""
+    """sigma(u) = alpha_+ u for u > 0, alpha_- u for u <= 0 (docs/theory.md §1)."""
     return _sigma(sp.sympify(u))
 
 

@@ -1,4 +1,4 @@
-"""Proof 1 (THEORY §3): the directional-derivative formula.
+"""Proof 1 (docs/theory.md §3): the directional-derivative formula.
 
 Statement.  For every theta = (W, A) and direction Delta = (dW, dA),
 

@@ -1,4 +1,4 @@
-"""Proof 2 (THEORY §2): the loss along a ray is an exact polynomial on 0 < t < t_max.
+"""Proof 2 (docs/theory.md §2): the loss along a ray is an exact polynomial on 0 < t < t_max.
 
 Statement.  With delta_ij = dW_j . x_i, s_ij = sigma'(z_ij) off the kinks and, on a kink,
 s_ij = alpha_+ if delta_ij > 0 else alpha_-;  u_i = sum_j [da_j sigma(z_ij) + a_j s_ij delta_ij],
@@ -8,7 +8,7 @@ q_i = sum_j da_j s_ij delta_ij:
                                    + t^3 (1/n) sum u_i.q_i + t^4 (1/2n) sum |q_i|^2
 
 for every 0 < t < t_max, t_max = min over {z_ij delta_ij < 0} of -z_ij / delta_ij (the engine's
-t_max; THEORY's min over all z_ij != 0 of |z_ij| / |delta_ij| is smaller or equal, so the statement
+t_max; docs/theory.md's min over all z_ij != 0 of |z_ij| / |delta_ij| is smaller or equal, so the statement
 holds a fortiori on its interval).
 
 Method.  (1) The entry lemma (proofs/_lemmas.py) proves, case by case with the interval written

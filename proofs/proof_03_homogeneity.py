@@ -1,4 +1,4 @@
-"""Proof 3 (THEORY §3, facts the code relies on): homogeneity.
+"""Proof 3 (docs/theory.md §3, facts the code relies on): homogeneity.
 
 Statements.
   (a) dL/da_j = G_j (L is differentiable in A), and w_j . grad_{w_j} L = a_j . G_j wherever L is
@@ -20,7 +20,7 @@ Method.
       (>0, <0, kink) for n <= 3, k = 1, 2, exhaustively.
   (c) Every entry case of proofs/_lemmas.py, n <= 3, k = 1, 2, exhaustively.
 
-Remark (THEORY §3 wording).  THEORY calls D_j "the one-sided derivative of G_j as a function of
+Remark (docs/theory.md §3 wording).  docs/theory.md calls D_j "the one-sided derivative of G_j as a function of
 w_j".  Read literally (the residuals moving with w_j) this is false: the derivative of G_j has the
 extra term (1/n) sum_i sigma(z_ij) (a_j s_ij delta_ij); e.g. n = 1, x = 1, y = 0, w = 1, a = 1:
 G(w) = w^2 has derivative 2 while D(1) = 1.  (c) is the correct statement; this proof checks the

@@ -1,4 +1,4 @@
-"""Proof 4 (THEORY §9): |w_j|^2 - |a_j|^2 is conserved by gradient flow.
+"""Proof 4 (docs/theory.md §9): |w_j|^2 - |a_j|^2 is conserved by gradient flow.
 
 Statement.  Wherever L is differentiable, along d/dt theta = -grad L:
     d/dt (|w_j|^2 - |a_j|^2) = 0,

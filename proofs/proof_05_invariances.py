@@ -1,4 +1,4 @@
-"""Proof 5 (THEORY §9): rescaling and permutation invariance of f and L.
+"""Proof 5 (docs/theory.md §9): rescaling and permutation invariance of f and L.
 
 Statements.
   (a) Positive rescaling (w_j, a_j) -> (c_j w_j, a_j / c_j), c_j > 0 (each neuron its own c_j):

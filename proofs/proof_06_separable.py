@@ -1,4 +1,4 @@
-"""Proof 6 (THEORY §3): the separable-case criterion for phi_j >= 0.
+"""Proof 6 (docs/theory.md §3): the separable-case criterion for phi_j >= 0.
 
 Statement.  Let phi(r) = b . r + sum_p gamma_p max(0, nu_p . r) with linearly independent normals
 nu_1..nu_P in R^d.  Then phi(r) >= 0 for every r  iff  (i) gamma_p >= 0 for every p and
@@ -19,7 +19,7 @@ under the hypothesis det(N N^T) != 0, which is independence):
   (<=)  max(0, t) - max(0, -t) = t (checked for t > 0, < 0, = 0) turns
   phi(r) into sum_p gamma_p [(1 - s_p) max(0, t_p) + s_p max(0, -t_p)], t_p = nu_p . r — an
   identity checked exactly — a sum of products of nonnegative factors (sympy: nonnegative).
-Also checked: the merging rules of THEORY §3 for parallel kinks (max(0, lam u) = lam max(0, u) for
+Also checked: the merging rules of docs/theory.md §3 for parallel kinks (max(0, lam u) = lam max(0, u) for
 lam > 0, = |lam| (max(0, u) - u) for lam < 0), the 1-D equivalence once more with z3 (quantified,
 exact), and that independence is needed: 5 max(0,r1) + 5 max(0,r2) - max(0,r1+r2) >= 0 (z3) although
 gamma_3 = -1 < 0.
@@ -94,7 +94,7 @@ def dependent_example() -> None:
     sol = z3.Solver()
     sol.add(5 * mx(r1) + 5 * mx(r2) - mx(r1 + r2) < 0)
     if sol.check() != z3.unsat:
-        raise AssertionError("THEORY example 5max(0,r1)+5max(0,r2)-max(0,r1+r2) >= 0 not confirmed")
+        raise AssertionError("docs/theory.md example 5max(0,r1)+5max(0,r2)-max(0,r1+r2) >= 0 not confirmed")
 
 
 def separable(d: int, P: int) -> None:

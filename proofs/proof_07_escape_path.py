@@ -1,4 +1,4 @@
-"""Proof 7 (THEORY §4): the explicit escape path lowers the loss, leading term -t^3 |D|^2.
+"""Proof 7 (docs/theory.md §4): the explicit escape path lowers the loss, leading term -t^3 |D|^2.
 
 Statement.  Let neuron j have a_j = 0, let r be a direction and D = D_j(r).  Along
 w_j(t) = w_j + t r, a_j(t) = -t^2 D (all other parameters fixed), for 0 < t < t_max:

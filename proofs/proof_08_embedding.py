@@ -1,4 +1,4 @@
-"""Proof 8 (THEORY §7): network-embedding identities.
+"""Proof 8 (docs/theory.md §7): network-embedding identities.
 
 Statements.
   E1  Adding a neuron (w, a = 0) preserves the network function; the new neuron has

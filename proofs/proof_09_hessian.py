@@ -1,4 +1,4 @@
-"""Proof 9 (second-order verdicts, THEORY §5/§8): the Hessian used for Morse-Bott minima and
+"""Proof 9 (second-order verdicts, docs/theory.md §5/§8): the Hessian used for Morse-Bott minima and
 second-order descent rays.
 
 Statement.  At a smooth point (every pre-activation z_ij of a nonzero input is nonzero) the slopes
@@ -11,7 +11,7 @@ e_i = f(x_i) - y_i, L = (1/2n) sum_i |e_i|^2:
        non-zero second derivatives of f are d^2 f_c / da_jc dw_jq = s_ij x_iq
        (the formula of the independent checker, relucert/check/kernel.py::_hessian);
   (H2) Delta^T H Delta / 2 is the t^2 coefficient c2 = (1/2n) sum_i |U_i|^2 + (1/n) sum_i e_i.Q_i of
-       the ray expansion of THEORY §2 (U_i = sum_j s_ij (dA_j z_ij + A_j dz_ij), Q_i = sum_j s_ij dA_j
+       the ray expansion of docs/theory.md §2 (U_i = sum_j s_ij (dA_j z_ij + A_j dz_ij), Q_i = sum_j s_ij dA_j
        dz_ij), so a ray with L' = 0 and Delta^T H Delta < 0 is a second-order descent ray;
   (H3) for each neuron the rescaling direction v_j = (w_j, -a_j) satisfies H v_j = -M_j grad L with
        M_j = +1 on w_j's coordinates and -1 on a_j's: at a critical point v_j is in the kernel of H

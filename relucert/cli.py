@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     except RelucertError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return 0
     except OSError as e:          # a file the command was asked to read or write
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)
@@ -76,8 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     except RecursionError:
         print("error: the input is nested too deeply to process", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -43,6 +43,7 @@ def problem_point_from_dict(obj: Any, source: str = "input") -> tuple[Problem, P
         raise InputError(f"{source}: missing key(s) {', '.join(missing)}")
     act = obj.get("activation", "relu")
     pb = Problem.make(obj["X"], obj["Y"], act, obj.get("loss", "half_mean"))
+    pb.defaulted = tuple(key for key in ("activation", "loss") if key not in obj)
     pt = Point.make(obj["W"], obj["A"], pb)
     return pb, pt
 
@@ -179,7 +180,9 @@ def _load_problem(path: str) -> Problem:
         obj = read_json_exact(path)
         if not isinstance(obj, dict) or "X" not in obj or "Y" not in obj:
             raise InputError(f"{path}: a data file needs keys X and Y")
-        return Problem.make(obj["X"], obj["Y"], obj.get("activation", "relu"), obj.get("loss", "half_mean"))
+        pb = Problem.make(obj["X"], obj["Y"], obj.get("activation", "relu"), obj.get("loss", "half_mean"))
+        pb.defaulted = tuple(key for key in ("activation", "loss") if key not in obj)
+        return pb
     if path.lower().endswith(".npz"):
         z = _open_npz(path)
         if "X" not in z.files or "Y" not in z.files:
@@ -189,59 +192,384 @@ def _load_problem(path: str) -> Problem:
     raise InputError(f"{path}: unknown data file type (expected .json or .npz)")
 
 
-def torch_state_dict(ckpt: str) -> dict:
+# ---------------------------------------------------------------------------------------------
+# PyTorch / safetensors checkpoints of a one-hidden-layer MLP
+#
+# f(x) = sum_j a_j sigma(w_j . x + b_j) with hidden biases b_j is exactly the bias-free network on the
+# augmented input x' = (x, 1) with w'_j = (w_j, b_j): the same function, and w'_j ranges over all of
+# R^{d+1}, so the parameter space and the loss landscape are the same and every verdict and certificate
+# maps one to one.  The loader folds a hidden bias that way.  An output bias c (f(x) + c) is a free
+# parameter the engine cannot represent yet (it adds the stationarity condition sum_i e_i = 0): it is
+# refused, never dropped, and so is every tensor of the checkpoint that the mapping does not use.
+# ---------------------------------------------------------------------------------------------
+
+import re as _re
+from dataclasses import dataclass as _dataclass
+
+# a checkpoint dict holding the state_dict under one of these keys (one level of nesting)
+CHECKPOINT_WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "module")
+# key prefixes removed when every key has them: nn.DataParallel / DistributedDataParallel, torch.compile
+KEY_PREFIXES = ("module.", "_orig_mod.")
+# floating dtypes read exactly: every value of each is a float64 value (at most 24 significand bits,
+# exponents inside float64's normal range), so the conversion to float64 below never rounds
+EXACT_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e4m3fnuz",
+                      "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu")
+_ANSI = _re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@_dataclass(frozen=True)
+class TorchLoadInfo:
+    """Where every tensor of a loaded checkpoint went (all of them are used, or the load is refused).
+
+    W (m x d', d' = d or d + 1) holds ``input_weight`` and, with a hidden bias, ``hidden_bias`` as its
+    last column ``bias_column = d``, where X gets a constant-1 column; A (m x k) is ``output_weight``
+    transposed."""
+
+    source: str                       # the checkpoint file
+    container: str                    # where its state_dict was: 'state_dict', "checkpoint['model']", ...
+    prefix: str                       # key prefix removed from every key ('module.'), or ''
+    input_weight: str                 # key of the m x d input weight     -> W[:, :d]
+    hidden_bias: str | None           # key of the length-m hidden bias   -> W[:, d], X[:, d] = 1
+    output_weight: str                # key of the k x m output weight    -> A = (output weight)^T
+    d: int                            # input dimension of the data file (before the constant column)
+    m: int
+    k: int
+    dtypes: tuple[str, ...]           # dtypes of the used tensors (all converted exactly)
+    ignored: tuple[str, ...] = ()     # other entries of a checkpoint dict (optimizer, epoch, ...): not the model
+
+    @property
+    def bias_column(self) -> int | None:
+        """Index of the constant-1 column appended to X (and of the bias column of W), or None."""
+        return self.d if self.hidden_bias is not None else None
+
+    def lines(self) -> list[str]:
+        p = self.prefix
+        out = [f"loaded {self.source} ({self.container}"
+               + (f", key prefix {p!r} removed" if p else "")
+               + f", {'/'.join(self.dtypes)} read exactly): W[:, :{self.d}] = {self.input_weight} "
+               f"({self.m} x {self.d}), A = {self.output_weight}^T ({self.m} x {self.k})"]
+        if self.hidden_bias is not None:
+            out.append(f"hidden bias {self.hidden_bias} folded exactly: W[:, {self.d}] = {self.hidden_bias} and X "
+                       f"gets a constant-1 column at index {self.d} (x' = (x, 1), w'_j = (w_j, b_j)); the verdict and "
+                       "certificate are about this bias-free network on x', the same function and loss landscape")
+        if self.ignored:
+            out.append(f"checkpoint entries beside the model, not read: {', '.join(self.ignored)}")
+        return out
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "container": self.container, "key_prefix_removed": self.prefix,
+                "input_weight": self.input_weight, "hidden_bias": self.hidden_bias,
+                "output_weight": self.output_weight, "d": self.d, "m": self.m, "k": self.k,
+                "constant_column": self.bias_column, "dtypes": list(self.dtypes), "ignored": list(self.ignored)}
+
+
+def _import_torch(what: str):
     try:
         import torch
     except ImportError:
-        raise InputError("reading PyTorch checkpoints needs torch, an optional extra: "
+        raise InputError(f"{what} needs torch, an optional extra: "
                          "pip install 'relucert[torch]'  (or: pip install torch==2.13.0)") from None
+    return torch
+
+
+def _clean(text: str) -> str:
+    """One line of an exception message: terminal colour codes removed, whitespace collapsed."""
+    return " ".join(_ANSI.sub("", text).split())
+
+
+def _torch_load_error(path: str, e: Exception) -> InputError:
+    msg = _clean(str(e))
+    glob_ = _re.search(r"Unsupported global: GLOBAL ([\w.]+)", msg)
+    if glob_:
+        cls = glob_.group(1)
+        if cls.startswith("torch.nn.") or cls.startswith("torch.jit."):
+            return InputError(f"{path}: holds a pickled torch module ({cls}, as torch.save(model) writes), which "
+                              "is never unpickled (torch.load with weights_only=True); save the weights instead: "
+                              "torch.save(model.state_dict(), PATH)")
+        return InputError(f"{path}: cannot load as a PyTorch checkpoint with weights_only=True: it holds a pickled "
+                          f"object of class {cls}, which is never unpickled; save tensors only, e.g. "
+                          "torch.save(model.state_dict(), PATH)")
+    why = _re.search(r"WeightsUnpickler error: (.*?)(?: Please use| Check the documentation|$)", msg)
+    detail = why.group(1) if why else msg
+    return InputError(f"cannot load {path} as a PyTorch checkpoint (weights_only=True): {detail[:200]}")
+
+
+def _is_tensor(v) -> bool:
+    return hasattr(v, "detach") and hasattr(v, "shape") or isinstance(v, np.ndarray)
+
+
+def _dtype_name(v) -> str:
+    return str(v.dtype).replace("torch.", "")
+
+
+def _exact_float64(key: str, v, source: str) -> np.ndarray:
+    """A float tensor as a float64 array, exactly; complex, integer and boolean tensors are refused."""
+    name = _dtype_name(v)
+    if name not in EXACT_FLOAT_DTYPES:
+        kind = ("complex" if "complex" in name else "integer" if "int" in name else
+                "boolean" if "bool" in name else "unsupported")
+        raise InputError(f"{source}: tensor {key!r} has {kind} dtype {name}; weights must be real floating point "
+                         f"({', '.join(EXACT_FLOAT_DTYPES[:4])})")
+    if isinstance(v, np.ndarray):
+        a = v.astype(np.float64)          # float16/32 -> float64: exact
+    else:
+        if getattr(v, "is_quantized", False) or str(getattr(v, "layout", "torch.strided")) != "torch.strided":
+            raise InputError(f"{source}: tensor {key!r} is not a dense tensor ({v.layout}); save dense weights")
+        # .double() widens float16 / bfloat16 / float32 / float8 to float64 exactly (a wider format with
+        # more significand and exponent bits represents every value of the narrower one: no rounding)
+        a = v.detach().cpu().double().numpy()
+    bad = ~np.isfinite(a)
+    if bad.any():
+        idx = [int(i) for i in np.argwhere(bad)[0]]
+        raise InputError(f"{source}: tensor {key!r} contains {'NaN' if np.isnan(a[tuple(idx)]) else 'inf'} "
+                         f"at index {idx}")
+    return a
+
+
+def _select_state_dict(obj, path: str) -> tuple[dict, str, tuple[str, ...]]:
+    """(state_dict, where it was, other checkpoint entries) from what torch.load returned."""
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: expected a state_dict (or a checkpoint dict holding one under "
+                         f"{', '.join(map(repr, CHECKPOINT_WRAPPERS))}), got {type(obj).__name__}")
+    if obj and all(_is_tensor(v) for v in obj.values()):
+        return obj, "state_dict", ()
+    found = [w for w in CHECKPOINT_WRAPPERS if isinstance(obj.get(w), dict)]
+    if len(found) > 1:
+        raise InputError(f"{path}: the checkpoint holds several state_dicts ({', '.join(map(repr, found))}); "
+                         "save the one to certify on its own: torch.save(model.state_dict(), PATH)")
+    if not found:
+        keys = [str(k) for k in obj][:12]
+        tensors = [k for k, v in obj.items() if _is_tensor(v)]
+        if tensors:
+            others = [str(k) for k, v in obj.items() if not _is_tensor(v)][:8]
+            raise InputError(f"{path}: a state_dict holds tensors only, but entries {', '.join(map(repr, others))} "
+                             "are not tensors; save the model under one key, e.g. torch.save({'model': "
+                             "model.state_dict(), ...}, PATH)")
+        raise InputError(f"{path}: no state_dict found: the checkpoint has keys {keys or 'none'} (a state_dict is "
+                         f"read at the top level or under {', '.join(map(repr, CHECKPOINT_WRAPPERS))})")
+    w = found[0]
+    sd = obj[w]
+    beside = [k for k, v in obj.items() if k != w and _is_tensor(v)]
+    if beside:
+        raise InputError(f"{path}: tensors {', '.join(map(repr, beside[:8]))} beside checkpoint[{w!r}]: a parameter "
+                         "is never dropped, so the checkpoint is refused; save the model's state_dict alone")
+    bad = [k for k, v in sd.items() if not _is_tensor(v)]
+    if bad:
+        raise InputError(f"{path}: checkpoint[{w!r}] entry {bad[0]!r} is a {type(sd[bad[0]]).__name__}, not a tensor "
+                         "(expected a state_dict)")
+    if not sd:
+        raise InputError(f"{path}: checkpoint[{w!r}] is empty")
+    return sd, f"checkpoint[{w!r}]", tuple(str(k) for k in obj if k != w)
+
+
+def _strip_prefix(sd: dict) -> tuple[dict, str]:
+    prefix = ""
+    while sd:
+        p = next((p for p in KEY_PREFIXES if all(str(k).startswith(p) for k in sd)), None)
+        if p is None or any(str(k) == p for k in sd):
+            break
+        sd = {str(k)[len(p):]: v for k, v in sd.items()}
+        prefix += p
+    return sd, prefix
+
+
+def _read_safetensors(path: str) -> dict:
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise InputError(f"{path}: reading .safetensors files needs the safetensors package, an optional extra: "
+                         "pip install safetensors") from None
+    import importlib.util
+    # with torch every dtype (bfloat16 included) is readable; without it, numpy's
+    framework = "pt" if importlib.util.find_spec("torch") is not None else "numpy"
+    try:
+        with safe_open(path, framework=framework) as fh:
+            return {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as e:  # safetensors raises its own error types for damaged files
+        hint = " (bfloat16 tensors need torch)" if framework == "numpy" and "bf16" in str(e).lower() else ""
+        raise InputError(f"cannot read {path} as a .safetensors file: {_clean(str(e))[:200]}{hint}") from None
+
+
+def read_checkpoint(ckpt: str) -> tuple[dict, str, str, tuple[str, ...]]:
+    """(state_dict of raw tensors, container, removed key prefix, ignored checkpoint entries) of a .pt/.pth
+    (torch.load with weights_only=True, never unpickling objects) or .safetensors file."""
     if not os.path.exists(ckpt):
         raise InputError(f"no such file: {ckpt}")
-    try:
-        sd = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for bad files
-        raise InputError(f"cannot load {ckpt} as a PyTorch checkpoint (weights_only=True): "
-                         f"{str(e).splitlines()[0][:200]}") from None
-    if isinstance(sd, dict) and "model_state_dict" in sd:
-        sd = sd["model_state_dict"]
-    if not isinstance(sd, dict):
-        raise InputError(f"{ckpt}: expected a state_dict (or a dict with 'model_state_dict'), got {type(sd).__name__}")
-    return {k: v.detach().cpu().double().numpy() for k, v in sd.items() if hasattr(v, "detach")}
-
-
-def weights_from_state_dict(sd: dict, d: int, keys: str | None = None, source: str = "checkpoint"):
-    """(W m x d, A m x k) from a two-layer bias-free state_dict; keys 'input_key,output_key' to choose."""
-    if keys:
-        parts = [p.strip() for p in keys.split(",")]
-        if len(parts) != 2:
-            raise InputError("--keys needs two names: INPUT_WEIGHT,OUTPUT_WEIGHT")
-        for p in parts:
-            if p not in sd:
-                raise InputError(f"{source}: no key {p!r} (has {', '.join(sd)})")
-        Win, Wout = sd[parts[0]], sd[parts[1]]
+    if os.path.isdir(ckpt):
+        raise InputError(f"{ckpt}: is a directory, not a checkpoint file")
+    if ckpt.lower().endswith(".safetensors"):
+        sd, container, ignored = _read_safetensors(ckpt), "safetensors", ()
+        if not sd:
+            raise InputError(f"{ckpt}: the .safetensors file holds no tensors")
     else:
-        biases = [k for k, v in sd.items() if "bias" in k and getattr(v, "size", 0)]
-        if biases:
-            raise InputError(f"{source}: has bias parameters {biases}; relucert needs a bias-free "
-                             "two-layer network (append a constant-1 column to X instead), or pass --keys")
-        mats = [(k, v) for k, v in sd.items() if getattr(v, "ndim", 0) == 2]
-        if len(mats) != 2:
-            raise InputError(f"{source}: expected exactly two weight matrices, found {[k for k, _ in mats]}; "
-                             "pass --keys INPUT_WEIGHT,OUTPUT_WEIGHT")
-        (k1, v1), (k2, v2) = mats
-        if v1.shape[1] == d and v2.shape[1] == v1.shape[0]:
-            Win, Wout = v1, v2
-        elif v2.shape[1] == d and v1.shape[1] == v2.shape[0]:
-            Win, Wout = v2, v1
-        else:
-            raise InputError(f"{source}: weight shapes {v1.shape}, {v2.shape} do not fit inputs of dimension {d}")
-    if Win.ndim != 2 or Wout.ndim != 2 or Win.shape[1] != d or Wout.shape[1] != Win.shape[0]:
-        raise InputError(f"{source}: input weight {Win.shape} / output weight {Wout.shape} do not fit d = {d}")
-    return Win, Wout.T
+        torch = _import_torch("reading PyTorch checkpoints")
+        try:
+            obj = torch.load(ckpt, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises many types for bad files
+            raise _torch_load_error(ckpt, e) from None
+        sd, container, ignored = _select_state_dict(obj, ckpt)
+    sd, prefix = _strip_prefix({str(k): v for k, v in sd.items()})
+    return sd, container, prefix, ignored
+
+
+def torch_state_dict(ckpt: str) -> dict:
+    """Every tensor of the checkpoint's state_dict as an exact float64 array (see read_checkpoint)."""
+    sd = read_checkpoint(ckpt)[0]
+    return {k: _exact_float64(k, v, ckpt) for k, v in sd.items()}
+
+
+def _shape(v) -> tuple[int, ...]:
+    return tuple(int(s) for s in v.shape)
+
+
+def _bias_of(weight_key: str) -> str | None:
+    """The bias key of the layer whose weight is ``weight_key`` ('0.weight' -> '0.bias')."""
+    return weight_key[: -len("weight")] + "bias" if weight_key.endswith("weight") else None
+
+
+def _layer_number(key: str) -> tuple[str, int] | None:
+    """('fc', 1) for 'fc1.weight', ('layers.', 2) for 'layers.2.weight': to order two layers by name."""
+    found = list(_re.finditer(r"\d+", key))
+    return (key[: found[-1].start()] + "#" + key[found[-1].end():], int(found[-1].group())) if found else None
+
+
+def _list(sd: dict, keys) -> str:
+    keys = list(keys)
+    shown = ", ".join(f"{k!r} {_shape(sd[k])}" for k in keys[:8])
+    return shown + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+
+
+def _resolve(sd: dict, name: str, prefix: str, source: str) -> str:
+    if name in sd:
+        return name
+    if prefix and name.startswith(prefix) and name[len(prefix):] in sd:
+        return name[len(prefix):]
+    raise InputError(f"{source}: --keys: no key {name!r} (has {', '.join(list(sd)[:16])})")
+
+
+def _order_by_shape(sd: dict, d: int, k: int | None, source: str) -> tuple[str, str]:
+    mats = [key for key, v in sd.items() if len(_shape(v)) == 2]
+    if len(mats) != 2:
+        what = "no" if not mats else f"{len(mats)}"
+        raise InputError(f"{source}: found {what} weight matrices (2-D tensors){': ' + _list(sd, mats) if mats else ''}; "
+                         "relucert certifies one-hidden-layer networks (two Linear layers); pass "
+                         "--keys IN_W,OUT_W or IN_W,IN_B,OUT_W if the layers are stored otherwise")
+
+    def fits(a, b):
+        sa, sb = _shape(sd[a]), _shape(sd[b])
+        return sa[1] == d and sb[1] == sa[0] and (k is None or sb[0] == k)
+
+    k1, k2 = mats
+    orders = [(a, b) for a, b in ((k1, k2), (k2, k1)) if fits(a, b)]
+    if not orders:
+        kk = "k" if k is None else k
+        raise InputError(f"{source}: weight shapes {_list(sd, mats)} do not fit a network with {d} inputs "
+                         f"(columns of X) and {kk} outputs (columns of Y): expected m x {d} and {kk} x m")
+    if len(orders) == 2:
+        n1, n2 = _layer_number(k1), _layer_number(k2)
+        if n1 is None or n2 is None or n1[0] != n2[0] or n1[1] == n2[1]:
+            raise InputError(f"{source}: both {k1!r} and {k2!r} fit as the input layer (square shapes) and their "
+                             "names do not tell the order; pass --keys IN_W,OUT_W (or IN_W,IN_B,OUT_W)")
+        return (k1, k2) if n1[1] < n2[1] else (k2, k1)
+    return orders[0]
+
+
+def map_state_dict(sd: dict, d: int, k: int | None, keys: str | None = None, source: str = "checkpoint",
+                   prefix: str = "") -> tuple[np.ndarray, np.ndarray, dict]:
+    """(W, A, roles) of a one-hidden-layer state_dict, exactly: W is m x d, or m x (d + 1) with the hidden
+    bias as its last column; A is m x k.  Every tensor is used or the state_dict is refused (InputError):
+    an output bias, an unused tensor, a wrong shape or a non-float dtype.  ``keys`` is 'IN_W,OUT_W' or
+    'IN_W,IN_B,OUT_W'; without it the two Linear layers are found by shape, and each one's bias by name.
+    ``k`` (columns of Y) None: any number of outputs."""
+    if keys is not None:
+        parts = [p.strip() for p in keys.split(",")]
+        if len(parts) not in (2, 3) or not all(parts):
+            raise InputError(f"--keys {keys!r}: expected IN_W,OUT_W or IN_W,IN_B,OUT_W (input weight, hidden bias, "
+                             "output weight)")
+        parts = [_resolve(sd, p, prefix, source) for p in parts]
+        if len(set(parts)) != len(parts):
+            raise InputError(f"--keys {keys!r}: a key is named twice")
+        w_in, w_out = parts[0], parts[-1]
+        b_in = parts[1] if len(parts) == 3 else None
+    else:
+        w_in, w_out = _order_by_shape(sd, d, k, source)
+        b_in = _bias_of(w_in) if _bias_of(w_in) in sd else None
+    s_in, s_out = _shape(sd[w_in]), _shape(sd[w_out])
+    if len(s_in) != 2 or s_in[1] != d:
+        raise InputError(f"{source}: input weight {w_in!r} has shape {s_in}, expected m x {d} (X has {d} columns)")
+    m = s_in[0]
+    if m == 0:
+        raise InputError(f"{source}: input weight {w_in!r} has no rows: the network has no neurons")
+    if len(s_out) != 2 or s_out[1] != m or (k is not None and s_out[0] != k):
+        raise InputError(f"{source}: output weight {w_out!r} has shape {s_out}, expected {'k' if k is None else k} "
+                         f"x {m} ({'' if k is None else f'Y has {k} columns, '}{w_in!r} has {m} neurons)")
+    b_out = _bias_of(w_out)
+    if b_in is not None and b_in == b_out:
+        raise InputError(f"{source}: --keys: {b_in!r} is the output layer's bias, not the hidden bias")
+    if b_out in sd:
+        raise InputError(f"{source}: output bias {b_out!r} {_shape(sd[b_out])} refused: it is a free parameter of the "
+                         "model (it adds the stationarity condition sum_i e_i = 0) that relucert cannot represent "
+                         "yet, and a parameter is never dropped, even if zero; use an output layer with bias=False")
+    if b_in is not None and _shape(sd[b_in]) != (m,):
+        raise InputError(f"{source}: hidden bias {b_in!r} has shape {_shape(sd[b_in])}, expected ({m},)")
+    used = [w_in] + ([b_in] if b_in else []) + [w_out]
+    unused = [key for key in sd if key not in used]
+    if unused:
+        hint = ""
+        sib = _bias_of(w_in)
+        if sib in unused and keys is not None:
+            hint = f"; to fold the hidden bias pass --keys {w_in},{sib},{w_out}"
+        raise InputError(f"{source}: tensor(s) not used by the network (W = {w_in}"
+                         + (f" with bias {b_in}" if b_in else "") + f", A = {w_out}^T): {_list(sd, unused)}; a "
+                         f"parameter is never dropped, so the checkpoint is refused{hint}")
+    W = _exact_float64(w_in, sd[w_in], source)
+    if b_in is not None:
+        W = np.concatenate([W, _exact_float64(b_in, sd[b_in], source)[:, None]], axis=1)
+    A = _exact_float64(w_out, sd[w_out], source).T.copy()
+    roles = {"input_weight": w_in, "hidden_bias": b_in, "output_weight": w_out, "m": m,
+             "dtypes": tuple(dict.fromkeys(_dtype_name(sd[key]) for key in used))}
+    return W, A, roles
+
+
+def weights_from_state_dict(sd: dict, d: int, keys: str | None = None, source: str = "checkpoint",
+                            k: int | None = None):
+    """(W m x d, A m x k) of a bias-free two-layer state_dict (every tensor used).  A hidden bias changes
+    the input dimension (X needs a constant-1 column): use map_state_dict / load_torch_info for that."""
+    W, A, roles = map_state_dict(sd, d, k, keys, source)
+    if roles["hidden_bias"] is not None:
+        raise InputError(f"{source}: has a hidden bias {roles['hidden_bias']!r}: it is folded into a constant-1 "
+                         "column of X by load_torch_info / map_state_dict, not by weights_from_state_dict")
+    return W, A
+
+
+def with_constant_column(pb: Problem) -> Problem:
+    """The problem on x' = (x, 1): X gets a constant-1 column at index d (the folded hidden bias)."""
+    from flint import fmpq
+    X = np.empty((pb.n, pb.d + 1), dtype=object)
+    X[:, : pb.d] = pb.X
+    X[:, pb.d] = fmpq(1)
+    return Problem(X, pb.Y.copy(), pb.activation, pb.loss)
+
+
+def torch_weights(ckpt: str, pb: Problem, keys: str | None = None) -> tuple[np.ndarray, np.ndarray, TorchLoadInfo]:
+    """(W, A, info) of a checkpoint for the data of ``pb`` (W has d + 1 columns with a hidden bias)."""
+    sd, container, prefix, ignored = read_checkpoint(ckpt)
+    W, A, roles = map_state_dict(sd, pb.d, pb.k, keys, ckpt, prefix)
+    info = TorchLoadInfo(ckpt, container, prefix, roles["input_weight"], roles["hidden_bias"],
+                         roles["output_weight"], pb.d, roles["m"], pb.k, roles["dtypes"], ignored)
+    return W, A, info
+
+
+def load_torch_info(ckpt: str, data: str, keys: str | None = None) -> tuple[Problem, Point, TorchLoadInfo]:
+    """Problem, point and the parameter mapping of a checkpoint (.pt/.pth/.safetensors) with a data file.
+    With a hidden bias the problem's X has a constant-1 column appended (``info.bias_column``)."""
+    pb = load_problem(data)
+    W, A, info = torch_weights(ckpt, pb, keys)
+    if info.hidden_bias is not None:
+        pb = with_constant_column(pb)
+    return pb, Point.make(W, A, pb), info
 
 
 def load_torch(ckpt: str, data: str, keys: str | None = None) -> tuple[Problem, Point]:
-    pb = load_problem(data)
-    sd = torch_state_dict(ckpt)
-    W, A = weights_from_state_dict(sd, pb.d, keys, os.path.basename(ckpt))
-    return pb, Point.make(W, A, pb)
+    pb, pt, _ = load_torch_info(ckpt, data, keys)
+    return pb, pt

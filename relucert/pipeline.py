@@ -22,6 +22,7 @@ import numpy as np
 from relucert import check
 from relucert.core.problem import Point, Problem
 from relucert.decide.certify import Result, certify, escape_path_losses
+from relucert.decide.report import short_number
 from relucert.errors import InputError, RelucertError
 from relucert.refine import DECISIVE, Tolerances, effective_kink_tol, float_gradient_norm, refine, refined_report
 
@@ -61,29 +62,92 @@ class CheckpointReport:
             out.append(("refined point's", self.refined["certificate"]))
         return out
 
-    def to_json(self) -> dict:
-        out = self.given.to_json()
-        out["escape_path_losses"] = escape_path_losses(self.given)
-        if self.float_gradient_relative is not None:
-            out["float_gradient_relative"] = self.float_gradient_relative
+    @property
+    def about(self) -> str:
+        """Which point the headline verdict is about: "refined point" or "given point"."""
+        return "refined point" if self.refined is not None else "given point"
+
+    def _headline(self) -> dict:
         if self.refined is not None:
-            out["refined"] = self.refined
+            rf = self.refined
+            return {"verdict": rf["verdict"], "about": self.about, "reason": rf["reason"],
+                    "escape_neurons": rf["escape_neurons"], "loss": rf["loss"], "reading": rf["reading"],
+                    "moved": rf["distance"]}
+        g = self.given
+        return {"verdict": g.verdict, "about": self.about, "reason": g.reason, "escape_neurons": g.escape_neurons,
+                "loss": g.loss_json(), "reading": None, "moved": None}
+
+    def to_json(self) -> dict:
+        """The answer first (verdict, which point, reason, loss, how far refinement moved), then the
+        exact analysis of the point as given, the refined point's report and the checks."""
+        out = self._headline()
+        g = self.given.to_json()
+        out.update({"n": g["n"], "d": g["d"], "k": g["k"], "m": g["m"], "activation": g["activation"],
+                    "defaults_used": list(self.given.problem.defaulted)})
+        g["escape_path_losses"] = escape_path_losses(self.given)
+        out["given"] = g
+        out["float_gradient_relative"] = self.float_gradient_relative
+        out["refined"] = self.refined
         out["independent_check"] = self.independent_check
         return out
 
+    def answer_text(self) -> str:
+        """The first lines of the report: the verdict the user came for and what it is about."""
+        h = self._headline()
+        res = self.given
+        lines = []
+        if self.refined is not None and not self.about_refined:
+            lines.append(f"VERDICT: {h['verdict'].upper()}  refinement found no certifiable exact point near the "
+                         "checkpoint")
+        elif self.refined is not None:
+            d = h["moved"] or {}
+            moved = (f"refinement moved theta by {d['max_abs']:.2e} at most (relative {d['relative']:.2e})"
+                     if d else "refined")
+            lines.append(f"VERDICT: {h['verdict'].upper()}  for the refined point near the checkpoint ({moved}; "
+                         f"reading of tiny neurons: {h['reading']})")
+        else:
+            lines.append(f"VERDICT: {h['verdict'].upper()}  for the point exactly as given")
+        lines.append(f"  {h['reason']}")
+        if res.problem.defaults_note():
+            lines.append(f"  {res.problem.defaults_note()}")
+        if h["loss"]:
+            exact = h["loss"]["exact"]
+            approx = "" if "/" not in exact or len(exact) > 24 else f" = {h['loss']['float']:.10g}"
+            lines.append(f"  loss ({h['loss']['convention']}): {short_number(exact)}{approx}")
+        if h["escape_neurons"]:
+            lines.append(f"  escape neurons: {h['escape_neurons']}")
+        if self.refined is not None:
+            lines.append(f"  the checkpoint itself, exactly as given: {res.verdict.upper()}"
+                         + (" (float checkpoints are almost never exactly stationary)"
+                            if res.verdict == "not_stationary" else ""))
+            amb = self.refined.get("ambiguities") or []
+            if amb:
+                lines.append(f"  {len(amb)} ambiguit{'y' if len(amb) == 1 else 'ies'} decided (listed under the "
+                             "refined point below)")
+        elif self.refine_mode != "never" and res.verdict not in DECISIVE:
+            if self.float_gradient_relative == float("inf"):
+                lines.append("  not refined: the point's numbers exceed the float range that refinement works in")
+            else:
+                lines.append(f"  not refined: relative float gradient {self.float_gradient_relative:.2e} > "
+                             f"{self.tolerances.stationary:g} (not near a stationary point; --refine forces it)")
+        checked = [line for line in self.independent_check if ": OK" in line]
+        status = ("re-checked by the independent checker" if len(checked) == len(self.certificates())
+                  else "not re-checked (see the last lines)")
+        if self.about_refined:
+            lines.append(f"  certificates: the refined point's proves '{self.certificate['verdict']}', the given "
+                         f"point's proves '{res.verdict}'; {status}")
+        else:
+            lines.append(f"  certificate: proves '{self.certificate['verdict']}' for the given point; {status}")
+        return "\n".join(lines)
+
     def text(self) -> str:
         res = self.given
-        lines = ["== the point as given ==", res.report()]
-        for row in escape_path_losses(res):
-            lines.append(f"  escape path: t = {row['t']}: loss decreases by {float(Fraction(row['decrease'])):.3e}")
-        if (self.refined is None and self.refine_mode != "never" and res.verdict not in DECISIVE
-                and self.float_gradient_relative == float("inf")):
-            lines.append("\n(not refined: the point's numbers exceed the float range that refinement works in)")
-        elif (self.refined is None and self.refine_mode != "never" and res.verdict not in DECISIVE):
-            lines.append(f"\n(not refined: relative float gradient {self.float_gradient_relative:.2e} > "
-                         f"{self.tolerances.stationary:g}; use --refine to force)")
+        lines = ["== answer ==", self.answer_text()]
         if self.refined is not None:
             lines.append(refined_text(self.refined))
+        lines += ["", "== the point as given ==", res.report()]
+        for row in escape_path_losses(res):
+            lines.append(f"  escape path: t = {row['t']}: loss decreases by {float(Fraction(row['decrease'])):.3e}")
         lines.append("")
         lines.extend(self.independent_check)
         return "\n".join(lines)
@@ -164,10 +228,6 @@ def _float_views_finite(problem: Problem, point: Point) -> bool:
         return bool(np.isfinite(scale) and scale < 1e150)
 
 
-def _short(v: str) -> str:
-    return v if len(v) < 24 else f"{float(Fraction(v)):.6g}"
-
-
 def refined_text(rf: dict) -> str:
     """The refined point's part of the text report."""
     pc = rf["pattern_changes"]
@@ -202,7 +262,7 @@ def refined_text(rf: dict) -> str:
     ep = cert.get("evidence", {}).get("escape_path")
     if ep:
         lines.append(f"escape path on neuron {ep['neuron']} of the refined point: w_j + t r, a_j = -t^2 D, "
-                     f"r = {[_short(v) for v in ep['r']]}, D = {[_short(v) for v in ep['D']]}")
+                     f"r = {[short_number(v) for v in ep['r']]}, D = {[short_number(v) for v in ep['D']]}")
         for row in rf.get("escape_path_losses", []):
             lines.append(f"  t = {row['t']}: loss decreases by {float(Fraction(row['decrease'])):.4e} "
                          f"({rf['loss']['convention']}, exact)")

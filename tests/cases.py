@@ -42,7 +42,7 @@ ABS_MIN = {"activation": "abs", "X": [[1], [-1]], "Y": [[-1], [-2]], "W": [[0]],
 ABS_NOT = {"activation": "abs", "X": [[1], [-1]], "Y": [[1], [1]], "W": [[0]], "A": [[1]]}
 # e = (-1, -1): phi = -|r| < 0 -> not_stationary, loss 1/2.
 
-# THEORY §3 example: phi(r) = 5 relu(r1) + 5 relu(r2) - relu(r1 + r2) >= 0 with a concave kink.
+# docs/theory.md §3 example: phi(r) = 5 relu(r1) + 5 relu(r2) - relu(r1 + r2) >= 0 with a concave kink.
 # Zero-input neuron w = 0, a = 1: f = 0, e = -y, phi(r) = (1/3) sum_i e_i relu(x_i . r).
 # e = (15, 15, -3) gives coefficients (5, 5, -1): stationary; scalar a != 0 -> local_min.
 # loss = (225 + 225 + 9)/6 = 153/2.

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for small exact instances of THEORY.md §1 (reusable by any test).
+"""Hypothesis strategies for small exact instances of docs/theory.md §1 (reusable by any test).
 
 Everything here is exact (``fractions.Fraction``) and independent of the ``relucert`` package: the
 instances are built with this module's own rational linear algebra, so a test can compare the
@@ -301,7 +301,7 @@ def vector_flat_instance(draw, ap, am, loss, max_n: int = 5, max_d: int = 3) -> 
     """k = 2, one neuron with every data point strictly active (no kinks) and a != 0, residuals
     e_i = eps c_i b with b orthogonal to a and sum_i c_i sigma(w.x_i) = 0: stationary (G = 0 and
     a.e_i = 0), and D(r) = eps b sum_i c_i (x_i.r) / n != 0, so the neuron is an escape neuron with
-    a != 0 (THEORY §4, broad reading).  Along w + t r, a + t delta the t^2 coefficient is
+    a != 0 (docs/theory.md §4, broad reading).  Along w + t r, a + t delta the t^2 coefficient is
     (|a|^2 sum (x_i.r)^2 - eps^2 |b|^2 (sum c_i x_i.r)^2 / sum h_i^2) / 2n at the best delta: small eps
     gives a local minimum that the first-order theorems cannot decide (inconclusive), large eps a
     second-order saddle."""
@@ -405,7 +405,7 @@ def instances(draw, max_n: int = 5, max_d: int = 3, max_m: int = 3, ks=(1, 2),
     elif kind == "dominated":
         # ReLU, neuron 0 at w = 0 with a_0 != 0 (every point on its kink), the other neurons copies
         # (w = 0, a_j = lam a_0, lam > 0); F = 0 and a_0.e_i = c_i with large c on u, v and a small
-        # negative c on u + v (THEORY §3: 5 relu(r1) + 5 relu(r2) - relu(r1 + r2) >= 0), others random.
+        # negative c on u + v (docs/theory.md §3: 5 relu(r1) + 5 relu(r2) - relu(r1 + r2) >= 0), others random.
         inst.ap, inst.am = Q(1), Q(0)
         inst.W = [[Q(0)] * d for _ in range(m)]
         a0 = inst.A[0]
@@ -501,7 +501,7 @@ def hinge_sets(draw, d_min: int = 1, d_max: int = 3):
     for key in keys:
         gamma[key] = draw(nonzero_rationals(5, (1, 1, 2)))
     if style == "sum" and len(cands) >= 3 and draw(st.booleans()):
-        # THEORY §3 pattern: big convex hinges on u, v, a small concave one on u + v
+        # docs/theory.md §3 pattern: big convex hinges on u, v, a small concave one on u + v
         ku, kv, ks = (canonical(c) for c in cands[:2] + cands[-1:])
         if None not in (ku, kv, ks) and len({ku[0], kv[0], ks[0]}) == 3:
             gamma[ku[0]] = Q(draw(st.integers(1, 6)))

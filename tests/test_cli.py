@@ -32,7 +32,8 @@ def test_certify_json_and_check(tmp_path, name):
     assert out["verdict"] == verdict
     assert out["escape_neurons"] == escape
     assert out["loss"]["exact"] == loss and out["loss"]["convention"] == "half_mean"
-    assert len(out["neurons"]) == len(data["W"])
+    assert len(out["given"]["neurons"]) == len(data["W"])
+    assert out["about"] == "given point" and out["given"]["verdict"] == verdict and out["refined"] is None
     r = run("check", cert)
     assert r.returncode == 0 and f"'{verdict}'" in r.stdout
 

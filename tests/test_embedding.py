@@ -1,4 +1,4 @@
-"""Network embedding (THEORY §7): exact function preservation, predicted versus certified verdicts,
+"""Network embedding (docs/theory.md §7): exact function preservation, predicted versus certified verdicts,
 hand-computed cases, random cross-checks and the `relucert embed` command line."""
 import json
 import os
@@ -70,7 +70,7 @@ TABLE = [
     ("leaky_zero_input_min", "split", dict(neuron=0, beta="1,0"), "local_min", "saddle", "saddle"),
     ("leaky_zero_input_min", "split", dict(neuron=0, beta="2,-1"), "local_min", "not_stationary", "not_stationary"),
     # a vector-output local minimum proved by Morse-Bott (not by Theorem A: neuron 0 is an escape
-    # neuron with a != 0); THEORY §7 predicts that the split keeps it a local minimum, the certifier
+    # neuron with a != 0); docs/theory.md §7 predicts that the split keeps it a local minimum, the certifier
     # proves a saddle (a second-order descent ray): the prediction is refuted, see test_symmetry
     ("vec_morse_bott_min", "split", dict(neuron=0, beta="1/2,1/2"), "local_min", "local_min", "saddle"),
     ("vec_morse_bott_min", "add_neuron", dict(w="zero"), "local_min", "saddle", "saddle"),
@@ -122,7 +122,7 @@ def test_predicted_vs_certified(row):
     assert res["before"] == before
     assert res["predicted"] == predicted, res["rule"]
     assert res["certified"] == certified_v, res["certified_reason"]
-    # the one known refutation of a THEORY §7 rule is kept as a disagreement
+    # the one known refutation of a docs/theory.md §7 rule is kept as a disagreement
     refuted = (name, op) == ("vec_morse_bott_min", "split")
     assert res["agree"] is (None if predicted == "unknown" else not refuted)
     assert res["checked"] is True

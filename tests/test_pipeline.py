@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -20,8 +21,8 @@ def _strip_times(obj):
         return {k: _strip_times(v) for k, v in obj.items() if k != "seconds"}
     if isinstance(obj, list):
         return [_strip_times(v) for v in obj]
-    if isinstance(obj, str) and obj.endswith(" s)"):
-        return obj.rsplit("(", 1)[0]
+    if isinstance(obj, str):
+        return re.sub(r"\d+\.\d+ s\b", "T s", obj)
     return obj
 
 
@@ -93,3 +94,36 @@ def test_checker_result_on_a_tampered_certificate():
     res = relucert.check_certificate(cert)
     assert not res.ok and res.verdict is None and res.reasons and not bool(res)
     assert relucert.check_certificate("not an object").reasons == ("certificate must be a JSON object",)
+
+
+def test_text_leads_with_the_answer_and_shortens_exact_numbers():
+    """The first lines are the verdict the user came for (the refined point), long rationals shortened."""
+    r = subprocess.run(CLI + ["certify", "examples/paper/1d_input_with_bias.json"], capture_output=True, text=True,
+                       check=True)
+    lines = r.stdout.splitlines()
+    assert lines[0] == "== answer =="
+    assert lines[1].startswith("VERDICT: LOCAL_MIN  for the refined point near the checkpoint")
+    assert any(line.startswith("  the checkpoint itself, exactly as given: NOT_STATIONARY") for line in lines[:8])
+    assert r.stdout.index("== refined point ==") < r.stdout.index("== the point as given ==")
+    assert "(exact, " in r.stdout and " digits)" in r.stdout
+    assert max(len(t) for line in lines for t in line.split()) < 60        # no 100-digit fraction in the text
+    out = json.loads(subprocess.run(CLI + ["certify", "examples/paper/1d_input_with_bias.json", "--json", "--no-check"],
+                                    capture_output=True, text=True, check=True).stdout)
+    assert out["verdict"] == "local_min" and out["about"] == "refined point"
+    assert out["given"]["verdict"] == "not_stationary" and out["moved"]["relative"] < 1e-3
+    assert len(out["given"]["loss"]["exact"]) > 60                         # whole values stay in JSON
+
+
+def test_defaults_are_stated_loudly(tmp_path):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({"X": [[1, 0], [0, 1]], "Y": [[1], [-1]], "W": [[1, 0]], "A": [[1]]}))
+    r = subprocess.run(CLI + ["certify", str(f)], capture_output=True, text=True, check=True)
+    head = "\n".join(r.stdout.splitlines()[:5])
+    assert "DEFAULTS USED: activation relu" in head and "loss convention half_mean" in head
+    out = json.loads(subprocess.run(CLI + ["certify", str(f), "--json"], capture_output=True, text=True,
+                                    check=True).stdout)
+    assert out["defaults_used"] == ["activation", "loss"]
+    f.write_text(json.dumps({"activation": "relu", "loss": "mse", "X": [[1, 0], [0, 1]], "Y": [[1], [-1]],
+                             "W": [[1, 0]], "A": [[1]]}))
+    r = subprocess.run(CLI + ["certify", str(f)], capture_output=True, text=True, check=True)
+    assert "DEFAULTS USED" not in r.stdout and "loss (mse)" in r.stdout

@@ -1,4 +1,4 @@
-"""Property tests of issue 2 (THEORY.md §2–§5) on small exact random instances.
+"""Property tests of issue 2 (docs/theory.md §2–§5) on small exact random instances.
 
 (i)   L'(theta; Delta) of the engine = c1 of the §2 ray polynomial = the limit of exact difference
       quotients of a brute-force loss (the polynomial identity is checked at 5 points of (0, t_max)).
@@ -77,7 +77,7 @@ def ref_G(inst: S.Instance, j: int) -> list:
 
 
 def ref_D(inst: S.Instance, j: int, r) -> list:
-    """D_j(r) straight from its THEORY §3 definition (no merging)."""
+    """D_j(r) straight from its docs/theory.md §3 definition (no merging)."""
     E = inst.residuals()
     out = [Q(0)] * inst.k
     for i, x in enumerate(inst.X):
@@ -94,7 +94,7 @@ def ref_directional_derivative(inst: S.Instance, dW, dA) -> Q:
 
 
 def ref_ray_poly(inst: S.Instance, dW, dA):
-    """(c1, c2, c3, c4, t_max) of THEORY §2, half_mean convention, from scratch."""
+    """(c1, c2, c3, c4, t_max) of docs/theory.md §2, half_mean convention, from scratch."""
     E = inst.residuals()
     n, k = inst.n, inst.k
     U, Qv = [], []
@@ -388,7 +388,7 @@ def test_phi_deciders_agree_on_real_neurons(inst):
 
 
 def test_theory_example_phi_nonnegative_with_concave_kink():
-    """THEORY §3: 5 max(0,r1) + 5 max(0,r2) - max(0,r1+r2) >= 0, and its twin with 1/2 is not."""
+    """docs/theory.md §3: 5 max(0,r1) + 5 max(0,r2) - max(0,r1+r2) >= 0, and its twin with 1/2 is not."""
     e1, e2, e12 = (Q(1), Q(0)), (Q(0), Q(1)), (Q(1), Q(1))
     b = [Q(0), Q(0)]
     out = decide_all(b, {e1: Q(5), e2: Q(5), e12: Q(-1)})
@@ -547,7 +547,7 @@ def set_leaf(obj, path, value):
 
 
 def ref_merged(inst: S.Instance, j: int):
-    """b_j and {canonical normal: gamma_p} of THEORY §3 after merging parallel kink points."""
+    """b_j and {canonical normal: gamma_p} of docs/theory.md §3 after merging parallel kink points."""
     E = inst.residuals()
     n, d, k = inst.n, inst.d, inst.k
     a = inst.A[j]

@@ -1,4 +1,4 @@
-"""Refinement of float candidates (THEORY §6) and the torch / trajectory loaders."""
+"""Refinement of float candidates (docs/theory.md §6) and the torch / trajectory loaders."""
 import json
 import os
 from fractions import Fraction
@@ -123,14 +123,15 @@ def test_cli_refine_json(tmp_path):
     r = subprocess.run(CLI + ["certify", str(f), "--json", "--certificate", str(cert)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["verdict"] == "not_stationary"
+    assert out["given"]["verdict"] == "not_stationary"
+    assert out["verdict"] == "local_min" and out["about"] == "refined point"   # the answer leads
     rf = out["refined"]
     for key in ("verdict", "escape_neurons", "distance", "pattern_changes", "ambiguities", "certificate"):
         assert key in rf
     assert rf["verdict"] == "local_min"
     assert subprocess.run(CLI + ["check", str(cert)], capture_output=True, text=True).returncode == 0
     r = subprocess.run(CLI + ["certify", str(f), "--json", "--exact-only"], capture_output=True, text=True)
-    assert "refined" not in json.loads(r.stdout)
+    assert json.loads(r.stdout)["refined"] is None
 
 
 def test_trajectory_index(tmp_path):

@@ -11,7 +11,7 @@ the verdict can be wrong for the given point:
   is rounded to the kink local minimum W = [[1, 0]] and certified ``local_min``;
 * the tiny neuron w = (-1e-400, 0), a = 1e-400 (longdouble) is a local minimum (tests/cases.py
   TINY_POS), but is flushed to the zero neuron and certified ``saddle`` -- exactly the silent
-  rounding of small weights to zero that THEORY.md §4 forbids.
+  rounding of small weights to zero that docs/theory.md §4 forbids.
 
 The same path is taken by ``.npz`` files holding float128 arrays (io.load_npz) and by every
 array API.  Fix: in ``to_fmpq`` use ``v.as_integer_ratio()`` for ``np.floating`` (exact for every

@@ -196,7 +196,7 @@ def test_D_phi_match_engine(seed):
                 assert fD(*r) == D, (j, r)
                 assert fDmax(*r) == D
                 assert fphi(*r) == nr.phi(r) == fphi_pw(*r)
-            # D_j(w_j) = G_j (THEORY §3)
+            # D_j(w_j) = G_j (docs/theory.md §3)
             assert fD(*nr.w) == stt.G[j].tolist()
 
 
@@ -258,7 +258,7 @@ def test_escape_path_matches_engine(seed):
                 D = nr.D(r)
                 c_eng, _ = escape_path_polynomial(pb.X, stt.fw.E, stt.fw.Z[:, j], r, D, stt.ap, stt.am)
                 assert qvec(M.escape_path(j, r)) == c_eng
-                # the t^2 coefficient is -D.G_j, the t^3 coefficient -|D|^2 (THEORY §4)
+                # the t^2 coefficient is -D.G_j, the t^3 coefficient -|D|^2 (docs/theory.md §4)
                 DD = sum((v * v for v in D), fmpq(0))
                 DG = sum((a * b for a, b in zip(D, stt.G[j].tolist())), fmpq(0))
                 assert c_eng[1] == 0 and c_eng[2] == -DG and c_eng[3] == -DD
@@ -461,7 +461,7 @@ def test_width_50_per_neuron_fast():
 
 
 # ---------------------------------------------------------------------------------------------
-# THEORY.md §3, parenthetical remark: "D_j(r) ... (the one-sided derivative of G_j as a function
+# docs/theory.md §3, parenthetical remark: "D_j(r) ... (the one-sided derivative of G_j as a function
 # of w_j, in direction r)".  Refuted as written: G_j depends on w_j also through the residuals
 # e_i.  True statement: D_j(r) is the one-sided derivative of w -> (1/n) sum_i e_i sigma(w . x_i)
 # with the residuals e_i held fixed (equivalently a_j . D_j(r) = L'(theta; (r on w_j, 0))).

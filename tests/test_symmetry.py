@@ -1,4 +1,4 @@
-"""Symmetries (THEORY §7, §9): groups, orbits, flat lines, the exact Hessian, counting, CLI."""
+"""Symmetries (docs/theory.md §7, §9): groups, orbits, flat lines, the exact Hessian, counting, CLI."""
 import json
 import math
 import os
@@ -130,7 +130,7 @@ HESSIAN_POINTS = [
 
 @pytest.mark.parametrize("name,op", HESSIAN_POINTS)
 def test_hessian_matches_ray_expansion(name, op):
-    """c1 = g.v and c2 = v^T H v / 2 exactly, for random directions (THEORY §2)."""
+    """c1 = g.v and c2 = v^T H v / 2 exactly, for random directions (docs/theory.md §2)."""
     pb, pt = _load(name)
     if op:
         pt = E.apply(pb, pt, op[0], **op[1]).after
@@ -206,7 +206,7 @@ def test_not_twice_differentiable_at_kinks():
 
 
 def test_vector_output_morse_bott_min_splits_into_second_order_saddle():
-    """FINDING (THEORY §7 says replication with all beta > 0 keeps local minimality):
+    """FINDING (docs/theory.md §7 says replication with all beta > 0 keeps local minimality):
 
     vec_morse_bott_min (k = 2, w = (1,1), a = (1,0), residuals e = (0,2), (0,0), (0,-1)) is stationary
     with D_j = u (1,-1)^T / 3 != 0 on the whole (flat) set, so neuron 0 is an escape neuron with a != 0 and

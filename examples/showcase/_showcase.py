@@ -1,6 +1,6 @@
 """Shared helpers for the showcase (examples/showcase/): data, training, files, the authors' check.
 
-Protocol (as in ../shared/data/paper_experiments.json and the authors' notebooks):
+Protocol (as in ../paper/paper_experiments.json and the authors' notebooks):
   f(x) = A^T relu(W x), no biases (the data carry a constant-1 column), float32;
   torch.manual_seed(seed); W.normal_(0) * width**mu (input layer first); A.normal_(0) * width**mu;
   full-batch torch.optim.SGD(lr) on F.mse_loss (mean over the n*k entries), stop when the loss is
@@ -108,6 +108,41 @@ def train_torch(X_dec, Y_dec, width, mu, lr, seed, max_iter, stop_loss=1e-5, cur
     return dict(W=W, A=A, W0=W0, A0=A0, steps=it, seconds=secs, final_loss=final,
                 last_loop_loss=loss.item(), curve_step=np.array(cs), curve_loss=np.array(cl),
                 trainer="torch " + torch.__version__)
+
+
+def neuron_history(X_dec, Y_dec, width, mu, lr, seed, steps, j, i) -> dict:
+    """Replay the first ``steps`` steps of train_torch (same protocol, same updates) and follow neuron j
+    and data point i: the first step at which neuron j is dead (w_j.x <= 0 on every data point), the
+    steps at which the residual e_i = f(x_i) - y_i changes sign, and e_i after the last step."""
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(1)
+    X = torch.FloatTensor(as_float(X_dec))
+    Y = torch.FloatTensor(as_float(Y_dec))
+    n, d = X.shape
+    net = _torch_net(d, width, Y.shape[1], mu, seed)
+    opt = torch.optim.SGD(net.parameters(), lr)
+    W0 = net.input_layer.weight.detach().numpy().copy()
+    died, flips, prev, e_i = None, [], None, None
+    for it in range(steps):
+        out = net(X)
+        loss = F.mse_loss(out, Y)
+        with torch.no_grad():
+            z = (X @ net.input_layer.weight[j]).numpy()
+            e_i = float(out[i, 0] - Y[i, 0])
+        if died is None and (z <= 0).all():
+            died = it
+        sign = e_i > 0
+        if prev is not None and sign != prev:
+            flips.append(it)
+        prev = sign
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        e_i = float(net(X)[i, 0] - Y[i, 0])
+    active0 = [q for q in range(n) if float(X[q] @ torch.from_numpy(W0[j])) > 0]
+    return {"died": died, "sign_changes": flips, "residual": e_i, "active_at_init": active0}
 
 
 def train_numpy(X_dec, Y_dec, W0, A0, lr, max_iter, stop_loss=1e-5, curve_every=1000):

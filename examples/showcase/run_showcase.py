@@ -3,7 +3,8 @@
 
     python examples/showcase/run_showcase.py            # torch if installed, else numpy float32
     python examples/showcase/run_showcase.py --numpy    # force the numpy trainer
-    python examples/showcase/run_showcase.py --no-train # reuse final.npz
+    python examples/showcase/run_showcase.py --no-train # reuse final.npz (the checks only, ~3 s)
+    python examples/showcase/run_showcase.py --outdir DIR   # write the files to DIR instead
 
 A run of our own with the authors' protocol (paper_experiments.json): 5 random 2-D points with a
 bias column (d = 3), scalar targets, f(x) = A^T relu(W x), width 10, init width**mu with mu = -5,
@@ -12,16 +13,22 @@ is constant in float32 for the last half of training.  Then, on the end point:
 
   1. the authors' local-minimum check (5000 uniform random perturbations of amplitude
      min|param|/10 of the non-dead neurons, dead neurons left unperturbed; numpy re-implementation);
-  2. `relucert certify` (Python API, same steps as the command line): exact certification of the
-     point as given, refinement to nearby exact stationary points, exact certification of those;
+  2. `relucert certify final.json` (the library call it makes: relucert.certify_checkpoint, default
+     tolerances): exact certification of the point as given, refinement to nearby exact stationary
+     points, exact certification of those, the independent checker on every certificate;
   3. the escape path of the certified saddle, with the exact loss along it at t = 1e-1, 1e-2, 1e-3
-     recomputed here from the certificate alone (Fractions), and the independent checker's verdict.
+     recomputed here from the certificate alone (Fractions), and the independent checker's verdict;
+  4. the other reading of the one near-tie, the escape neuron strictly dead instead of on its kink:
+     `relucert certify final.json --tol-kink T --fixed-kink-tol` with T below the snap (a fixed
+     tolerance: without --fixed-kink-tol the tolerance is raised to a clear gap and snaps again).
 
 Writes final.json (problem file, float32 weights as exact 'p/q'), final.npz (+ loss curve),
 init.npz (the torch initialisation; the numpy trainer starts from it) and certificate.json (the
-refined point's certificate; `relucert check examples/showcase/certificate.json`).  The numpy
-trainer (no torch, or --numpy) writes final_numpy.json, final_numpy.npz and certificate_numpy.json
-instead, so the committed torch results are never overwritten by a not-bit-identical run.
+refined point's certificate; `relucert check examples/showcase/certificate.json`), in this folder
+or in --outdir.  The numpy trainer (no torch, or --numpy) writes final_numpy.json, final_numpy.npz
+and certificate_numpy.json instead, so the committed torch results are never overwritten by a
+not-bit-identical run.  --no-train reads final.npz (final_numpy.npz) from --outdir if it is there,
+else the committed one, and writes final.json and certificate.json to --outdir.
 """
 from __future__ import annotations
 
@@ -43,19 +50,18 @@ STEPS = (Fraction(1, 10), Fraction(1, 100), Fraction(1, 1000))
 
 
 def have_torch() -> bool:
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        return False
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
 
 
-def train(X, Y, use_numpy: bool) -> dict:
-    init = os.path.join(HERE, "init.npz")
+def train(X, Y, use_numpy: bool, outdir: str = HERE) -> dict:
+    init = os.path.join(outdir, "init.npz")
     if not use_numpy and have_torch():
         r = train_torch(X, Y, RUN["width"], RUN["mu"], RUN["lr"], RUN["seed"], RUN["max_iter"], RUN["stop_loss"])
         np.savez(init, W=r["W0"], A=r["A0"], **{k: np.asarray(v) for k, v in RUN.items()})
         return r
+    if not os.path.exists(init):
+        init = os.path.join(HERE, "init.npz")          # the committed torch initialisation
     if not os.path.exists(init):
         raise SystemExit("numpy trainer: init.npz (the torch initialisation) is missing; run once with torch")
     z = np.load(init)
@@ -105,35 +111,36 @@ def path_losses(cert: dict, steps=STEPS) -> list:
     return out
 
 
-def strictly_dead_reading(pb, pt, rf, j: int, kinks: list) -> None:
-    """The other reading of the near-tie: neuron j strictly dead (not snapped onto its kink).
-
-    Certify that reading too, then move w_j alone a hair across the kink and evaluate the exact loss:
-    the local minimum of that reading has a basin of radius ~|w_j.x_i|/|x_i| in that direction."""
-    from relucert.refine import Tolerances, refine
+def kink_tolerance_below(rf: dict, j: int) -> float | None:
+    """A kink tolerance one digit below neuron j's snap (its smallest snapped relative |w.x|), or None."""
     rels = [x["relative_z"] for x in rf["pattern_changes"]["snapped"] if x["neuron"] == j]
-    if not rels or not kinks:
-        return                                  # nothing was snapped: no other reading to show
-    rel = min(rels)
-    tol = float(f"{rel / 10:.0e}")
-    info = refine(pb, pt, Tolerances(kink=tol))
-    ref = info["refinements"][0]
-    verdict = ref.result.verdict if ref.result else "inconclusive"
-    fr = lambda q: Fraction(int(q.p), int(q.q))                       # noqa: E731
-    X = [[fr(v) for v in row] for row in pb.X.tolist()]
-    Y = [[fr(v) for v in row] for row in pb.Y.tolist()]
-    W = [[fr(v) for v in row] for row in ref.point.W.tolist()]
-    A = [[fr(v) for v in row] for row in ref.point.A.tolist()]
-    i = kinks[0]
+    return float(f"{min(rels) / 10:.0e}") if rels else None
+
+
+def strictly_dead_reading(pb, pt, j: int, i: int, tol: float) -> dict:
+    """The other reading of the near-tie: neuron j strictly dead (not snapped onto the kink of x_i).
+
+    `relucert certify final.json --tol-kink TOL --fixed-kink-tol`: a fixed tolerance below the snap
+    (without kink_auto=False the tolerance would be raised to a clear gap and snap again).  Then move
+    w_j alone a hair across the kink, by 1e-9 x_i, and evaluate the exact loss change there: the local
+    minimum of that reading holds only in a ball of radius ~|w_j.x_i|/|x_i| in that direction."""
+    import relucert
+    from relucert.refine import Tolerances
+    rep = relucert.certify_checkpoint(pb, pt, tolerances=Tolerances(kink=tol, kink_auto=False))
+    cert = rep.certificate
+    X = [[Fraction(v) for v in row] for row in cert["problem"]["X"]]
+    Y = [[Fraction(v) for v in row] for row in cert["problem"]["Y"]]
+    W = [[Fraction(v) for v in row] for row in cert["point"]["W"]]
+    A = [[Fraction(v) for v in row] for row in cert["point"]["A"]]
     z = sum((p * q for p, q in zip(W[j], X[i])), Fraction(0))
     xx = sum((q * q for q in X[i]), Fraction(0))
     s = Fraction(1, 10 ** 9)
     W2 = [list(w) for w in W]
     W2[j] = [p + s * q for p, q in zip(W[j], X[i])]
     dl = exact_loss(X, Y, W2, A) - exact_loss(X, Y, W, A)
-    print(f"the other reading, neuron {j} strictly dead (--tol-kink {tol:g}): refined point {verdict}, "
-          f"but w_{j}.x_{i} = {float(z):.2e} there, so moving w_{j} alone by 1e-9*x_{i} already lowers the "
-          f"exact loss by {float(-dl):.2e} (a local minimum only within ~{float(-z) / float(xx) ** 0.5:.0e})")
+    return {"verdict": rep.verdict, "about": rep.about, "z": z, "radius": float(-z) / float(xx) ** 0.5,
+            "decrease": -dl, "tol": tol, "reading": rep.refined["reading"] if rep.refined else None,
+            "kink_used": rep.refined["tolerances"]["kink_used"] if rep.refined else tol}
 
 
 def fmt_vec(v) -> str:
@@ -145,11 +152,15 @@ def main(argv=None) -> int:
     p.add_argument("--numpy", action="store_true", help="use the numpy float32 trainer even if torch is installed")
     p.add_argument("--no-train", action="store_true", help="reuse final.npz")
     p.add_argument("--trials", type=int, default=5000)
+    p.add_argument("--outdir", default=HERE, help="folder for the files written (default: this folder)")
     a = p.parse_args(argv)
     t_all = time.perf_counter()
+    outdir = os.path.abspath(a.outdir)
+    if not os.path.isdir(outdir):
+        raise SystemExit(f"--outdir {a.outdir}: no such folder")
     X, Y = make_dataset(RUN["data_seed"], RUN["n"])
     sfx = "_numpy" if (a.numpy or not have_torch()) else ""
-    final_json, final_npz = os.path.join(HERE, f"final{sfx}.json"), os.path.join(HERE, f"final{sfx}.npz")
+    final_json, final_npz = os.path.join(outdir, f"final{sfx}.json"), os.path.join(outdir, f"final{sfx}.npz")
     cert_name = f"certificate{sfx}.json"
 
     print(f"data (seed {RUN['data_seed']}): x = {[tuple(float(v) for v in r[:2]) for r in X]} (+ bias 1), "
@@ -157,11 +168,14 @@ def main(argv=None) -> int:
     print(f"net: width {RUN['width']}, init width**{RUN['mu']:g} = {RUN['width'] ** RUN['mu']:.0e}, "
           f"seed {RUN['seed']}; full-batch SGD lr {RUN['lr']:g} on mse_loss, float32, {RUN['max_iter']} steps")
     if a.no_train:
-        z = np.load(final_npz)
+        src = final_npz if os.path.exists(final_npz) else os.path.join(HERE, os.path.basename(final_npz))
+        z = np.load(src)
         r = dict(W=z["W"], A=z["A"], curve_step=z["curve_step"], curve_loss=z["curve_loss"],
                  steps=int(z["steps"]), final_loss=float(z["final_loss"]), trainer=str(z["trainer"]), seconds=0.0)
+        if not os.path.exists(final_json):
+            write_problem_json(final_json, X, Y, r["W"], r["A"])
     else:
-        r = train(X, Y, a.numpy)
+        r = train(X, Y, a.numpy, outdir)
         write_problem_json(final_json, X, Y, r["W"], r["A"])
         save_npz(final_npz, X, Y, r["W"], r["A"], curve_step=r["curve_step"], curve_loss=r["curve_loss"],
                  steps=np.int64(r["steps"]), final_loss=np.float64(r["final_loss"]), trainer=np.str_(r["trainer"]))
@@ -169,7 +183,8 @@ def main(argv=None) -> int:
     since = flat_since(cs, cl)
     marks = [0, 2000, 5000, 10000, 20000, r["steps"]]
     curve = " | ".join(f"{s}: {cl[list(cs).index(s)]:.6f}" for s in marks if s in list(cs))
-    print(f"trained with {r['trainer']} in {r['seconds']:.1f} s; final mse {r['final_loss']!r}")
+    print(f"trained with {r['trainer']} in {r['seconds']:.1f} s{' (earlier run, --no-train)' if a.no_train else ''}; "
+          f"final mse {r['final_loss']!r}")
     print(f"loss: {curve}")
     print(f"plateau: the float32 loss is constant from step {since} to {r['steps']} "
           f"(the last {100 * (r['steps'] - since) / r['steps']:.0f}% of training)")
@@ -177,29 +192,22 @@ def main(argv=None) -> int:
     # 1. the authors' check --------------------------------------------------------------------
     pc = perturbation_check(X, Y, r["W"], r["A"], trials=a.trials)
 
-    # 2. the certifier ---------------------------------------------------------------------------
-    from relucert import check
-    from relucert.decide.certify import certify
-    from relucert.io import load
-    from relucert.refine import DECISIVE, Tolerances, float_gradient_norm, refine, refined_report
+    # 2. the certifier: exactly `relucert certify final.json` -------------------------------------
+    import relucert
     t0 = time.perf_counter()
-    pb, pt = load(final_json)
-    given = certify(pb, pt)
-    tol = Tolerances()
-    grad = float_gradient_norm(pb, pt, tol.kink)
-    info = refine(pb, pt, tol) if given.verdict not in DECISIVE and grad <= tol.stationary else None
+    pb, pt = relucert.load(final_json)
+    report = relucert.certify_checkpoint(pb, pt)
     t_cert = time.perf_counter() - t0
-    if info is None:
-        print(f"certifier: given point {given.verdict}; not refined (float gradient {grad:.1e}); nothing to show")
+    given, rf = report.given, report.refined
+    if rf is None or not rf.get("certificate"):
+        print(f"certifier: given point {given.verdict}; not refined (relative float gradient "
+              f"{report.float_gradient_relative:.1e}); nothing to show")
         return 1
-    rf = refined_report(pb, pt, info)
-    cert = rf["certificate"]
-    with open(os.path.join(HERE, cert_name), "w") as fh:
+    cert = report.certificate
+    with open(os.path.join(outdir, cert_name), "w") as fh:
         json.dump(cert, fh, indent=1)
-    try:
-        checked = "OK, proves '" + check.require_valid(cert) + "'"
-    except check.Rejected as e:
-        checked = f"REJECTED: {e}"
+    got = relucert.check_certificate(cert)                 # what `relucert check certificate.json` does
+    checked = f"OK, proves '{got.verdict}'" if got.ok else "REJECTED: " + "; ".join(got.reasons)
 
     # refined point vs float point: the escape neurons
     esc = rf["escape_neurons"]
@@ -208,10 +216,10 @@ def main(argv=None) -> int:
     e = np.maximum(Xf @ W32.T.astype(float), 0) @ A32.astype(float) - Yf
 
     # the same check at the certified saddle itself, dead neurons kept / every neuron perturbed
-    chosen = next(x for x in info["refinements"] if x.reading == rf["reading"])
-    pc_sad = perturbation_check(X, Y, chosen.point.Wf, chosen.point.Af, trials=a.trials, amplitude=pc["amplitude"])
-    pc_all = perturbation_check(X, Y, chosen.point.Wf, chosen.point.Af, trials=a.trials,
-                                amplitude=pc["amplitude"], perturb_dead=True)
+    Wr = np.array([[float(Fraction(v)) for v in row] for row in cert["point"]["W"]])
+    Ar = np.array([[float(Fraction(v)) for v in row] for row in cert["point"]["A"]])
+    pc_sad = perturbation_check(X, Y, Wr, Ar, trials=a.trials, amplitude=pc["amplitude"])
+    pc_all = perturbation_check(X, Y, Wr, Ar, trials=a.trials, amplitude=pc["amplitude"], perturb_dead=True)
 
     # 3. escape path ------------------------------------------------------------------------------
     ep = cert["evidence"]["escape_path"] if rf["verdict"] == "saddle" else None
@@ -231,7 +239,7 @@ def main(argv=None) -> int:
         "conclusion": rf["verdict"].upper() + (" (not a local minimum)" if rf["verdict"] == "saddle" else ""),
         "evidence": (f"escape neuron{'s' if len(esc) > 1 else ''} {', '.join(map(str, esc))}, exact escape path" if ep
                      else rf["reason"][:60]),
-        "time": f"{t_cert:.2f} s (certify + refine + certify the readings)",
+        "time": f"{t_cert:.2f} s (certify + refine + certify the readings + independent check)",
     }
     print()
     head = "authors' perturbation check"
@@ -247,7 +255,8 @@ def main(argv=None) -> int:
         lf = Fraction(int(q.p), int(q.q))
         terms = " ".join(f"{'+' if c * lf > 0 else '-'} {abs(float(c * lf)):.4e} t^{k}" for k, c in enumerate(poly) if c)
         zj = Xf @ W32[j].astype(float)
-        kinks = [i for i in range(len(X)) if abs(zj[i]) <= tol.kink * np.linalg.norm(W32[j]) * np.linalg.norm(Xf[i])]
+        kinks = sorted({x["data"] for x in rf["pattern_changes"]["snapped"] if x["neuron"] == j}
+                       | {i for i in range(len(X)) if zj[i] == 0})
         print(f"escape neuron {j} at the float32 end point: |w| = {np.linalg.norm(W32[j]):.2e}, a = {A32[j, 0]:.2e}, "
               f"dead in float32 but on the kink of data point{'s' if len(kinks) > 1 else ''} {', '.join(map(str, kinks))} "
               f"(w.x/(|w||x|) = {', '.join(f'{zj[i] / np.linalg.norm(W32[j]) / np.linalg.norm(Xf[i]):.1e}' for i in kinks)}); "
@@ -258,14 +267,25 @@ def main(argv=None) -> int:
         print(f"  L(t) - L = {terms}   (mse, exact rational coefficients; valid for 0 < t < {tmax})")
         for t, dl in path_losses(cert):
             print(f"  t = {float(t):<6g} L(t) - L = {float(dl):+.4e}   (exact: {'decrease' if dl < 0 else 'NO decrease'})")
-    print("verdict under each reading of the tiny neurons: " +
+    print("verdict under each reading (tiny neurons; snapped-but-dead neurons): " +
           "; ".join(f"{x['reading']}: {x['verdict']}" for x in rf["readings"]))
     for amb in rf["ambiguities"]:
         if "tiny neurons" not in amb["what"]:
             print(f"ambiguity reported: {amb['what']}")
     print(f"independent checker on {cert_name}: {checked}")
-    if ep:
-        strictly_dead_reading(pb, pt, rf, ep["neuron"], kinks)
+    tol_below = kink_tolerance_below(rf, ep["neuron"]) if ep else None
+    if ep and kinks and tol_below:
+        j, i = ep["neuron"], kinks[0]
+        sd = strictly_dead_reading(pb, pt, j, i, tol_below)
+        head = (f"the other reading, neuron {j} strictly dead (relucert certify {os.path.basename(final_json)} "
+                f"--tol-kink {tol_below:g} --fixed-kink-tol): {sd['about']} {sd['verdict']}")
+        if sd["verdict"] == "local_min" and sd["z"] < 0 and sd["decrease"] > 0:
+            print(f"{head}, but w_{j}.x_{i} = {float(sd['z']):.2e} there, so moving w_{j} alone by 1e-9*x_{i} "
+                  f"already lowers the exact loss by {float(sd['decrease']):.2e} (a local minimum only within "
+                  f"~{sd['radius']:.0e})")
+        else:
+            print(f"{head}; w_{j}.x_{i} = {float(sd['z']):.2e} there, and moving w_{j} alone by 1e-9*x_{i} "
+                  f"changes the exact loss by {-float(sd['decrease']):+.2e}")
     print(f"the authors' check at the certified saddle itself (same amplitude): min loss change "
           f"{pc_sad['min_change']:+.3e} ({pc_sad['negative']} of {pc_sad['trials']} < 0); perturbing every neuron, "
           f"dead ones too: {pc_all['min_change']:+.3e} ({pc_all['negative']} < 0)")

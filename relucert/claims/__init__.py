@@ -3,7 +3,7 @@
 - :mod:`.source`      one generator function -> plain seeded generator and hypothesis strategy
 - :mod:`.generators`  datasets, activations, points with known structure
 - :mod:`.api`         ``@claim(...)``, ``held`` / ``counterexample`` / ``skipped``, the registry
-- :mod:`.library`     the claim library (THEORY.md)
+- :mod:`.library`     the claim library (docs/theory.md)
 - :mod:`.runner`      search in parallel (process pool or Dask), shrink with hypothesis, save, table
 - :mod:`.pytest_plugin` assertions, fixtures and the ``claim_budget`` marker
 """

@@ -58,7 +58,7 @@ class Claim:
     generator_kw: dict = field(default_factory=dict)
     budget: int = 30                 # default number of instances (the CI budget)
     expect: str = "hold"             # "hold", or "counterexample" for a conjecture expected to fail
-    theory: str = ""                 # where the claim comes from (THEORY section, paper)
+    theory: str = ""                 # where the claim comes from (docs/theory.md section, paper)
     tags: tuple = ()
     module: str = ""
 

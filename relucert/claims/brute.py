@@ -4,7 +4,7 @@ The searches are brute force; the network's exact quantities they evaluate (loss
 the Hessian) come from the checker's reference formulas (:mod:`relucert.check.reference`, through
 :mod:`relucert.claims.exact`), not from a copy of their own.
 
-- exact ray polynomials (THEORY §2, ``relucert.core.formulas.ray_coefficients``) over many
+- exact ray polynomials (docs/theory.md §2, ``relucert.core.formulas.ray_coefficients``) over many
   directions, each cross-checked against the reference loss at a point on the ray;
 - an exact second-order test on the subspace of directions that keep every kink pair on its
   kink (there the loss is a polynomial and c1 = 0 at a stationary point, so a negative

@@ -1,4 +1,4 @@
-"""Network embeddings of THEORY §7 for the claims library: thin wrappers over relucert.tools.embedding
+"""Network embeddings of docs/theory.md §7 for the claims library: thin wrappers over relucert.tools.embedding
 (one implementation), returning the wider Point directly."""
 from __future__ import annotations
 

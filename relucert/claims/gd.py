@@ -3,7 +3,7 @@
 The gradient uses the subgradient convention of the core, sigma'(0) = alpha_minus.  With it the
 homogeneity identity w_j . dL/dw_j = a_j . dL/da_j holds at every point (kinks included, since
 sigma'(z) z = sigma(z) for every z), so one GD step changes ||w_j||^2 - ||a_j||^2 by exactly
-lr^2 (||dL/dw_j||^2 - ||dL/da_j||^2) (THEORY §9).
+lr^2 (||dL/dw_j||^2 - ||dL/da_j||^2) (docs/theory.md §9).
 """
 from __future__ import annotations
 

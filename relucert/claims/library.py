@@ -1,13 +1,13 @@
-"""The claim library (issue 7): each claim of THEORY.md checked on generated exact instances.
+"""The claim library (issue 7): each claim of docs/theory.md checked on generated exact instances.
 
 Names (``relucert claims list``):
 
 1. ``theorem-a``, ``theorem-b`` — Theorems A and B against brute force.
 2. ``narrow-escape-vector`` (a conjecture expected to FAIL) and ``broad-escape-vector`` — the
-   definition question of THEORY §4 in vector output.
-3. ``embed-*`` — the embedding rules of THEORY §7.
+   definition question of docs/theory.md §4 in vector output.
+3. ``embed-*`` — the embedding rules of docs/theory.md §7.
 4. ``permutation-flat``, ``symmetric-criticality`` — permutation points.
-5. ``conservation-exact``, ``conservation-drift`` — ||w_j||^2 - ||a_j||^2 under GD (THEORY §9).
+5. ``conservation-exact``, ``conservation-drift`` — ||w_j||^2 - ||a_j||^2 under GD (docs/theory.md §9).
 6. ``knots-*`` — deep R -> R^p ReLU networks: exact knot counter and the bound prod(n_i+1) - 1.
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ N_DIRECTIONS = 30
 @claim("no escape neuron => local minimum (Theorem A): at every certified local_min, no ray "
        "decreases the loss (exact ray polynomials), no kink-preserving second-order descent "
        "exists, no zero-output neuron has D_j != 0, and float local search finds nothing lower",
-       stationary_mix, name="theorem-a", budget=40, theory="THEORY §4 Theorem A [paper]",
+       stationary_mix, name="theorem-a", budget=40, theory="docs/theory.md §4 Theorem A [paper]",
        tags=("theorem", "brute-force"))
 def theorem_a(inst: Instance):
     pb, pt = inst.problem, inst.point
@@ -129,7 +129,7 @@ def theorem_b_instances(src) -> Instance:
 @claim("scalar output: a stationary point with an escape neuron is not a local minimum (Theorem B): "
        "the certified escape path lowers the loss exactly (at t0, t0/2^10, t0/2^20), and every "
        "zero-output neuron found by plain loops to have D_j != 0 makes the verdict saddle",
-       theorem_b_instances, name="theorem-b", budget=40, theory="THEORY §4 Theorem B [paper], escape path [derived]",
+       theorem_b_instances, name="theorem-b", budget=40, theory="docs/theory.md §4 Theorem B [paper], escape path [derived]",
        tags=("theorem", "brute-force"))
 def theorem_b(inst: Instance):
     pb, pt = inst.problem, inst.point
@@ -211,7 +211,7 @@ def _vector_descent(pb, pt, st, seed):
 @claim("vector output, NARROW reading of escape neurons (a_j = 0 and D_j != 0): a stationary point "
        "without such a neuron is a local minimum",
        vector_stationary, name="narrow-escape-vector", budget=30, expect="counterexample",
-       theory="THEORY §4 definition [derived]: the broad definition is claimed necessary",
+       theory="docs/theory.md §4 definition [derived]: the broad definition is claimed necessary",
        tags=("definition", "vector"))
 def narrow_escape_vector(inst: Instance):
     pb, pt = inst.problem, inst.point
@@ -235,9 +235,9 @@ def narrow_escape_vector(inst: Instance):
         f"neurons {res.escape_neurons}", descent=d.to_json(), verdict=res.verdict, escape_neurons=res.escape_neurons)
 
 
-@claim("vector output, BROAD reading (THEORY §4): whenever a stationary point admits an exact "
+@claim("vector output, BROAD reading (docs/theory.md §4): whenever a stationary point admits an exact "
        "second-order descent, certify reports a (broad) escape neuron and never local_min",
-       vector_stationary, name="broad-escape-vector", budget=30, theory="THEORY §4 definition [derived]",
+       vector_stationary, name="broad-escape-vector", budget=30, theory="docs/theory.md §4 definition [derived]",
        tags=("definition", "vector"))
 def broad_escape_vector(inst: Instance):
     pb, pt = inst.problem, inst.point
@@ -262,7 +262,7 @@ def flat_escape(src) -> Instance:
 
 @claim("vector output, escape neurons with a_j != 0: a saddle proved by a second-order ray lowers the "
        "loss along that ray, and a Morse-Bott local minimum admits no exact descent (brute force)",
-       flat_escape, name="vector-second-order", budget=30, theory="THEORY §5/§8 (second-order verdicts)",
+       flat_escape, name="vector-second-order", budget=30, theory="docs/theory.md §5/§8 (second-order verdicts)",
        tags=("vector", "second-order"))
 def vector_second_order(inst: Instance):
     pb, pt = inst.problem, inst.point
@@ -290,10 +290,10 @@ def vector_second_order(inst: Instance):
     return skipped(f"verdict {res.verdict} without a second-order proof")
 
 
-@claim("THEORY §7 in vector output: replicating (beta = 1/2, 1/2) a neuron of a local minimum keeps "
+@claim("docs/theory.md §7 in vector output: replicating (beta = 1/2, 1/2) a neuron of a local minimum keeps "
        "it a local minimum, also when the minimum is not from Theorem A (an escape neuron with a != 0)",
        flat_escape, name="replicate-vector-min", budget=30, expect="counterexample",
-       theory="THEORY §7 [derived]: expected to fail (Morse-Bott minima can split into saddles)",
+       theory="docs/theory.md §7 [derived]: expected to fail (Morse-Bott minima can split into saddles)",
        tags=("embedding", "vector", "second-order"))
 def replicate_vector_min(inst: Instance):
     pb, pt = inst.problem, inst.point
@@ -313,7 +313,7 @@ def replicate_vector_min(inst: Instance):
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. Embedding (THEORY §7)
+# 3. Embedding (docs/theory.md §7)
 # ---------------------------------------------------------------------------------------------
 
 BETAS_POS = ((fmpq(1, 2), fmpq(1, 2)), (fmpq(1, 3), fmpq(2, 3)), (fmpq(1, 4), fmpq(1, 4), fmpq(1, 2)))
@@ -395,20 +395,20 @@ def _e1(inst: Instance, dead: bool = False):
 
 @claim("E1 zero neuron (w = 0, a = 0): stationarity is kept; a local minimum stays one iff the new "
        "neuron is not an escape neuron (D(r) = (1/n) sum e_i sigma(x_i.r) == 0), else it becomes a saddle",
-       (embedding, {"op": "zero"}), name="embed-zero-neuron", budget=25, theory="THEORY §7 E1", tags=("embedding",))
+       (embedding, {"op": "zero"}), name="embed-zero-neuron", budget=25, theory="docs/theory.md §7 E1", tags=("embedding",))
 def embed_zero(inst):
     return _e1(inst)
 
 
 @claim("E1 dead neuron (ReLU-like with alpha_minus = 0, w.x_i < 0 for all i, a = 0): the verdict is unchanged",
-       (embedding, {"op": "dead"}), name="embed-dead-neuron", budget=25, theory="THEORY §7 E1, §4", tags=("embedding",))
+       (embedding, {"op": "dead"}), name="embed-dead-neuron", budget=25, theory="docs/theory.md §7 E1, §4", tags=("embedding",))
 def embed_dead(inst):
     return _e1(inst, dead=True)
 
 
 @claim("E1 any neuron (w, a = 0): the embedded point is stationary iff sum_i e_i sigma(w.x_i) = 0, "
        "and then the verdict follows the escape status of the new neuron",
-       (embedding, {"op": "neuron"}), name="embed-neuron", budget=25, theory="THEORY §7 E1", tags=("embedding",))
+       (embedding, {"op": "neuron"}), name="embed-neuron", budget=25, theory="docs/theory.md §7 E1", tags=("embedding",))
 def embed_neuron(inst):
     return _e1(inst)
 
@@ -426,7 +426,7 @@ def _copies(base: Point, j: int, betas: list) -> list:
 
 @claim("E2 replication with all beta_l > 0: stationarity and local minimality are kept "
        "(local_min -> local_min, saddle -> saddle, global_min -> global_min)",
-       (embedding, {"op": "replicate+"}), name="embed-replicate-positive", budget=25, theory="THEORY §7 E2",
+       (embedding, {"op": "replicate+"}), name="embed-replicate-positive", budget=25, theory="docs/theory.md §7 E2",
        tags=("embedding",))
 def embed_replicate_pos(inst):
     pb, pt, base, rb, re_, j, betas = _e2_setup(inst)
@@ -444,7 +444,7 @@ def embed_replicate_pos(inst):
 
 @claim("E2 replication with a copy of beta = 0: the copy is an escape neuron iff D_j != 0 for the "
        "original neuron; in scalar output that needs a kink of neuron j (or a_j = 0)",
-       (embedding, {"op": "replicate0"}), name="embed-replicate-zero", budget=25, theory="THEORY §7 E2",
+       (embedding, {"op": "replicate0"}), name="embed-replicate-zero", budget=25, theory="docs/theory.md §7 E2",
        tags=("embedding",))
 def embed_replicate_zero(inst):
     pb, pt, base, rb, re_, j, betas = _e2_setup(inst)
@@ -471,7 +471,7 @@ def embed_replicate_zero(inst):
 
 @claim("E2 replication with a copy of beta < 0: stationarity is kept iff phi_j == 0 "
        "(b_j = 0 and no non-zero hinge coefficient)",
-       (embedding, {"op": "replicate-"}), name="embed-replicate-negative", budget=25, theory="THEORY §7 E2",
+       (embedding, {"op": "replicate-"}), name="embed-replicate-negative", budget=25, theory="docs/theory.md §7 E2",
        tags=("embedding",))
 def embed_replicate_neg(inst):
     pb, pt, base, rb, re_, j, betas = _e2_setup(inst)
@@ -502,7 +502,7 @@ def permutation_point(src, ks=(1, 2, 3)) -> Instance:
 
 @claim("permutation point (two equal neurons i, j): the loss is exactly constant along "
        "(a_i + delta e_c, a_j - delta e_c) for every output c: at least k exactly flat directions",
-       permutation_point, name="permutation-flat", budget=30, theory="THEORY §7 permutation points",
+       permutation_point, name="permutation-flat", budget=30, theory="docs/theory.md §7 permutation points",
        tags=("permutation",))
 def permutation_flat(inst):
     pb, pt = inst.problem, inst.point
@@ -525,7 +525,7 @@ def permutation_flat(inst):
 @claim("symmetric criticality: equal neurons have equal G, D and phi and the same per-neuron "
        "verdicts; the split point is stationary iff the merged (narrower) point is, with the same verdict "
        "(except the refuted case of replicate-vector-min: a vector-output minimum not from Theorem A)",
-       permutation_point, name="symmetric-criticality", budget=30, theory="THEORY §7, §9",
+       permutation_point, name="symmetric-criticality", budget=30, theory="docs/theory.md §7, §9",
        tags=("permutation",))
 def symmetric_criticality(inst):
     pb, pt = inst.problem, inst.point
@@ -547,7 +547,7 @@ def symmetric_criticality(inst):
     if rb.verdict in STATIONARY and res.verdict != rb.verdict:
         if (rb.verdict, res.verdict) == ("local_min", "saddle") and rb.escape_neurons and pb.k > 1:
             return held(f"merged local_min not from Theorem A (escape neurons {rb.escape_neurons}, a != 0), "
-                        "split saddle: the refuted THEORY §7 case (claim replicate-vector-min)")
+                        "split saddle: the refuted docs/theory.md §7 case (claim replicate-vector-min)")
         return counterexample(f"merged point {rb.verdict} but split point {res.verdict}")
     if res.verdict != "not_stationary" and len(res.neurons) == pt.m:
         a, b = res.neurons[i], res.neurons[j]
@@ -566,7 +566,7 @@ def gd_start_any(src) -> Instance:
 
 @claim("one exact GD step changes ||w_j||^2 - ||a_j||^2 by exactly lr^2 (||dL/dw_j||^2 - ||dL/da_j||^2) "
        "(so gradient flow conserves it; 3 exact rational steps from a balanced small initialisation)",
-       gd_start_any, name="conservation-exact", budget=20, theory="THEORY §9", tags=("conservation",))
+       gd_start_any, name="conservation-exact", budget=20, theory="docs/theory.md §9", tags=("conservation",))
 def conservation_exact(inst):
     pb = inst.problem
     lr = q(inst.meta["lr"])
@@ -587,7 +587,7 @@ def conservation_exact(inst):
 @claim("float GD: the drift of ||w_j||^2 - ||a_j||^2 over T steps is O(lr^2): it equals "
        "lr^2 * sum_t (||g_w||^2 - ||g_a||^2) up to round-off, and halving lr divides it by about 4 "
        "(ratio in [3, 5] whenever the two short paths see the same gradients)",
-       gd_start_any, name="conservation-drift", budget=20, theory="THEORY §9", tags=("conservation",))
+       gd_start_any, name="conservation-drift", budget=20, theory="docs/theory.md §9", tags=("conservation",))
 def conservation_drift(inst):
     pb = inst.problem
     X, Y = pb.Xf, pb.Yf

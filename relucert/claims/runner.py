@@ -48,16 +48,37 @@ class ClaimReport:
 
     @property
     def status(self) -> str:
-        """ok: as expected; FAILED: an unexpected counterexample (or error); MISSED: an expected
-        counterexample was not found."""
+        """ok: as expected; FAILED: an unexpected counterexample; ERROR: an evaluation or generator
+        error; MISSED: an expected counterexample was not found at this budget (not a failure unless
+        strict, see ``failed``)."""
         if self.errors:
             return "ERROR"
         if self.expect == "counterexample":
             return "ok" if self.counterexamples else "MISSED"
         return "FAILED" if self.counterexamples else "ok"
 
+    def failed(self, strict: bool = False) -> bool:
+        """Whether this report makes a campaign fail: an unexpected counterexample or an error always;
+        an expected counterexample that was not found only when ``strict`` (a small budget may simply
+        not reach one)."""
+        st = self.status
+        return st in ("FAILED", "ERROR") or (strict and st == "MISSED")
+
+    @property
+    def note(self) -> str:
+        """A one-line explanation of a status other than ok ("" when ok)."""
+        st = self.status
+        if st == "MISSED":
+            return f"expected counterexample not found at this budget ({self.instances} instances)"
+        if st == "FAILED":
+            return f"unexpected counterexample ({self.counterexamples} of {self.instances} instances)"
+        if st == "ERROR":
+            return f"{self.errors} error(s) in {self.instances} instances"
+        return ""
+
     def to_json(self) -> dict:
         return {"claim": self.name, "statement": self.statement, "expect": self.expect, "status": self.status,
+                "note": self.note,
                 "instances": self.instances, "held": self.held, "counterexamples": self.counterexamples,
                 "skipped": self.skipped, "errors": self.errors, "rejected": self.rejected,
                 "skip_reasons": dict(self.skip_reasons.most_common()), "files": self.files,
@@ -379,7 +400,7 @@ def table(reports: Sequence[ClaimReport]) -> str:
     head = ["claim", "expect", "instances", "held", "counterex.", "skipped", "errors", "time s", "status"]
     rows_ = [[r.name, r.expect if r.expect == "hold" else "cex", str(r.instances), str(r.held),
               str(r.counterexamples), str(r.skipped), str(r.errors), f"{r.seconds + r.shrink_seconds:.1f}",
-              r.status] for r in reports]
+              "not found" if r.status == "MISSED" else r.status] for r in reports]
     w = [max(len(h), *(len(x[i]) for x in rows_)) if rows_ else len(h) for i, h in enumerate(head)]
     line = lambda cells: "  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(cells))  # noqa: E731
     out = [line(head), line(["-" * x for x in w])]
@@ -392,6 +413,8 @@ def table(reports: Sequence[ClaimReport]) -> str:
 def details(reports: Sequence[ClaimReport]) -> str:
     lines = []
     for r in reports:
+        if r.status == "MISSED":
+            lines.append(f"{r.name}: {r.note}")
         if r.skip_reasons:
             top = ", ".join(f"{k} x{v}" for k, v in r.skip_reasons.most_common(4))
             lines.append(f"{r.name}: skipped: {top}")

@@ -6,7 +6,7 @@ import os
 import sys
 
 from relucert.errors import InputError
-from relucert.io import load, load_torch
+from relucert.io import load, load_torch_info
 from relucert.pipeline import AUTO_CHECK_MAX, certify_checkpoint
 from relucert.refine import Tolerances
 
@@ -21,9 +21,22 @@ def add_parser(sub) -> None:
     g.add_argument("--exact-only", action="store_true", help="certify the point exactly as given (no refinement)")
     g.add_argument("--refine", action="store_true", help="always refine (even if the given point is decided)")
     p.add_argument("--index", type=int, default=None, help="checkpoint index in a trajectory .npz")
-    p.add_argument("--torch", metavar="CKPT", help="PyTorch state_dict checkpoint (.pt); needs --data")
-    p.add_argument("--data", metavar="DATA", help="data file (.json or .npz with X, Y, activation) for --torch")
-    p.add_argument("--keys", metavar="WKEY,AKEY", help="state_dict keys of the input and output weights")
+    p.add_argument("--torch", metavar="CKPT",
+                   help="checkpoint of a one-hidden-layer MLP (two Linear layers), needs --data: a state_dict "
+                        "(torch.save(model.state_dict(), CKPT)), a checkpoint dict holding one under 'state_dict', "
+                        "'model_state_dict', 'model', 'net' or 'module' (a 'module.' key prefix is removed), or a "
+                        ".safetensors file (pip install safetensors). Read with torch.load(weights_only=True), never "
+                        "unpickled; float16/bfloat16/float32/float64 weights are converted exactly. The layers are "
+                        "found by shape; a hidden bias b is folded exactly: X gets a constant-1 column appended "
+                        "(x' = (x, 1), w'_j = (w_j, b_j), the same function and loss landscape) and the report says "
+                        "so. An output bias, or any tensor the mapping does not use, is refused, never dropped")
+    p.add_argument("--data", metavar="DATA",
+                   help="data file for --torch (.json or .npz with X, Y, activation, loss); X without a constant "
+                        "column (with a hidden bias the loader appends one)")
+    p.add_argument("--keys", metavar="IN_W[,IN_B],OUT_W",
+                   help="state_dict keys for --torch when the layers are not found by shape: the input weight "
+                        "(m x d), optionally the hidden bias (m), and the output weight (k x m), e.g. "
+                        "0.weight,0.bias,2.weight; every other tensor of the state_dict must be absent")
     p.add_argument("--method", default="auto", choices=["auto", "separable", "cones", "rays", "z3"],
                    help="decision procedure for (S2) at non-differentiable points")
     p.add_argument("--tol-kink", type=float, default=Tolerances.kink,
@@ -52,7 +65,8 @@ def _load(args):
     if args.torch:
         if not args.data:
             raise InputError("--torch needs --data DATA.(json|npz) with X, Y and the activation")
-        return load_torch(args.torch, args.data, args.keys)
+        problem, point, args.torch_mapping = load_torch_info(args.torch, args.data, args.keys)
+        return problem, point
     if not args.file:
         raise InputError("certify needs a FILE (or --torch CKPT --data DATA)")
     return load(args.file, args.index)
@@ -75,10 +89,16 @@ def run(args) -> int:
                                 check_mode=False if args.no_check else "auto")
     if args.certificate:
         write_certificates(report, args.certificate)
+    mapping = getattr(args, "torch_mapping", None)
     if args.json:
-        json.dump(report.to_json(), sys.stdout, indent=1, default=str)
+        out = report.to_json()
+        if mapping is not None:
+            out["torch_mapping"] = mapping.to_json()
+        json.dump(out, sys.stdout, indent=1, default=str)
         print()
         return 0
+    if mapping is not None:
+        print("\n".join(mapping.lines()) + "\n")
     print(report.text())
     if args.certificate:
         print(f"certificate written to {args.certificate}")

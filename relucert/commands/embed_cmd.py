@@ -10,7 +10,7 @@ from relucert.io import load
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "embed", help="widen a point without changing its function (THEORY §7): add / split / merge / permute",
+        "embed", help="widen a point without changing its function (docs/theory.md §7): add / split / merge / permute",
         description="Apply a network-embedding operation, verify exactly that the network function is "
                     "unchanged, write the new point (input schema, exact strings), and with --certify "
                     "compare the verdict the theory predicts with the certified one. Values starting with "

@@ -7,18 +7,27 @@ import sys
 
 import numpy as np
 
-from relucert.tools.screen import PlateauOptions, certify_plateaus, detect_plateaus, load_trajectory, plateau_table, screen_arrays
+from relucert.tools.screen import (PlateauOptions, certify_plateaus, detect_plateaus, drift_line, is_gradient_descent,
+                                   load_trajectory, plateau_table, screen_arrays)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("screen", help="screen a training trajectory: per-checkpoint statistics, plateaus, "
                                       "certified verdict of every plateau")
-    p.add_argument("trajectory", help="trajectory .npz (W T x m x d, A T x m x k, step, loss, X, Y) "
+    p.add_argument("trajectory", help="trajectory .npz (W T x m x d, A T x m x k, X, Y; optional step, loss, "
+                                      "loss_convention, and optimizer: a string such as 'sgd', 'gd', "
+                                      "'gradient_flow' or 'adam' -- the |w_j|^2-|a_j|^2 conservation drift "
+                                      "is printed for (S)GD only, with a qualifier when optimizer is absent) "
                                       "or a directory of torch checkpoints (with --data)")
     p.add_argument("--data", help="data file for a directory of torch checkpoints")
-    p.add_argument("--keys", help="state_dict keys INPUT_WEIGHT,OUTPUT_WEIGHT")
+    p.add_argument("--keys", help="state_dict keys IN_W,OUT_W or IN_W,IN_B,OUT_W (a hidden bias is folded exactly "
+                   "into a constant-1 input column; see relucert certify --help)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", metavar="OUT.png", help="write the loss / neuron plots (needs matplotlib)")
+    p.add_argument("--plot", metavar="OUT.(png|pdf|svg)", help="write the loss / neuron plots, format from the "
+                   "extension: .png (300 dpi), .pdf or .svg (vector) (needs matplotlib)")
+    p.add_argument("--plot-neurons", type=int, default=20, metavar="N",
+                   help="neurons drawn in colour: the N largest by final sqrt(|w|^2+|a|^2), the others in grey "
+                        "(0: all; default %(default)s)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes for plateau certification")
     p.add_argument("--reading", default="auto", choices=["auto", "as_given", "tiny_output_zero", "tiny_zero"],
                    help="reading of tiny neurons at plateaus (auto: first decisive of as_given, "
@@ -29,6 +38,13 @@ def add_parser(sub) -> None:
                    help="window, as a fraction of the run's steps (default %(default)g)")
     p.add_argument("--plateau-min", type=float, default=PlateauOptions.min_frac,
                    help="minimal plateau length, fraction of the run's steps (default %(default)g)")
+    p.add_argument("--plateau-spike", type=float, default=PlateauOptions.spike_frac,
+                   help="merge plateaus separated by a loss spike (e.g. Adam's) shorter than this fraction of "
+                        "the run's steps after which the loss returns to the plateau's level; 0: never "
+                        "(default %(default)g)")
+    p.add_argument("--plateau-spike-tol", type=float, default=PlateauOptions.spike_tol,
+                   help="relative distance from the plateau's level within which the loss must return after "
+                        "a spike (default %(default)g)")
     p.add_argument("--growth", type=float, default=10.0, help="a neuron 'grew' after a plateau if its norm "
                    "sqrt(|w|^2+|a|^2) rose by more than this factor (default %(default)g)")
     p.add_argument("--no-certify", action="store_true", help="only screen and detect plateaus")
@@ -38,12 +54,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if args.plot:
+        from relucert.tools.plots import check_plot_path
+        check_plot_path(args.plot)       # a bad extension or missing matplotlib fails before the work
     traj = load_trajectory(args.trajectory, args.data, args.keys)
     sc = screen_arrays(traj.problem, traj.W, traj.A, tol_kink=args.tol_kink, tol_tiny=args.tol_tiny,
                        progress=not args.json and traj.T > 20000, workers=args.workers)
     if traj.loss is None:
         traj.loss = sc.loss
-    opts = PlateauOptions(args.plateau_rel_change, args.plateau_window, args.plateau_min)
+    opts = PlateauOptions(args.plateau_rel_change, args.plateau_window, args.plateau_min,
+                          spike_frac=args.plateau_spike, spike_tol=args.plateau_spike_tol)
     plateaus = detect_plateaus(traj.step, sc.loss, opts)
     rows = [] if args.no_certify else certify_plateaus(
         traj, plateaus, reading=args.reading, workers=args.workers, growth=args.growth,
@@ -51,36 +71,45 @@ def run(args) -> int:
     plot_data = None
     if args.plot:
         from relucert.tools.plots import plot_screen
-        plot_data = plot_screen(traj, sc, rows, args.plot)
+        plot_data = plot_screen(traj, sc, rows, args.plot, top=args.plot_neurons, plateaus=plateaus)
     if args.json:
         out = {"trajectory": traj.source, "T": traj.T, "m": traj.W.shape[1], "loss_convention": traj.problem.loss,
                "screen_seconds": sc.seconds, "checkpoints_per_second": traj.T / max(sc.seconds, 1e-12),
                "plateau_options": opts.to_json(), "plateaus": [r.__dict__ for r in rows] if rows else
-               [{"start": s, "end": e, "step_range": [int(traj.step[s]), int(traj.step[e])]} for s, e in plateaus],
+               [{"start": p[0], "end": p[1], "step_range": [int(traj.step[p[0]]), int(traj.step[p[1]])],
+                 "spikes": int(getattr(p, "spikes", 0))} for p in plateaus],
                "final": sc.row(traj.T - 1),
                "per_checkpoint": {"step": traj.step.tolist(), "loss": sc.loss.tolist(), "grad_A": sc.grad_A.tolist(),
                                   "grad_W": sc.grad_W.tolist(), "near_kink": sc.near_kink.tolist(),
                                   "tiny": sc.tiny.tolist(), "dead": sc.dead.tolist()}}
-        if sc.balance is not None:
+        out["optimizer"] = traj.optimizer
+        if sc.balance is not None and is_gradient_descent(traj.optimizer) is not False:
             out["balance_drift_max"] = float(np.abs(sc.balance - sc.balance[0]).max())
+            out["balance_drift_meaningful"] = bool(is_gradient_descent(traj.optimizer)) or None
         if plot_data is not None:
             out["plot"] = {"file": args.plot, "data": plot_data}
         json.dump(out, sys.stdout, default=_default)
         print()
         return 0
-    print(f"{traj.source}: {traj.T} checkpoints, m={traj.W.shape[1]}, screened in {sc.seconds:.3f} s "
+    opt = f", optimizer {traj.optimizer}" if traj.optimizer else ""
+    print(f"{traj.source}: {traj.T} checkpoints, m={traj.W.shape[1]}{opt}, screened in {sc.seconds:.3f} s "
           f"({traj.T / max(sc.seconds, 1e-12):,.0f} checkpoints/s)")
     f = sc.row(traj.T - 1)
     print(f"final checkpoint (step {int(traj.step[-1])}): loss ({traj.problem.loss}) {f['loss']:.10g}, "
           f"|dL/dA| {f['grad_A']:.2e}, |dL/dW| off kinks {f['grad_W']:.2e}, near-kink pairs {f['near_kink']}, "
           f"tiny {f['tiny']}, dead {f['dead']}")
-    if sc.balance is not None:
-        print(f"balance |w_j|^2-|a_j|^2: max drift over the run {float(np.abs(sc.balance - sc.balance[0]).max()):.3e}")
+    dl = drift_line(sc, traj.optimizer)
+    if dl:
+        print(dl)
+    spikes = f"; spikes up to {opts.spike_frac:g} of it merged" if opts.spike_frac > 0 else ""
     print(f"plateaus (relative change <= {opts.rel_change:g} per {opts.window_frac:g} of the run, "
-          f"lasting >= {opts.min_frac:g} of it): {len(plateaus)}")
+          f"lasting >= {opts.min_frac:g} of it{spikes}): {len(plateaus)}")
     if rows:
         print(plateau_table(rows, traj.problem.loss))
         for r in rows:
+            if r.spikes:
+                print(f"  plateau {r.index}: {r.spikes} short loss spike(s) inside, merged into one plateau "
+                      f"(--plateau-spike {opts.spike_frac:g})")
             if len(set(r.readings.values())) > 1:
                 print(f"  plateau {r.index}: verdicts by reading of tiny neurons: {r.readings}")
             if r.verdict == "inconclusive" and r.reason:
@@ -89,8 +118,10 @@ def run(args) -> int:
                 if r.hint:
                     print(f"  plateau {r.index}: {r.hint}")
     elif plateaus:
-        for s, e in plateaus:
-            print(f"  steps {int(traj.step[s])}-{int(traj.step[e])}")
+        for p in plateaus:
+            n = int(getattr(p, "spikes", 0))
+            print(f"  steps {int(traj.step[p[0]])}-{int(traj.step[p[1]])}"
+                  + (f" ({n} short loss spike(s) merged)" if n else ""))
     if args.plot:
         print(f"plot written to {args.plot}")
     return 0

@@ -12,7 +12,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "symmetry", help="symmetries of a point (rescaling, permutation, shared directions, flat lines, Hessian) "
                          "or, with --count, the counting of symmetry-induced critical sets",
-        description="Exact symmetry analysis (THEORY §7, §9). With --count: brute-force enumeration of the "
+        description="Exact symmetry analysis (docs/theory.md §7, §9). With --count: brute-force enumeration of the "
                     "groupings that embed a width-r point into width m, versus T(r*, m) and G(r, m).")
     p.add_argument("file", nargs="?", help="problem+point file (.json or .npz)")
     p.add_argument("--index", type=int, default=None, help="checkpoint index in a trajectory .npz")

@@ -1,4 +1,4 @@
-"""The network's formulas (THEORY.md §1–§3), each written once, for every caller.
+"""The network's formulas (docs/theory.md §1–§3), each written once, for every caller.
 
 The array formulas (``forward``, ``output_grad``, ``linear_part``, ``ray_coefficients``) are
 generic over the number type: numpy float64 (also batched over leading axes), numpy object arrays
@@ -174,7 +174,7 @@ def canonical_normal(x: Sequence[fmpq]) -> tuple[tuple[fmpq, ...], fmpq] | None:
 
 @dataclass
 class Neuron:
-    """Exact first-order data of one neuron at a point (THEORY §3–4)."""
+    """Exact first-order data of one neuron at a point (docs/theory.md §3–4)."""
 
     j: int
     w: list
@@ -218,7 +218,7 @@ def phi_eval(b: Sequence[fmpq], gamma: dict, r: Sequence[fmpq]) -> fmpq:
 
 
 def merge_hinges(Lin: list, points: list, coefs: list) -> tuple[list, dict]:
-    """Merge hinge terms coef_i max(0, x_i . r) over parallel x_i (THEORY §3).
+    """Merge hinge terms coef_i max(0, x_i . r) over parallel x_i (docs/theory.md §3).
 
     Lin (k x d) absorbs the linear part created by negatively parallel points. Returns the new
     Lin and {canonical normal: summed coefficient (k-vector)} with zero coefficients dropped."""
@@ -245,7 +245,7 @@ def merge_hinges(Lin: list, points: list, coefs: list) -> tuple[list, dict]:
 def kink_form(Lin0: list, X: np.ndarray, E: np.ndarray, kinks: Sequence[int], n: int, ap: Any, am: Any
               ) -> tuple[list, dict]:
     """D(r) = Lin0 r + (1/n) sum_{i in kinks} (alpha_plus - alpha_minus) e_i max(0, x_i . r), merged
-    over parallel x_i (THEORY §3): (Lin k x d, {canonical normal: k-vector})."""
+    over parallel x_i (docs/theory.md §3): (Lin k x d, {canonical normal: k-vector})."""
     scale = (ap - am) / n
     coefs = [[scale * e for e in E[i].tolist()] for i in kinks]
     points = [X[i].tolist() for i in kinks]
@@ -254,7 +254,7 @@ def kink_form(Lin0: list, X: np.ndarray, E: np.ndarray, kinks: Sequence[int], n:
 
 def derivative_form(problem: Problem, E: Sequence[Sequence[fmpq]], w: Sequence[fmpq]) -> tuple[list, dict]:
     """D_w(r) = (1/n)[sum_{z_i != 0} e_i sigma'(z_i) x_i.r + sum_{z_i = 0} e_i sigma(x_i.r)] as
-    (Lin k x d, merged hinges {normal: k-vector}) for residuals E and an input weight w (THEORY §3-4).
+    (Lin k x d, merged hinges {normal: k-vector}) for residuals E and an input weight w (docs/theory.md §3-4).
     D depends on w only through the signs of z_i = w.x_i (so it is invariant under w -> c w, c > 0)."""
     act = problem.activation
     ap, am = act.alpha_plus, act.alpha_minus

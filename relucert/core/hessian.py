@@ -1,5 +1,5 @@
 """The exact Hessian and gradient of the half_mean loss in theta = (W row-major, A row-major), where L
-has a second-order expansion (THEORY §2, §5); its exact inertia by symmetric elimination; and the
+has a second-order expansion (docs/theory.md §2, §5); its exact inertia by symmetric elimination; and the
 gradient and Hessian on a fixed activation pattern, generic over the number type (the Newton step
 of refinement)."""
 from __future__ import annotations
@@ -54,7 +54,7 @@ def hessian(problem: Problem, point: Point) -> list[list[fmpq]]:
 
     H = (1/n) J^T J + C, with J_i = df(x_i)/dtheta (df_c/da_jc' = sigma(z_ij) [c = c'],
     df_c/dw_jq = a_jc sigma'(z_ij) x_iq) and C the symmetric coupling of a_j and w_j given by the
-    linear map r -> D_j(r) (C[a_jc, w_jq] = (D_j)_{cq}); from the ray expansion of THEORY §2,
+    linear map r -> D_j(r) (C[a_jc, w_jq] = (D_j)_{cq}); from the ray expansion of docs/theory.md §2,
     c2 = (1/2n) sum |u_i|^2 + sum_j Delta a_j . D_j(Delta w_j) = Delta^T H Delta / 2.
     Only valid where second_order_obstructions() is empty."""
     obs = second_order_obstructions(problem, point)

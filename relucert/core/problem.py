@@ -206,6 +206,17 @@ class Problem:
     activation: Activation
     loss: str = "half_mean"
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+    defaulted: tuple = field(default=(), compare=False)   # names of settings the input did not give
+
+    def defaults_note(self) -> str:
+        """A loud line for reports when the input left the activation or the loss convention out."""
+        parts = []
+        if "activation" in self.defaulted:
+            parts.append(f"activation {self.activation.name} (the input names none; a model trained with another "
+                         "activation gets a wrong verdict: add \"activation\")")
+        if "loss" in self.defaulted:
+            parts.append(f"loss convention {self.loss} (the input names none; PyTorch's mse_loss is \"mse\")")
+        return ("DEFAULTS USED: " + "; ".join(parts)) if parts else ""
 
     @classmethod
     def make(cls, X: Any, Y: Any, activation: Any = "relu", loss: str = "half_mean") -> "Problem":

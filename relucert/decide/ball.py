@@ -8,7 +8,7 @@ rational interval arithmetic proves that the pattern-restricted stationarity equ
 narrow network have a unique zero xi* in a box of radius rho around the rounding; on the whole box
 the activation pattern is strict, (S2) holds robustly across every kink, and a zero neuron has
 D_j(r) != 0.  The wide point theta* built from xi* (exact copies of each cluster neuron) is then a
-stationary point with an escape neuron with a_j = 0: a saddle (THEORY §4), within rho of the
+stationary point with an escape neuron with a_j = 0: a saddle (docs/theory.md §4), within rho of the
 rounding in the narrow parameters.
 
 The solver part here only proposes (structure, center, preconditioner, radius); the decision is

@@ -1,4 +1,4 @@
-"""Verdicts (THEORY §5): stationarity per neuron, escape neurons, Theorems A/B, certificates."""
+"""Verdicts (docs/theory.md §5): stationarity per neuron, escape neurons, Theorems A/B, certificates."""
 from __future__ import annotations
 
 import hashlib
@@ -42,7 +42,7 @@ class NeuronReport:
 
 @dataclass(frozen=True)
 class EscapePath:
-    """The escape path of a saddle (THEORY §4): w_j + t r, a_j = -t^2 D, valid for 0 < t < t_max."""
+    """The escape path of a saddle (docs/theory.md §4): w_j + t r, a_j = -t^2 D, valid for 0 < t < t_max."""
     neuron: int
     r: list                                  # fmpq
     D: list                                  # fmpq

@@ -1,4 +1,4 @@
-"""Escape neurons and the explicit escape path (THEORY §4)."""
+"""Escape neurons and the explicit escape path (docs/theory.md §4)."""
 from __future__ import annotations
 
 import random

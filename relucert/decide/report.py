@@ -1,7 +1,30 @@
 """Readable text reports."""
 from __future__ import annotations
 
+from flint import fmpq
+
 from relucert.core.problem import fmpq_to_float
+
+
+def short_number(v, keep: int = 24) -> str:
+    """An exact number for reading: whole when short, else ~float and its size, e.g.
+    "0.0278859611 (exact, 212 digits)".  Whole values stay in JSON and certificates."""
+    t = str(v)
+    if len(t) <= keep:
+        return t
+    num, _, den = t.partition("/")
+    digits = len(num.lstrip("-")) + len(den)
+    try:
+        approx = f"{fmpq_to_float(fmpq(int(num), int(den or 1))):.10g}"
+    except (ValueError, ZeroDivisionError):
+        approx = t[:12] + "..."
+    return f"{approx} (exact, {digits} digits)"
+
+
+def short_vector(vs, limit: int = 6) -> str:
+    items = [short_number(v, 16) for v in list(vs)[:limit]]
+    more = f", ... {len(vs) - limit} more" if len(vs) > limit else ""
+    return "[" + ", ".join(items) + more + "]"
 
 
 def _fmt_kinks(k: list, limit: int = 8) -> str:
@@ -20,9 +43,10 @@ def text_report(res, max_neurons: int = 60) -> str:
     lines = [
         f"verdict: {res.verdict.upper()}",
         f"  {res.reason}",
-        f"loss ({pb.loss}, exact rational): {res.loss}" if len(str(res.loss)) < 80 else
-        f"loss ({pb.loss}): {fmpq_to_float(res.loss):.17g} (exact rational, {len(str(res.loss))} chars)",
+        f"loss ({pb.loss}, exact rational): {res.loss}" if len(str(res.loss)) <= 24 else
+        f"loss ({pb.loss}): {short_number(res.loss)}",
         f"problem: n={pb.n} d={pb.d} k={pb.k} m={pt.m} activation={pb.activation.name}",
+        *([pb.defaults_note()] if pb.defaults_note() else []),
         f"escape neurons (0-based): {res.escape_neurons if res.escape_neurons else 'none'}",
         "",
         f"{'neuron':>6} {'status':<11} {'kinks':<16} {'S1':<4} {'S2':<4} {'escape':<6} why",
@@ -38,22 +62,25 @@ def text_report(res, max_neurons: int = 60) -> str:
     if "not_stationary" in ev:
         ns = ev["not_stationary"]
         lines += ["", f"descent direction on neuron {ns['direction']['neuron']}: "
-                      f"L'(theta;Delta) = {ns['derivative']} (half_mean, exact)",
-                  f"  loss at step t = {ns['step']}: {ns['loss_at_step']} ({pb.loss}, exact)"]
+                      f"L'(theta;Delta) = {short_number(ns['derivative'])} (half_mean)",
+                  f"  loss at step t = {short_number(ns['step'])}: {short_number(ns['loss_at_step'])} ({pb.loss})"]
     if "escape_path" in ev:
         ep = ev["escape_path"]
-        lines += ["", f"escape path on neuron {ep['neuron']}: w_j + t r, a_j = -t^2 D with r = {ep['r']}, "
-                      f"D = {ep['D']}",
-                  f"  L(t) - L = " + " + ".join(f"({c}) t^{i}" for i, c in enumerate(ep["polynomial"]) if c != "0")
-                  + " (half_mean, exact)",
-                  f"  valid for 0 < t < {ep['t_max'] or 'infinity'}; at t0 = {ep['t0']} the loss is {ep['loss_at_t0']}"]
+        lines += ["", f"escape path on neuron {ep['neuron']}: w_j + t r, a_j = -t^2 D with r = {short_vector(ep['r'])}, "
+                      f"D = {short_vector(ep['D'])}",
+                  "  L(t) - L = " + " + ".join(f"({short_number(c, 16)}) t^{i}" for i, c in enumerate(ep["polynomial"])
+                                               if c != "0") + " (half_mean)",
+                  f"  valid for 0 < t < {short_number(ep['t_max'] or 'infinity')}; at t0 = {short_number(ep['t0'])} "
+                  f"the loss is {short_number(ep['loss_at_t0'])} ({pb.loss})"]
     if "second_order" in ev:
         so = ev["second_order"]
         moved = [j for j in range(len(so["dW"])) if any(v != "0" for v in so["dW"][j] + so["dA"][j])]
         lines += ["", f"second-order descent ray ({so['how']}): theta + t Delta, Delta moves neurons {moved}",
-                  *[f"  neuron {j}: dw = {so['dW'][j]}, da = {so['dA'][j]}" for j in moved[:6]],
-                  f"  L(t) - L = " + " + ".join(f"({c}) t^{i}" for i, c in enumerate(so["polynomial"]) if c != "0")
-                  + " (half_mean, exact; L'(theta;Delta) = 0)",
-                  f"  valid for 0 < t < {so['t_max'] or 'infinity'}; at t0 = {so['t0']} the loss is {so['loss_at_t0']}"]
-    lines.append(f"\n(exact analysis in {res.seconds:.3f} s)")
+                  *[f"  neuron {j}: dw = {short_vector(so['dW'][j])}, da = {short_vector(so['dA'][j])}"
+                    for j in moved[:6]],
+                  "  L(t) - L = " + " + ".join(f"({short_number(c, 16)}) t^{i}" for i, c in enumerate(so["polynomial"])
+                                               if c != "0") + " (half_mean; L'(theta;Delta) = 0)",
+                  f"  valid for 0 < t < {short_number(so['t_max'] or 'infinity')}; at t0 = {short_number(so['t0'])} "
+                  f"the loss is {short_number(so['loss_at_t0'])} ({pb.loss})"]
+    lines.append(f"\n(exact analysis in {res.seconds:.3f} s; exact values in full in --json and the certificate)")
     return "\n".join(lines)

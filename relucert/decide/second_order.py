@@ -1,4 +1,4 @@
-"""Second-order decisions at stationary points (THEORY §5): exact Hessian analysis (rank, kernel
+"""Second-order decisions at stationary points (docs/theory.md §5): exact Hessian analysis (rank, kernel
 split, inertia, negative curvature), second-order descent rays, and Morse-Bott local minima."""
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ def output_move(state: ExactState, j: int, r: list) -> list | None:
 
 def second_order_ray(state: ExactState, decisions: dict, escape_neurons: list) -> dict | None:
     """A ray theta + t Delta with L'(theta;Delta) = 0 and negative t^2 coefficient, exactly: at a
-    stationary point this proves that theta is not a local minimum (THEORY §5, second-order descent
+    stationary point this proves that theta is not a local minimum (docs/theory.md §5, second-order descent
     direction).  Candidates: each escape neuron's flat direction r (phi_j(r) = 0, D_j(r) != 0) with
     the best output move; at a smooth point, the exact Hessian's negative-curvature direction."""
     pb, pt = state.problem, state.point

@@ -1,4 +1,4 @@
-"""Decision of (S2): phi(r) = b.r + sum_p gamma_p max(0, nu_p.r) >= 0 for all r (THEORY §3).
+"""Decision of (S2): phi(r) = b.r + sum_p gamma_p max(0, nu_p.r) >= 0 for all r (docs/theory.md §3).
 
 Methods (all exact in the end):
 - ``separable``: merged normals linearly independent — exact linear algebra, necessary and sufficient.

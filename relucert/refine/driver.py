@@ -21,6 +21,7 @@ This module runs the readings, certifies each refined point, and reports.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,7 @@ from relucert.core.problem import Point, Problem, fmpq_to_float
 from relucert.decide.ball import ball_certificate
 from relucert.decide.certify import Result, certify, escape_path_losses
 from relucert.decide.escape import escape_test
+import relucert.refine.exact as _exact
 from relucert.refine.classify import (Pattern, SnapGap, Tolerances, classify, pattern_flips, snap_gap,
                                       snapped_dead_pattern)
 from relucert.refine.replicas import refine_replicas
@@ -114,13 +116,14 @@ def _apply_reading(problem: Problem, point: Point, pat: Pattern, reading: str):
     return Point(W, A), notes
 
 
-def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol: Tolerances) -> Refinement:
+def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol: Tolerances,
+                least_squares: str | None = None) -> Refinement:
     start, changed = _apply_reading(problem, point, pat, reading)
     try:
         if problem.k == 1:
-            new, note = refine_scalar(problem, start, pat, reading)
+            new, note = refine_scalar(problem, start, pat, reading, least_squares=least_squares)
         else:
-            new, note = refine_grouped(problem, start, pat, reading)
+            new, note = refine_grouped(problem, start, pat, reading, least_squares=least_squares)
             if new is None:
                 nunk = sum(d_unknowns(problem, pat, j) for j in range(start.m))
                 if nunk <= MAX_NEWTON_UNKNOWNS:
@@ -205,24 +208,46 @@ def _dead_reading_label(js: list) -> str:
     return f"neurons {js} read as strictly dead instead of on their kinks"
 
 
+@contextmanager
+def _least_squares_default(choice: str | None):
+    """Make ``choice`` the module default for the duration (the replica reading calls the grouped
+    solve itself); nothing changes when ``choice`` is None or already the default."""
+    if choice is None or choice == _exact.LEAST_SQUARES:
+        yield
+        return
+    _exact.least_squares_choice(choice)
+    old = _exact.LEAST_SQUARES
+    _exact.LEAST_SQUARES = choice
+    try:
+        yield
+    finally:
+        _exact.LEAST_SQUARES = old
+
+
 def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
-           readings: tuple = READINGS) -> dict:
+           readings: tuple = READINGS, least_squares: str | None = None) -> dict:
     """Refine under each reading of the tiny neurons, certify each refined point exactly.
 
     Returns {"pattern": Pattern, "refinements": [Refinement], "tolerances": Tolerances,
-    "tiny": [neuron]} (the input of ``refined_report``)."""
+    "tiny": [neuron]} (the input of ``refined_report``).
+
+    ``least_squares`` picks the solution of the exact fixed-pattern solves among all exact
+    solutions: "nearest" (the checkpoint's nearest, default) or "legacy" (the earlier diagonal
+    weighting); None means ``refine.exact.LEAST_SQUARES``."""
     tol = tol or Tolerances()
     pat = classify(problem, point, tol)
     tiny = [j for j, s in enumerate(pat.status) if s == "tiny"]
     if not tiny:
         readings = ("as_given",)
-    out = [_refine_one(problem, point, pat, reading, tol) for reading in readings]
+    with _least_squares_default(least_squares):
+        out = [_refine_one(problem, point, pat, reading, tol, least_squares) for reading in readings]
     # a neuron snapped onto kinks that is otherwise strictly negative could as well be read as dead
     # (its w.x_i < 0 only by a hair): certify that reading too and report it when the verdict differs
     dead_alt = snapped_dead_pattern(problem, point, pat)
     if dead_alt is not None:
         pat2, js = dead_alt
-        r = _refine_one(problem, point, pat2, "as_given", tol)
+        with _least_squares_default(least_squares):
+            r = _refine_one(problem, point, pat2, "as_given", tol, least_squares)
         r.reading = "snapped_as_dead"
         r.read_as_dead = js
         r.note = f"{_dead_reading_label(js)}; " + r.note

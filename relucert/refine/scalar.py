@@ -13,11 +13,24 @@ from relucert.core.formulas import preactivations
 from relucert.core.linalg import independent_subset, mat, nullspace
 from relucert.core.problem import Point, Problem, fmpq_to_float
 from relucert.refine.classify import Pattern
-from relucert.refine.exact import least_norm_solve, project_onto_kinks, rational_sqrt, targets_without
+from relucert.refine.exact import (least_norm_solve, least_squares_choice, nearest_solve, project_onto_kinks,
+                                   rational_sqrt, split_metric_block, targets_without)
 
 
-def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str) -> tuple[Point | None, str]:
-    """Exact rational refinement for k = 1 (THEORY §6.2)."""
+def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
+                  least_squares: str | None = None) -> tuple[Point | None, str]:
+    """Exact rational refinement for k = 1 (THEORY §6.2).
+
+    Among all exact solutions v of the fixed-pattern system (kink equalities C v = 0 and M v = f*,
+    i.e. the normal equations on the pattern), ``least_squares="nearest"`` (the default, see
+    ``refine.exact.LEAST_SQUARES``) takes the one nearest the checkpoint's v0 = |a| w in the metric
+    sum_j dv_j^T P_j^{-1} dv_j (``split_metric_block``: the theta-distance, to first order, after the
+    split-back of step 4): dv = P K_b^T lam, (K_b P K_b^T) lam = r, exactly.  If that solution flips
+    strict pairs (i, j) of the pattern, the rows x_i . dv_j = 0 are added for them (the pre-activation
+    keeps its checkpoint value, of the right sign) and the nearest solution of the enlarged system is
+    taken, up to ``PIN_ROUNDS`` rounds, as long as it stays consistent: the nearest solution of the
+    fixed-pattern system among those that keep the flipped pairs where they were.  "legacy" is the
+    earlier diagonal relative weighting, never pinned."""
     n, d, m = problem.n, problem.d, start.m
     X = [problem.X[i].tolist() for i in range(n)]
     ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
@@ -71,11 +84,35 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str) ->
     K = C + M
     Mv0 = [sum((r[q] * v0[q] for q in range(nv)), fmpq(0)) for r in K]
     rhs = [-Mv0[i] for i in range(len(C))] + [fstar[i] - Mv0[len(C) + i] for i in range(n)]
-    wts = []
-    for t in range(len(movable)):
-        vn = math.sqrt(sum(fmpq_to_float(x) ** 2 for x in v0[t * d:(t + 1) * d]))
-        wts += [rational_sqrt(vn * vn) if vn > 0 else fmpq(1)] * d
-    dv = least_norm_solve(K, rhs, wts)
+    if least_squares_choice(least_squares) == "legacy":
+        wts = []
+        for t in range(len(movable)):
+            vn = math.sqrt(sum(fmpq_to_float(x) ** 2 for x in v0[t * d:(t + 1) * d]))
+            wts += [rational_sqrt(vn * vn) if vn > 0 else fmpq(1)] * d
+        dv = least_norm_solve(K, rhs, wts)
+    else:
+        P = [split_metric_block(W[j].tolist(), abs(A[j][0])) for j in movable]
+        dv = nearest_solve(K, rhs, P)
+        pins: list = []
+        for _ in range(PIN_ROUNDS if dv is not None else 0):
+            # the nearest solution flips strict pairs of the pattern: pin each flipped pre-activation
+            # to its value at the checkpoint (same solution set, one more affine restriction) and take
+            # the nearest solution again; keep the unpinned one if that is inconsistent
+            flipped = _flipped_pairs(X, pat, movable, [a + b for a, b in zip(v0, dv)], d)
+            new = [(t, i) for t, i in flipped if (t, i) not in pins]
+            if not new:
+                break
+            pins += new
+            rows_, vals = [], []
+            for t, i in pins:
+                row = [fmpq(0)] * nv
+                row[t * d:(t + 1) * d] = X[i]
+                rows_.append(row)
+                vals.append(fmpq(0))     # the change of v_t . x_i is 0: it keeps the checkpoint's value
+            dv2 = nearest_solve(K + rows_, rhs + vals, P)
+            if dv2 is None:
+                break
+            dv = dv2
     if dv is None:
         return None, "inconsistent refinement system"
     v = [a + b for a, b in zip(v0, dv)]
@@ -94,7 +131,45 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str) ->
     return Point(W, A), "exact rational least squares on the pattern"
 
 
-def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str) -> tuple[Point | None, str]:
+# "nearest" choice, scalar output: when the nearest exact solution flips strict pairs of the pattern,
+# pin those pre-activations to their checkpoint values and take the nearest solution again, at most
+# this many rounds (0: the plain nearest solution).  Pinned or not, it is an exact solution of the
+# same fixed-pattern system, and the driver re-checks the whole pattern exactly.
+PIN_ROUNDS = 8
+
+
+def _flipped_pairs(X: list, pat: Pattern, movable: list, v: list, d: int) -> list:
+    """(position t in movable, data i) whose strict sign in the pattern is not the sign of v_t . x_i."""
+    out = []
+    Z = mat(X) * fmpq_mat(d, len(movable), [v[t * d + q] for q in range(d) for t in range(len(movable))])
+    for t, j in enumerate(movable):
+        for i in range(len(X)):
+            sg = pat.signs[i, j]
+            z = Z[i, t]
+            if (sg > 0 and not z > 0) or (sg < 0 and not z < 0):
+                out.append((t, i))
+    return out
+
+
+def _offsets(blocks: list):
+    """(column offset of the block in Phi, block) for each activation-pattern block."""
+    pos = 0
+    for b in blocks:
+        yield pos, b
+        pos += len(b[2])
+
+
+def _no_output_weights(blocks: list) -> str:
+    """Why no output weights reach the pattern-optimal outputs: a group whose input weights do not
+    span its input space (the legacy factor-back's message), else an inconsistent system."""
+    for sg, js, Bs, U in blocks:
+        if mat(U).rank() < len(Bs):
+            return f"group {js}: input weights do not span the group's input space"
+    return "inconsistent least-squares system"
+
+
+def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str,
+                   least_squares: str | None = None) -> tuple[Point | None, str]:
     """Exact rational refinement for any output dimension, by activation-pattern groups.
 
     Alive neurons with the same sign pattern form a group g; on the pattern their joint contribution
@@ -102,7 +177,16 @@ def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str) -
     to the group's kinks.  When a group has at least min(k, dim B_g) neurons, C_g is unconstrained,
     so the pattern-optimal C_g solve an exact linear least-squares problem (least change from the
     current point).  The input weights are only projected onto their kinks; the output weights are
-    re-solved exactly so that sum_j a_j u_j^T = C_g.  Returns None when a group is too small."""
+    re-solved exactly so that sum_j a_j u_j^T = C_g.  Returns None when a group is too small.
+
+    Choice among the exact solutions (``least_squares``, default ``refine.exact.LEAST_SQUARES``):
+    "nearest" takes, for each output c, the output weights nearest the checkpoint's: min |dA_c|^2
+    over all A_c with Phi (U^T A_c) = f*_c, solved directly in A (least-norm correction in the row
+    space of Phi U^T).  W is fixed after its projection, so that is the exact Euclidean
+    theta-distance of this step; it needs no separate factor-back, and it exists whenever any
+    output weights reach f*.  "legacy" is the earlier two-step choice: the diagonal relative
+    weighting of the group coefficients, then of the output weights (1e-12 for a zero one)."""
+    choice = least_squares_choice(least_squares)
     n, d, k, m = problem.n, problem.d, problem.k, start.m
     X = [problem.X[i].tolist() for i in range(n)]
     ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
@@ -145,6 +229,13 @@ def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str) -
             cols.append(col)
     Phi = [[cols[c][i] for c in range(len(cols))] for i in range(n)]
     basis = independent_subset(cols)
+    if choice == "nearest":
+        # unknowns: the alive output weights, neuron by neuron (block order); column (g, t) of the
+        # design is Phi_g u_t, so Phi (U^T A) = f* is linear in A and its least-norm correction is
+        # the solution nearest the checkpoint's A
+        KA = [[sum((Phi[i][pos_ + q] * U[t][q] for q in range(len(Bs))), fmpq(0))
+               for pos_, (sg, js, Bs, U) in _offsets(blocks) for t in range(len(js))] for i in range(n)]
+        alive = [j for sg, js, Bs, U in blocks for j in js]
     newC = []
     for c in range(k):
         y = targets[:, c].tolist()
@@ -159,20 +250,28 @@ def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str) -
         else:
             fstar = [fmpq(0)] * n
         rhs = [fstar[i] - sum((Phi[i][q] * theta0[q] for q in range(len(theta0))), fmpq(0)) for i in range(n)]
-        wts = []
-        pos_ = 0
-        for sg, js, Bs, U in blocks:
-            p_ = len(Bs)
-            nrm = math.sqrt(sum(fmpq_to_float(v) ** 2 for v in theta0[pos_:pos_ + p_]))
-            wts += [rational_sqrt(nrm * nrm) if nrm > 0 else fmpq(1)] * p_
-            pos_ += p_
-        dth = least_norm_solve(Phi, rhs, wts)
+        if choice == "legacy":
+            wts = []
+            pos_ = 0
+            for sg, js, Bs, U in blocks:
+                p_ = len(Bs)
+                nrm = math.sqrt(sum(fmpq_to_float(v) ** 2 for v in theta0[pos_:pos_ + p_]))
+                wts += [rational_sqrt(nrm * nrm) if nrm > 0 else fmpq(1)] * p_
+                pos_ += p_
+            dth = least_norm_solve(Phi, rhs, wts)
+        else:
+            da = nearest_solve(KA, rhs)
+            if da is None:
+                return None, _no_output_weights(blocks)
+            for t, j in enumerate(alive):
+                A[j][c] = A[j][c] + da[t]
+            continue
         if dth is None:
             return None, "inconsistent least-squares system"
         newC.append([a + b for a, b in zip(theta0, dth)])
-    # factor back: for each group and output c, sum_j a_j[c] u_j = C_g[c]
+    # factor back (legacy): for each group and output c, sum_j a_j[c] u_j = C_g[c]
     pos = 0
-    for sg, js, Bs, U in blocks:
+    for sg, js, Bs, U in (blocks if choice == "legacy" else []):
         p = len(Bs)
         Ut = [[U[t][q] for t in range(len(js))] for q in range(p)]        # p x |g|
         for c in range(k):

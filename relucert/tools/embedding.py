@@ -1,4 +1,4 @@
-"""Network embedding (THEORY §7): widen a point without changing the network function, and
+"""Network embedding (docs/theory.md §7): widen a point without changing the network function, and
 predict what the theory says happens to its verdict.
 
 Operations (each returns an :class:`Embedded` record holding the new point, and each verifies
@@ -11,7 +11,7 @@ Operations (each returns an :class:`Embedded` record holding the new point, and 
   neuron ``(w_i, sum_l c_l a_l)`` (this *narrows* the network);
 - :func:`permute`     relabel the neurons.
 
-:func:`predict` implements the rules of THEORY §7 (plus the general fact that an embedding map
+:func:`predict` implements the rules of docs/theory.md §7 (plus the general fact that an embedding map
 ``iota`` with ``L_wide(iota(theta)) = L_narrow(theta)`` for every theta lifts descent directions and
 escape paths) given the certified verdict of the point before the operation.
 """
@@ -342,7 +342,7 @@ def apply(problem: Problem, point: Point, op: str, **kw) -> Embedded:
 
 
 # ---------------------------------------------------------------------------------------------
-# prediction (THEORY §7)
+# prediction (docs/theory.md §7)
 # ---------------------------------------------------------------------------------------------
 
 STATIONARY_VERDICTS = ("global_min", "local_min", "saddle")
@@ -449,7 +449,7 @@ def _predict_split(problem, point, op, before, E) -> tuple[str, str]:
         rule = ("E2 with all beta > 0: each copy has phi = (beta/gamma) phi_j and neuron j's escape status; "
                 "stationarity and local minimality are kept")
         if problem.k > 1 and j in (before.escape_neurons or []):
-            rule += (" [THEORY §7 as stated; WARNING: refuted in vector output when neuron j is an escape "
+            rule += (" [docs/theory.md §7 as stated; WARNING: refuted in vector output when neuron j is an escape "
                      "neuron with a_j != 0 (the minimum is then not from Theorem A): the split can be a "
                      "second-order saddle, e.g. examples/embedding/vec_morse_bott_min.json]")
         return "local_min", rule

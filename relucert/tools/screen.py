@@ -30,6 +30,7 @@ class Trajectory:
     step: np.ndarray         # T
     loss: np.ndarray | None  # T recorded losses (any convention) or None
     source: str = ""
+    optimizer: str | None = None   # the trajectory's optional ``optimizer`` string ("sgd", "adam", ...)
 
     @property
     def T(self) -> int:
@@ -47,8 +48,8 @@ def _finite(name: str, a: np.ndarray, source: str) -> None:
 
 
 def load_trajectory(path: str, data: str | None = None, keys: str | None = None) -> Trajectory:
-    """A trajectory .npz (W T x m x d, A T x m x k, optional step, loss, with X, Y) or a directory of
-    torch checkpoints (sorted by the last number in their file names) plus ``data``."""
+    """A trajectory .npz (W T x m x d, A T x m x k, optional step, loss, optimizer, with X, Y) or a
+    directory of torch checkpoints (sorted by the last number in their file names) plus ``data``."""
     from relucert.io import _npz_scalar, _open_npz, activation_from_npz, _loss_key, load_problem
     if os.path.isdir(path):
         return _load_torch_dir(path, data, keys)
@@ -94,16 +95,23 @@ def load_trajectory(path: str, data: str | None = None, keys: str | None = None)
         loss = z["loss"]
         if loss.shape != (T,):
             raise InputError(f"{src}: loss has shape {loss.shape}, expected ({T},)")
-    return Trajectory(pb, W.astype(float), A.astype(float), np.asarray(step), loss, src)
+    optimizer = _npz_scalar(z, "optimizer", None)
+    if optimizer is not None and not isinstance(optimizer, str):
+        raise InputError(f"{src}: optimizer must be a string such as 'sgd' or 'adam', got {optimizer!r}")
+    return Trajectory(pb, W.astype(float), A.astype(float), np.asarray(step), loss, src, optimizer or None)
 
 
 def _load_torch_dir(path: str, data: str | None, keys: str | None) -> Trajectory:
-    from relucert.io import load_problem, torch_state_dict, weights_from_state_dict
+    """Every .pt/.pth/.safetensors checkpoint of a directory, read as ``relucert certify --torch`` reads
+    one: all tensors used, an output bias refused, a hidden bias folded into a constant-1 column of X
+    (then every checkpoint must have it, under the same keys)."""
+    from relucert.io import load_problem, torch_weights, with_constant_column
     if data is None:
         raise InputError("a directory of torch checkpoints needs --data DATA.(json|npz)")
-    files = sorted(glob.glob(os.path.join(path, "*.pt")) + glob.glob(os.path.join(path, "*.pth")))
+    files = sorted(glob.glob(os.path.join(path, "*.pt")) + glob.glob(os.path.join(path, "*.pth"))
+                   + glob.glob(os.path.join(path, "*.safetensors")))
     if not files:
-        raise InputError(f"{path}: no .pt/.pth checkpoints found")
+        raise InputError(f"{path}: no .pt/.pth/.safetensors checkpoints found")
 
     def num(f):
         found = re.findall(r"\d+", os.path.basename(f))
@@ -111,15 +119,27 @@ def _load_torch_dir(path: str, data: str | None, keys: str | None) -> Trajectory
 
     files.sort(key=num)
     pb = load_problem(data)
-    Ws, As = [], []
+    Ws, As, first = [], [], None
     for f in files:
-        W, A = weights_from_state_dict(torch_state_dict(f), pb.d, keys, os.path.basename(f))
+        W, A, info = torch_weights(f, pb, keys)
+        roles = (info.input_weight, info.hidden_bias, info.output_weight)
+        if first is None:
+            first = (f, roles, info)
+        elif roles != first[1]:
+            raise InputError(f"{path}: checkpoints map differently: {os.path.basename(first[0])} uses "
+                             f"(input weight, hidden bias, output weight) = {first[1]}, {os.path.basename(f)} {roles}")
         Ws.append(W)
         As.append(A)
     shapes = {w.shape for w in Ws}
     if len(shapes) != 1:
         raise InputError(f"{path}: checkpoints have different widths {sorted(shapes)}")
-    return Trajectory(pb, np.stack(Ws), np.stack(As), np.array([num(f) for f in files]), None, path)
+    source = path
+    info = first[2]
+    if info.hidden_bias is not None:
+        pb = with_constant_column(pb)
+        source = (f"{path} [hidden bias {info.hidden_bias} folded: W[:, {info.d}] = {info.hidden_bias}, X gets a "
+                  f"constant-1 column at index {info.d}]")
+    return Trajectory(pb, np.stack(Ws), np.stack(As), np.array([num(f) for f in files]), None, source)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +184,6 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: f
     X, Y = problem.Xf, problem.Yf
     ap, am = (fmpq_to_float(v) for v in (problem.activation.alpha_plus, problem.activation.alpha_minus))
     T, m, d = W.shape
-    k = A.shape[2]
     if per_neuron is None:
         per_neuron = T * m <= PER_NEURON_LIMIT
     if chunk is None:   # ~ 4.5*10^4 entries per n x m array: the working set stays in cache
@@ -246,17 +265,45 @@ class PlateauOptions:
     """A plateau is a maximal stretch of checkpoints where the loss changes by less than
     ``rel_change`` (relative) over every window of ``window_frac`` of the run's step span, lasting at
     least ``min_frac`` of the span.  The defaults (0.3% per 0.5% of the run, at least 1.5% long) find
-    exactly the plateaus the paper marks in its three runs (tests/test_paper.py)."""
+    exactly the plateaus the paper marks in its three runs (tests/test_paper.py).
+
+    Short loss spikes (Adam's, say) interrupt a plateau without ending it: two flat stretches
+    separated by a gap of at most ``spike_frac`` of the span (default 0.02, i.e. 2% of the run) are
+    one plateau when the loss after the gap is back within ``spike_tol`` (relative, default 0.01,
+    i.e. 1%) of the loss before it.  Genuinely different plateau levels differ by far more (6-60%
+    in the paper's runs); ``spike_frac = 0`` switches the merging off.  Merging happens before the
+    ``min_frac`` length test, so a plateau chopped into short pieces by frequent spikes is found too."""
     rel_change: float = 0.003
     window_frac: float = 0.005
     min_frac: float = 0.015
+    spike_frac: float = 0.02
+    spike_tol: float = 0.01
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
 
 
-def detect_plateaus(step: np.ndarray, loss: np.ndarray, opts: PlateauOptions | None = None) -> list[tuple[int, int]]:
-    """Index ranges [start, end] (inclusive) of the plateaus of a loss curve."""
+class Plateau(tuple):
+    """A plateau ``(start, end)`` (inclusive checkpoint indices; compares and unpacks as that tuple),
+    with ``segments``: its flat stretches (more than one when short spikes were merged; the
+    checkpoints between them are not flat), and ``spikes``: the number of interruptions merged."""
+
+    def __new__(cls, start: int, end: int, segments=None, spikes: int | None = None):
+        self = super().__new__(cls, (int(start), int(end)))
+        self.segments = [(int(a), int(b)) for a, b in segments] if segments else [(int(start), int(end))]
+        self.spikes = len(self.segments) - 1 if spikes is None else int(spikes)   # interruptions merged
+        return self
+
+    def __getnewargs__(self):
+        return (self[0], self[1], self.segments, self.spikes)
+
+
+def _segments(p) -> list[tuple[int, int]]:
+    return list(getattr(p, "segments", None) or [(int(p[0]), int(p[1]))])
+
+
+def detect_plateaus(step: np.ndarray, loss: np.ndarray, opts: PlateauOptions | None = None) -> list[Plateau]:
+    """Index ranges [start, end] (inclusive) of the plateaus of a loss curve (see PlateauOptions)."""
     opts = opts or PlateauOptions()
     step = np.asarray(step, dtype=float)
     loss = np.asarray(loss, dtype=float)
@@ -278,7 +325,7 @@ def detect_plateaus(step: np.ndarray, loss: np.ndarray, opts: PlateauOptions | N
             continue
         lo, hi = loss[i], loss[j]
         flat[i] = abs(hi - lo) <= opts.rel_change * max(abs(lo), 1e-300)
-    out = []
+    stretches = []   # (first flat index, last flat index, end extended by one window)
     i = 0
     while i < T:
         if not flat[i]:
@@ -292,16 +339,56 @@ def detect_plateaus(step: np.ndarray, loss: np.ndarray, opts: PlateauOptions | N
         e2 = e
         while e2 < T - 1 and step[e2 + 1] <= step[e] + win:
             e2 += 1
-        if step[e2] - step[s] >= opts.min_frac * span:
-            out.append((s, e2))
-    # merge overlaps
-    merged = []
-    for s, e in out:
-        if merged and s <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
-        else:
-            merged.append((s, e))
-    return merged
+        stretches.append((s, e, e2))
+
+    def long(a: int, b: int) -> bool:
+        return step[b] - step[a] >= opts.min_frac * span
+
+    if opts.spike_frac <= 0:
+        # long stretches, overlapping ones merged
+        merged: list[tuple[int, int]] = []
+        for s, _, e2 in stretches:
+            if not long(s, e2):
+                continue
+            if merged and s <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(e2, merged[-1][1]))
+            else:
+                merged.append((s, e2))
+        return [Plateau(s, e) for s, e in merged]
+    # chains of flat stretches: overlapping ones (as above), and ones interrupted only by a short
+    # spike after which the loss is back at the level it had before
+    chains: list[list[tuple[int, int, int]]] = []
+    for st in stretches:
+        if chains:
+            _, pe, pe2 = chains[-1][-1]
+            back = abs(loss[st[0]] - loss[pe]) <= opts.spike_tol * max(abs(loss[pe]), 1e-300)
+            if st[0] <= pe2 or (step[st[0]] - step[pe] <= opts.spike_frac * span and back):
+                chains[-1].append(st)
+                continue
+        chains.append([st])
+    res = []
+    for ch in chains:
+        # pieces at a chain's ends too short to be plateaus themselves are dropped (as without merging)
+        keep = [k for k, (s, _, e2) in enumerate(ch) if long(s, e2)]
+        if keep:
+            ch = ch[keep[0]:keep[-1] + 1]
+        start, end = ch[0][0], max(e2 for _, _, e2 in ch)
+        if not long(start, end):
+            continue
+        segs = [[s, e] for s, e, _ in ch]
+        segs[-1][1] = end
+        # the interruptions: non-flat gaps between the flat runs; the flat test looks one window
+        # ahead, so the checkpoints up to a window before a spike are flagged too -- gaps around a
+        # flat run shorter than a window are one spike
+        spikes = 0
+        for k in range(1, len(segs)):
+            if segs[k][0] <= segs[k - 1][1] + 1:
+                continue
+            a0, a1 = segs[k - 1]
+            if k == 1 or segs[k - 2][1] + 1 >= a0 or step[a1] - step[a0] >= win:
+                spikes += 1
+        res.append(Plateau(start, end, [tuple(sg) for sg in segs], spikes))
+    return res
 
 
 def _certify_checkpoint(args) -> dict:
@@ -343,20 +430,33 @@ class PlateauRow:
     readings: dict = field(default_factory=dict)
     reason: str = ""
     hint: str = ""
+    spikes: int = 0          # short loss spikes merged into this plateau (PlateauOptions.spike_frac)
+
+
+def _representative(step: np.ndarray, s: int, e: int, segments: list[tuple[int, int]]) -> int:
+    """The checkpoint of [s, e] nearest the middle step, among those in a flat stretch."""
+    mid_step = (step[s] + step[e]) / 2
+    idx = np.concatenate([np.arange(max(a, s), min(b, e) + 1) for a, b in segments] or [np.arange(s, e + 1)])
+    if not len(idx):
+        idx = np.arange(s, e + 1)
+    return int(idx[np.argmin(np.abs(step[idx] - mid_step))])
 
 
 def certify_plateaus(traj: Trajectory, plateaus: list, *, reading: str = "auto", workers: int = 1,
                      growth: float = 10.0, tol: dict | None = None) -> list[PlateauRow]:
     """Refine and certify the middle checkpoint of each plateau (process pool), and compare the
-    neurons that grow after the plateau with the certified escape neurons."""
+    neurons that grow after the plateau with the certified escape neurons.  A plateau with merged
+    loss spikes (``Plateau.segments``) is represented by the checkpoint nearest its middle that lies
+    in one of its flat stretches, never by one inside a spike."""
     pj = traj.problem.to_json()
     tol = tol or {}
     rows, jobs = [], []
-    for p, (s, e) in enumerate(plateaus):
-        mid_step = (traj.step[s] + traj.step[e]) / 2
-        rep = int(s + np.argmin(np.abs(traj.step[s:e + 1] - mid_step)))
+    for p, pl in enumerate(plateaus):
+        s, e = int(pl[0]), int(pl[1])
+        rep = _representative(traj.step, s, e, _segments(pl))
         loss = float(traj.loss[rep]) if traj.loss is not None else float("nan")
-        rows.append(PlateauRow(p + 1, s, e, (int(traj.step[s]), int(traj.step[e])), rep, loss))
+        rows.append(PlateauRow(p + 1, s, e, (int(traj.step[s]), int(traj.step[e])), rep, loss,
+                               spikes=int(getattr(pl, "spikes", 0))))
         jobs.append((pj, traj.W[rep], traj.A[rep], reading, tol))
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=workers) as ex:
@@ -389,13 +489,85 @@ def certify_plateaus(traj: Trajectory, plateaus: list, *, reading: str = "auto",
     return rows
 
 
-def plateau_table(rows: list[PlateauRow], convention: str) -> str:
-    lines = [f"{'plateau':>7} {'steps':>19} {'loss (' + convention + ')':>20} {'verdict':<14} {'reading':<17} "
-             f"{'escape neurons':<24} {'grew after':<24} grown ⊆ escape"]
+LIST_WIDTH = 28   # widest neuron list printed in a table cell; longer lists are summarised
+
+
+def summarise_list(items, width: int = LIST_WIDTH) -> str:
+    """``[3, 7, 12]``, or when that is wider than ``width``, as many leading whole numbers as fit
+    followed by how many more there are: ``[3, 7, 12, … 9 more]``.  Never cuts a number; "-" if empty.
+    (At least one number is shown, even if that exceeds ``width``.)"""
+    items = [str(int(v)) for v in items]
+    if not items:
+        return "-"
+    full = "[" + ", ".join(items) + "]"
+    if len(full) <= width:
+        return full
+    for c in range(len(items) - 1, 0, -1):
+        short = "[" + ", ".join(items[:c]) + f", … {len(items) - c} more]"
+        if len(short) <= width:
+            return short
+    return f"[{items[0]}, … {len(items) - 1} more]"
+
+
+def plateau_table(rows: list[PlateauRow], convention: str, width: int = LIST_WIDTH, full_lists: bool = True) -> str:
+    """The saddle-to-saddle table, one row per plateau.  Neuron lists wider than ``width`` are
+    summarised with whole numbers (``summarise_list``); with ``full_lists`` the complete lists
+    of those rows follow the table, one line each (no line below the table starts with a number)."""
+    head = ["plateau", "steps".center(19), f"loss ({convention})", "verdict", "reading", "escape neurons", "grew after",
+            "grown ⊆ escape"]
+    cells, notes = [], []
     for r in rows:
-        esc = ",".join(map(str, r.escape_neurons)) if r.escape_neurons else "-"
-        gr = ",".join(map(str, r.grown)) if r.grown else "-"
+        esc, gr = summarise_list(r.escape_neurons, width), summarise_list(r.grown, width)
         ok = {True: "yes", False: "NO", None: "n/a"}[r.grown_are_escape]
-        lines.append(f"{r.index:>7} {r.step_range[0]:>9}-{r.step_range[1]:<9} {r.loss:>20.10g} {r.verdict:<14} "
-                     f"{r.reading:<17} {esc[:24]:<24} {gr[:24]:<24} {ok}")
-    return "\n".join(lines)
+        cells.append([str(r.index), f"{r.step_range[0]:>9}-{r.step_range[1]:<9}", f"{r.loss:.10g}", r.verdict,
+                      r.reading, esc, gr, ok])
+        if full_lists:
+            for name, lst, shown in (("escape neurons", r.escape_neurons, esc), ("grew after", r.grown, gr)):
+                if "more]" in shown:
+                    notes.append(f"  plateau {r.index}: {name} ({len(lst)}): " + ", ".join(str(int(v)) for v in lst))
+    wid = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(head)]
+    right = {0, 2}   # numbers right-aligned
+
+    def line(vals):
+        return " ".join((v.rjust(w) if i in right else v.ljust(w)) if i < len(vals) - 1 else v
+                        for i, (v, w) in enumerate(zip(vals, wid)))
+    return "\n".join([line(head)] + [line(c) for c in cells] + notes)
+
+
+GD_OPTIMIZERS = {"gd", "sgd", "gradientdescent", "stochasticgradientdescent", "fullbatchgd", "gradientflow", "gf"}
+
+
+def is_gradient_descent(optimizer: str | None) -> bool | None:
+    """True for plain (stochastic) gradient descent or gradient flow ("sgd", "gd", "gradient_flow",
+    "torch.optim.SGD", ...; not with momentum), False for any other optimizer ("adam", ...), None
+    when the trajectory does not say."""
+    if optimizer is None or not str(optimizer).strip():
+        return None
+    o = str(optimizer).strip().lower()
+    if "nesterov" in o:
+        return False
+    if "momentum" in o:
+        mom = re.search(r"momentum\s*[=:]\s*([-+0-9.e]+)", o)
+        try:
+            if mom is None or float(mom.group(1)) != 0:
+                return False
+        except ValueError:
+            return False
+    name = re.sub(r"[\s_\-]", "", o.split("(")[0]).removeprefix("torch.optim.")
+    return name in GD_OPTIMIZERS
+
+
+def drift_line(sc: ScreenResult, optimizer: str | None) -> str | None:
+    """The conservation-drift line: ||w_j||^2 - ||a_j||^2 is conserved by gradient flow (and drifts
+    only by O(lr^2) per step under plain gradient descent), so its drift is reported for (S)GD, with
+    a qualifier when the optimizer is unknown, and not at all for other optimizers (Adam, momentum)."""
+    if sc.balance is None:
+        return None
+    gd = is_gradient_descent(optimizer)
+    if gd is False:
+        return None
+    drift = float(np.abs(sc.balance - sc.balance[0]).max())
+    line = f"balance |w_j|^2-|a_j|^2: max drift over the run {drift:.3e}"
+    if gd is None:
+        return line + " (meaningful for gradient descent only; the trajectory does not name its optimizer)"
+    return line + f" (conserved by gradient flow; optimizer {optimizer})"

@@ -1,11 +1,11 @@
-"""Symbolic layer (sympy): the network of THEORY §1 on one activation pattern.
+"""Symbolic layer (sympy): the network of docs/theory.md §1 on one activation pattern.
 
 For a problem and a point — or for an explicit activation pattern (sign of every ``z_ij``, with the
 sign of a direction on the kinks) — :class:`SymbolicModel` builds with sympy
 
 - the loss as a polynomial in the parameters on that pattern (``loss``), its ``gradient`` and
   ``hessian``;
-- ``G_j``, ``D_j(r)`` (piecewise in r) and ``phi_j(r)`` per neuron (THEORY §3);
+- ``G_j``, ``D_j(r)`` (piecewise in r) and ``phi_j(r)`` per neuron (docs/theory.md §3);
 - ``L'(theta; Delta)`` as a piecewise expression in Delta (``directional_derivative``), and the same
   number derived from the definition, as the t-coefficient of the loss along the ray
   (``directional_derivative_limit``);
@@ -468,7 +468,7 @@ class SymbolicModel:
                 H[a, b] = H[b, a] = sp.Add(*acc) / self.n
         return H
 
-    # -- per-neuron objects of THEORY §3 -----------------------------------------------------------
+    # -- per-neuron objects of docs/theory.md §3 -----------------------------------------------------------
 
     def G(self, j: int, *, local: bool = False) -> list:
         """G_j = (1/n) sum_i e_i sigma(z_ij), with sigma(z_ij) = s_ij z_ij on the pattern.
@@ -538,7 +538,7 @@ class SymbolicModel:
 
     def directional_derivative(self, dW: Any = None, dA: Any = None, *, at_point: bool = False,
                                form: str = "piecewise"):
-        """L'(theta; Delta) = sum_j [Delta a_j . G_j + a_j . D_j(Delta w_j)] (THEORY §3), piecewise
+        """L'(theta; Delta) = sum_j [Delta a_j . G_j + a_j . D_j(Delta w_j)] (docs/theory.md §3), piecewise
         in Delta (form='max': sigma on the kinks written with max(0, .)); symbolic Delta unless
         numeric dW / dA are given."""
         dWm = self.dW if dW is None else sp.Matrix(self.m, self.d, lambda j, q: rat(_entry(dW, j, q)))
@@ -617,7 +617,7 @@ class SymbolicModel:
         return out
 
     def escape_path(self, j: int, r: Sequence) -> list:
-        """Coefficients c0..c6 of L(theta(t)) - L(theta) along w_j + t r, a_j - t^2 D_j(r) (THEORY §4),
+        """Coefficients c0..c6 of L(theta(t)) - L(theta) along w_j + t r, a_j - t^2 D_j(r) (docs/theory.md §4),
         on the pattern the direction r enters (numeric point and r)."""
         r = [rat(v) for v in r]
         dW = [[0] * self.d for _ in range(self.m)]

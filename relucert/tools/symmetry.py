@@ -1,4 +1,4 @@
-"""Symmetries of one-hidden-layer ReLU-like networks (THEORY §7, §9), exactly.
+"""Symmetries of one-hidden-layer ReLU-like networks (docs/theory.md §7, §9), exactly.
 
 - rescaling orbits ``(w_j, a_j) -> (c w_j, a_j / c)``, c > 0, and the invariant ``|w|^2 - |a|^2``;
 - permutation orbits and neurons sharing a direction (replicated groups, zero-output groups);
@@ -8,7 +8,7 @@
   the split of its kernel into rescaling / flat-line / dead-neuron directions and the rest; a flat
   direction outside the kernel gives an exact negative-curvature (second-order saddle) certificate;
 - counting of symmetry-induced critical sets: brute-force enumeration of groupings versus the
-  closed forms T(r*, m) and G(r, m) of THEORY §7, with realisations checked exactly.
+  closed forms T(r*, m) and G(r, m) of docs/theory.md §7, with realisations checked exactly.
 """
 from __future__ import annotations
 
@@ -209,7 +209,7 @@ def analyze(problem: Problem, point: Point, *, do_certify: bool = True, do_hessi
 
 
 # ---------------------------------------------------------------------------------------------
-# counting (THEORY §7)
+# counting (docs/theory.md §7)
 # ---------------------------------------------------------------------------------------------
 
 def stirling2(n: int, k: int) -> int:
