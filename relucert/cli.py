@@ -6,7 +6,7 @@ import importlib
 import sys
 
 from relucert.check.limits import DEFAULT_LIMITS, LimitError, Limits, set_limits
-from relucert.errors import InputError, RelucertError
+from relucert.errors import InputError, RelucertError, short_message
 
 # sub-command modules: each defines add_parser(subparsers) and sets a ``func`` default
 COMMAND_MODULES = ["relucert.commands.certify_cmd", "relucert.commands.check_cmd",
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_parser(sub)
     for parser in [ap] + list(sub.choices.values()):
         _add_limit_options(parser, top=parser is ap)
+        parser.add_argument("--debug", action="store_true", default=False if parser is ap else argparse.SUPPRESS,
+                            help="print the Python traceback of an internal error")
     return ap
 
 
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         _apply_limits(args)
         return int(args.func(args) or 0)
     except RelucertError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {short_message(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
@@ -81,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:        # a bug, never a verdict: one line unless --debug asks for the traceback
+        if getattr(args, "debug", False):
+            raise
+        msg = str(e).splitlines()[0][:300] if str(e) else ""
+        print(f"error: internal error ({type(e).__name__}: {msg}); no verdict is claimed; "
+              "rerun with --debug for the traceback and please report it", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import numpy as np
 
 from relucert.check.limits import LimitError, Limits, read_text
 from relucert.check.limits import load_json as parse_json_text
-from relucert.errors import InputError
+from relucert.errors import InputError, short_message
 from relucert.core.problem import Point, Problem
 
 REQUIRED = ("X", "Y", "W", "A")
@@ -146,8 +146,8 @@ def _named(path: str, fn, *args):
         msg = str(e)
         name = os.path.basename(path)
         if name not in msg and path not in msg:
-            raise InputError(f"{path}: {msg}") from None
-        raise
+            msg = f"{path}: {msg}"
+        raise InputError(short_message(msg)) from None
 
 
 def load(path: str, index: int | None = None) -> tuple[Problem, Point]:
@@ -548,7 +548,7 @@ def with_constant_column(pb: Problem) -> Problem:
     X = np.empty((pb.n, pb.d + 1), dtype=object)
     X[:, : pb.d] = pb.X
     X[:, pb.d] = fmpq(1)
-    return Problem(X, pb.Y.copy(), pb.activation, pb.loss)
+    return Problem(X, pb.Y.copy(), pb.activation, pb.loss, defaulted=pb.defaulted)
 
 
 def torch_weights(ckpt: str, pb: Problem, keys: str | None = None) -> tuple[np.ndarray, np.ndarray, TorchLoadInfo]:

@@ -210,3 +210,24 @@ def test_json_depth_and_exact_numbers():
     check_depth([[[1]]], "t", Limits(max_depth=3))
     with pytest.raises(LimitError, match="NaN"):
         load_json("[NaN]", "t")
+
+
+def test_internal_errors_are_one_line_unless_debug(tmp_path, monkeypatch, capsys):
+    from relucert import cli
+    import relucert.commands.certify_cmd as cc
+    f = write(tmp_path, "p.json", json.dumps(BASE))
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated bug")
+    monkeypatch.setattr(cc, "certify_checkpoint", boom)
+    assert cli.main(["certify", f]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "internal error (RuntimeError: simulated bug)" in err[0] and "--debug" in err[0]
+    with pytest.raises(RuntimeError, match="simulated bug"):
+        cli.main(["certify", f, "--debug"])
+
+
+def test_hostile_text_is_not_echoed_in_full(tmp_path):
+    f = write(tmp_path, "p.json", json.dumps(dict(BASE, activation="x" * 5000)))
+    line = one_line_error(run("certify", f), "p.json", "unknown activation", "5002 characters")
+    assert len(line) < 400
