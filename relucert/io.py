@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from relucert.check import BALL_FORMAT, FORMAT
 from relucert.check.limits import LimitError, Limits, read_text
 from relucert.check.limits import load_json as parse_json_text
 from relucert.errors import InputError, short_message
@@ -36,8 +37,25 @@ def read_json_exact(path: str, limits: Limits | None = None) -> Any:
 
 
 def problem_point_from_dict(obj: Any, source: str = "input") -> tuple[Problem, Point]:
+    """A problem file's object (X, Y, W, A, activation, loss), or a certificate's (its exact problem
+    and point: every command can read the point a certificate is about)."""
     if not isinstance(obj, dict):
         raise InputError(f"{source}: expected a JSON object with keys X, Y, W, A")
+    if obj.get("format") == BALL_FORMAT:
+        raise InputError(f"{source}: a ball certificate proves an exact stationary point inside a box around its "
+                         "'point', not that point itself; 'relucert certify --save-refined OUT.json' writes the "
+                         "box's centre as a problem file, to be read knowing that")
+    if "format" in obj:
+        if obj["format"] != FORMAT:
+            raise InputError(f"{source}: field 'format': unknown certificate format {short_message(str(obj['format']))!r} "
+                             f"(expected {FORMAT!r})")
+        pj, ptj = obj.get("problem"), obj.get("point")
+        if not isinstance(pj, dict) or not isinstance(ptj, dict):
+            raise InputError(f"{source}: a certificate needs objects 'problem' and 'point'")
+        obj = {**pj, **ptj}
+        missing = [k for k in ("activation", "loss") + REQUIRED if k not in obj]
+        if missing:
+            raise InputError(f"{source}: certificate lacks {', '.join(missing)}")
     missing = [k for k in REQUIRED if k not in obj]
     if missing:
         raise InputError(f"{source}: missing key(s) {', '.join(missing)}")
@@ -46,6 +64,24 @@ def problem_point_from_dict(obj: Any, source: str = "input") -> tuple[Problem, P
     pb.defaulted = tuple(key for key in ("activation", "loss") if key not in obj)
     pt = Point.make(obj["W"], obj["A"], pb)
     return pb, pt
+
+
+def point_file(problem: Problem, point: Point, **extra: Any) -> dict:
+    """A problem file (the input format of every command) holding ``point``, every number exact."""
+    out = problem.to_json()
+    out.update(point.to_json())
+    out.update(extra)
+    return out
+
+
+def write_point(path: str, problem: Problem, point: Point, **extra: Any) -> None:
+    """Write ``point_file(problem, point, **extra)`` to ``path`` as JSON."""
+    import json
+    try:
+        with open(path, "w") as fh:
+            json.dump(point_file(problem, point, **extra), fh, indent=1)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror}") from None
 
 
 def load_json(path: str) -> tuple[Problem, Point]:

@@ -20,11 +20,13 @@ from fractions import Fraction
 import numpy as np
 
 from relucert import check
+from relucert.core.formulas import pattern_margin
 from relucert.core.problem import Point, Problem
 from relucert.decide.certify import Result, certify, escape_path_losses
 from relucert.decide.report import short_number
 from relucert.errors import InputError, RelucertError
-from relucert.refine import DECISIVE, Tolerances, effective_kink_tol, float_gradient_norm, refine, refined_report
+from relucert.io import point_file
+from relucert.refine import DECISIVE, Tolerances, effective_kink_tol, float_gradient_norm, refine_point
 
 AUTO_CHECK_MAX = 20000     # the pure-Fraction checker takes seconds beyond n*m = this
 REFINE_MODES = ("auto", "always", "never")
@@ -62,20 +64,50 @@ class CheckpointReport:
             out.append(("refined point's", self.refined["certificate"]))
         return out
 
+    def refined_point(self) -> Point | None:
+        """The refined point (exact), or None when refinement did not run or produced no point."""
+        pj = (self.refined or {}).get("point")
+        return None if pj is None else Point.make(pj["W"], pj["A"], self.given.problem)
+
+    def refined_point_file(self) -> dict:
+        """The refined point as a problem file (the input format of every command), with a note of
+        where it came from; InputError when there is no refined point."""
+        pt = self.refined_point()
+        if pt is None:
+            why = ("refinement did not run (the given point is decided or not near-stationary; --refine forces it)"
+                   if self.refined is None else f"refinement produced no point: {self.refined['reason']}")
+            raise InputError(f"no refined point to save: {why}")
+        rf = self.refined
+        ball = (rf.get("certificate") or {}).get("format") == check.BALL_FORMAT
+        return point_file(self.given.problem, pt, provenance={
+            "what": ("the centre of a ball certificate's box: the exact stationary point it proves lies in the box"
+                     if ball else "the refined point of 'relucert certify'"),
+            "verdict": rf["verdict"], "reading": rf["reading"], "moved": rf["distance"]})
+
     @property
     def about(self) -> str:
         """Which point the headline verdict is about: "refined point" or "given point"."""
         return "refined point" if self.refined is not None else "given point"
+
+    def pattern_margin(self) -> dict | None:
+        """For a local_min: how far its point is from changing activation pattern
+        (``core.formulas.pattern_margin``); None otherwise."""
+        if self.verdict != "local_min":
+            return None
+        if "_margin" not in self.__dict__:
+            pt = self.refined_point() if self.refined is not None else self.given.point
+            self.__dict__["_margin"] = None if pt is None else pattern_margin(self.given.problem, pt)
+        return self.__dict__["_margin"]
 
     def _headline(self) -> dict:
         if self.refined is not None:
             rf = self.refined
             return {"verdict": rf["verdict"], "about": self.about, "reason": rf["reason"],
                     "escape_neurons": rf["escape_neurons"], "loss": rf["loss"], "reading": rf["reading"],
-                    "moved": rf["distance"]}
+                    "moved": rf["distance"], "pattern_margin": self.pattern_margin()}
         g = self.given
         return {"verdict": g.verdict, "about": self.about, "reason": g.reason, "escape_neurons": g.escape_neurons,
-                "loss": g.loss_json(), "reading": None, "moved": None}
+                "loss": g.loss_json(), "reading": None, "moved": None, "pattern_margin": self.pattern_margin()}
 
     def to_json(self) -> dict:
         """The answer first (verdict, which point, reason, loss, how far refinement moved), then the
@@ -105,6 +137,11 @@ class CheckpointReport:
                      if d else "refined")
             lines.append(f"VERDICT: {h['verdict'].upper()}  for the refined point near the checkpoint ({moved}; "
                          f"reading of tiny neurons: {h['reading']})")
+            used = [row for row in self.refined.get("kink_alternatives") or [] if row["used"]]
+            if used and used[0]["direction"] != "as chosen":
+                lines.append(f"  decided at the neighbouring kink tolerance {used[0]['kink_tol']:.2e} "
+                             f"({used[0]['direction']}); the chosen one gave "
+                             f"{self.refined['kink_alternatives'][0]['verdict']}")
         else:
             lines.append(f"VERDICT: {h['verdict'].upper()}  for the point exactly as given")
         lines.append(f"  {h['reason']}")
@@ -116,6 +153,11 @@ class CheckpointReport:
             lines.append(f"  loss ({h['loss']['convention']}): {short_number(exact)}{approx}")
         if h["escape_neurons"]:
             lines.append(f"  escape neurons: {h['escape_neurons']}")
+        pm = h["pattern_margin"]
+        if pm is not None:
+            lines.append(f"  pattern margin {pm['absolute']:.1e} (relative to |theta| {pm['relative']:.1e}; neuron "
+                         f"{pm['neuron']} ({pm['neuron_status']}) on data point {pm['data']}): a larger change of one "
+                         "w_j can change the activation pattern, so the minimum may be no wider")
         if self.refined is not None:
             lines.append(f"  the checkpoint itself, exactly as given: {res.verdict.upper()}"
                          + (" (float checkpoints are almost never exactly stationary)"
@@ -210,7 +252,7 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
         else:
             grad = float("inf")       # beyond the float range: refinement (float-guided) cannot run
         if refine_mode == "always" or (res.verdict not in DECISIVE and grad <= tol.stationary):
-            refined = refined_report(problem, point, refine(problem, point, tol))
+            refined = refine_point(problem, point, tol)
     report = CheckpointReport(res, refined, grad, tol, refine_mode=refine_mode)
     report.independent_check = independent_check(report.certificates(), problem, point,
                                                  check_mode=check_mode, limit=check_limit)
@@ -266,6 +308,14 @@ def refined_text(rf: dict) -> str:
         for row in rf.get("escape_path_losses", []):
             lines.append(f"  t = {row['t']}: loss decreases by {float(Fraction(row['decrease'])):.4e} "
                          f"({rf['loss']['convention']}, exact)")
+    alts = rf.get("kink_alternatives") or []
+    if alts:
+        lines.append("kink snapping not clear-cut; refined at the neighbouring kink tolerances too:")
+        for row in alts:
+            mv = row["distance"].get("relative") if row["distance"] else None
+            lines.append(f"  kink tol {row['kink_tol']:.2e} ({row['direction']}, {row['snapped']} pair(s) snapped): "
+                         f"{row['verdict']}" + (f", moved {mv:.2e} (relative)" if mv is not None else "")
+                         + ("   <- this report" if row["used"] else ""))
     for a in rf["ambiguities"]:
         lines.append(f"ambiguity: {a['what']}" + (f" -> {a['verdicts']}" if "verdicts" in a else ""))
     return "\n".join(lines)

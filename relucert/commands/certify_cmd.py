@@ -13,10 +13,13 @@ from relucert.refine import Tolerances
 
 def add_parser(sub) -> None:
     p = sub.add_parser("certify", help="certify a point: verdict, report and certificate")
-    p.add_argument("file", nargs="?", help="problem+point file (.json or .npz, or a trajectory .npz with --index)")
+    p.add_argument("file", nargs="?", help="problem+point file (.json or .npz, or a trajectory .npz with --index) or a certificate (.json)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.add_argument("--certificate", metavar="OUT", help="write the certificate (JSON) to OUT "
                    "(of the refined point when refinement ran, the given point's goes to OUT.given.json)")
+    p.add_argument("--save-refined", metavar="OUT.json",
+                   help="write the refined point as a problem file (exact rationals; the input format of every "
+                        "command: symmetry, derive, embed, certify). Every command also reads a certificate's point")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--exact-only", action="store_true", help="certify the point exactly as given (no refinement)")
     g.add_argument("--refine", action="store_true", help="always refine (even if the given point is decided)")
@@ -77,10 +80,11 @@ def run(args) -> int:
         v = getattr(args, name)
         if not (v >= 0) or v == float("inf"):
             raise InputError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
-    if args.certificate:
-        folder = os.path.dirname(os.path.abspath(args.certificate))
-        if not os.path.isdir(folder):
-            raise InputError(f"--certificate {args.certificate}: folder {folder} does not exist")
+    for opt, path in (("--certificate", args.certificate), ("--save-refined", args.save_refined)):
+        if path:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise InputError(f"{opt} {path}: folder {folder} does not exist")
     problem, point = _load(args)
     tol = Tolerances(args.tol_kink, args.tol_tiny, args.tol_stationary, args.tol_alive, args.max_move,
                      not args.fixed_kink_tol, replica_angle=args.replica_angle)
@@ -89,20 +93,48 @@ def run(args) -> int:
                                 check_mode=False if args.no_check else "auto")
     if args.certificate:
         write_certificates(report, args.certificate)
+    saved = None
+    if args.save_refined:
+        try:
+            saved = report.refined_point_file()
+        except InputError as e:
+            saved = str(e)
+        else:
+            _write_json(args.save_refined, saved)
     mapping = getattr(args, "torch_mapping", None)
     if args.json:
         out = report.to_json()
         if mapping is not None:
             out["torch_mapping"] = mapping.to_json()
+        if args.save_refined:
+            out["saved_refined"] = args.save_refined if isinstance(saved, dict) else None
         json.dump(out, sys.stdout, indent=1, default=str)
         print()
-        return 0
+        return _saved_status(args, saved)
     if mapping is not None:
         print("\n".join(mapping.lines()) + "\n")
     print(report.text())
     if args.certificate:
         print(f"certificate written to {args.certificate}")
+    if isinstance(saved, dict):
+        print(f"refined point written to {args.save_refined} (read it with symmetry, derive, embed or certify)")
+    return _saved_status(args, saved)
+
+
+def _saved_status(args, saved) -> int:
+    """Exit 1 with a one-line note when --save-refined was asked for and there was nothing to save."""
+    if args.save_refined and not isinstance(saved, dict):
+        print(f"relucert: --save-refined {args.save_refined}: {saved}; nothing written", file=sys.stderr)
+        return 1
     return 0
+
+
+def _write_json(path: str, obj: dict) -> None:
+    try:
+        with open(path, "w") as fh:
+            json.dump(obj, fh, indent=1)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror}") from None
 
 
 def write_certificates(report, path: str) -> None:

@@ -17,7 +17,7 @@ FULL_LOSS_PARAMS = 12  # print the expanded loss polynomial when there are at mo
 def add_parser(sub) -> None:
     p = sub.add_parser("derive", help="print the symbolic formulas (loss, gradient, G_j, D_j, phi_j, "
                        "L'(theta; Delta)) of the point's activation pattern")
-    p.add_argument("file", help="problem+point file (.json or .npz, or a trajectory .npz with --index)")
+    p.add_argument("file", help="problem+point file (.json or .npz, or a trajectory .npz with --index) or a certificate (.json)")
     p.add_argument("--neuron", "-j", type=int, action="append", metavar="J",
                    help="print the formulas of neuron J (0-based; repeatable). Default: every neuron "
                    f"when m <= {SMALL_M}, else a summary plus the neurons that have kinks")

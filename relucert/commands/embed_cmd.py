@@ -5,7 +5,7 @@ import json
 import sys
 
 from relucert.errors import InputError
-from relucert.io import load
+from relucert.io import load, point_file
 
 
 def add_parser(sub) -> None:
@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
                     "unchanged, write the new point (input schema, exact strings), and with --certify "
                     "compare the verdict the theory predicts with the certified one. Values starting with "
                     "'-' need '=', e.g. --add-neuron=-1,2 or --beta=-1,2.")
-    p.add_argument("file", help="problem+point file (.json or .npz)")
+    p.add_argument("file", help="problem+point file (.json or .npz) or a certificate (.json)")
     p.add_argument("--index", type=int, default=None, help="checkpoint index in a trajectory .npz")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--add-neuron", metavar="zero|dead|W1,W2,...",
@@ -50,12 +50,6 @@ def _operation(args, problem, point):
     if args.merge is not None:
         return E.merge(problem, point, args.merge)
     return E.permute(problem, point, args.permute)
-
-
-def point_file(problem, point) -> dict:
-    out = problem.to_json()
-    out.update(point.to_json())
-    return out
 
 
 def run(args) -> int:

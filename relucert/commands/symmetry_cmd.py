@@ -6,6 +6,7 @@ import sys
 
 from relucert.errors import InputError
 from relucert.io import load
+from relucert.decide.report import short_number
 
 
 def add_parser(sub) -> None:
@@ -14,7 +15,7 @@ def add_parser(sub) -> None:
                          "or, with --count, the counting of symmetry-induced critical sets",
         description="Exact symmetry analysis (docs/theory.md §7, §9). With --count: brute-force enumeration of the "
                     "groupings that embed a width-r point into width m, versus T(r*, m) and G(r, m).")
-    p.add_argument("file", nargs="?", help="problem+point file (.json or .npz)")
+    p.add_argument("file", nargs="?", help="problem+point file (.json or .npz) or a certificate (.json)")
     p.add_argument("--index", type=int, default=None, help="checkpoint index in a trajectory .npz")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-hessian", action="store_true", help="skip the exact Hessian")
@@ -52,8 +53,9 @@ def run(args) -> int:
 
 
 def _short(v, n=60):
-    s = ", ".join(v) if isinstance(v, list) else str(v)
-    return s if len(s) <= n else s[:n] + "..."
+    """Exact numbers shortened for reading (whole in --json)."""
+    s = ", ".join(short_number(x) for x in v) if isinstance(v, list) else short_number(v)
+    return s if len(s) <= 4 * n else s[:4 * n] + "..."
 
 
 def analysis_text(an: dict) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import math
 import numpy as np
 from flint import fmpq
 
 from relucert.core.linalg import dot, is_zero, matmul, rows
-from relucert.core.problem import Point, Problem
+from relucert.core.problem import Point, Problem, fmpq_to_float
 
 
 def T(a: np.ndarray) -> np.ndarray:
@@ -315,6 +316,37 @@ def smooth_point(problem: Problem, point: Point, Z: np.ndarray | None = None) ->
     nonzero_x = [i for i in range(problem.n) if not is_zero(problem.X[i].tolist())]
     return all(not is_zero(point.W[j].tolist()) for j in range(point.m)) and all(
         Z[i, j] != 0 for i in nonzero_x for j in range(point.m))
+
+
+def pattern_margin(problem: Problem, point: Point) -> dict | None:
+    """How far the point is from changing its activation pattern: the smallest change of one input
+    weight vector w_j (Euclidean) that moves a strict pre-activation w_j . x_i != 0 onto its kink,
+    min |w_j . x_i| / |x_i| over those pairs, also relative to |theta|; with the pair attaining it.
+    Beyond this the pattern can change (a dead neuron revives, a sign flips), so a local minimum
+    certified at the point need not extend further.  A float figure for the report (exact signs:
+    pairs that are near 0 in floats are recomputed exactly); None when no pair is strict."""
+    X, W = problem.Xf, point.Wf
+    xn = np.linalg.norm(X, axis=1)
+    wn = np.linalg.norm(W, axis=1)
+    Z = X @ W.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        D = np.abs(Z) / xn[:, None]
+    D[xn == 0, :] = np.inf
+    D[:, wn == 0] = np.inf
+    close = np.argwhere(np.abs(Z) <= 1e-6 * np.outer(xn, wn))
+    for i, j in close:
+        if wn[j] == 0 or xn[i] == 0:
+            continue
+        z = dot(point.W[j].tolist(), problem.X[i].tolist())
+        D[i, j] = np.inf if z == 0 else abs(fmpq_to_float(z)) / xn[i]
+    if not np.isfinite(D).any():
+        return None
+    i, j = np.unravel_index(int(np.argmin(D)), D.shape)
+    theta = math.sqrt(float((W ** 2).sum() + (point.Af ** 2).sum()))
+    am = problem.activation.alpha_minus
+    return {"absolute": float(D[i, j]), "relative": float(D[i, j]) / theta if theta > 0 else math.inf,
+            "neuron": int(j), "data": int(i),
+            "neuron_status": neuron_status(problem.X, point.W[j].tolist(), point.A[j].tolist(), am)}
 
 
 class ExactState:

@@ -5,7 +5,8 @@ pattern, snapping, the float gradient), ``scalar`` (exact least squares on a fix
 ``vector`` (high-precision Newton for vector output), ``replicas`` (near-parallel neurons read as
 exact replicas), ``driver`` (the readings, certification of each refined point, the report)."""
 from relucert.refine.classify import Tolerances, classify, effective_kink_tol, float_gradient_norm
-from relucert.refine.driver import DECISIVE, READINGS, RefinedReport, Refinement, refine, refined_report
+from relucert.refine.driver import (DECISIVE, READINGS, RefinedReport, Refinement, refine, refine_point,
+                                    refined_report)
 
 __all__ = ["DECISIVE", "READINGS", "RefinedReport", "Refinement", "Tolerances", "classify", "effective_kink_tol",
-           "float_gradient_norm", "refine", "refined_report"]
+           "float_gradient_norm", "refine", "refine_point", "refined_report"]

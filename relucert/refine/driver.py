@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from flint import fmpq
@@ -199,7 +199,7 @@ def _numerical_hint(problem: Problem, point: Point, resid: float) -> str:
 def choose(refs: list) -> Refinement:
     """The primary refinement: the first reading (in READINGS order) with a decisive verdict."""
     for r in refs:
-        if r.verdict in DECISIVE:
+        if r.verdict in DECISIVE and r.reading != "dead_read_as_zero":
             return r
     return refs[0]
 
@@ -252,7 +252,49 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
         r.read_as_dead = js
         r.note = f"{_dead_reading_label(js)}; " + r.note
         out.append(r)
+    fragile = _dead_read_as_zero(problem, point, choose(out))
+    if fragile is not None:
+        out.append(fragile)
     return {"pattern": pat, "refinements": out, "tolerances": tol, "tiny": tiny}
+
+
+FRAGILE = 1e-3   # a dead neuron this close to reviving (relative to |theta|) is also read as exactly zero
+
+
+def fragile_dead(problem: Problem, point: Point) -> list[int]:
+    """Dead neurons within FRAGILE of reviving: min_i |w_j . x_i| / |x_i| < FRAGILE |theta|."""
+    from relucert.core.formulas import is_dead
+    theta = math.sqrt(float((point.Wf ** 2).sum() + (point.Af ** 2).sum()))
+    xn = np.linalg.norm(problem.Xf, axis=1)
+    out = []
+    for j in range(point.m):
+        if not is_dead(problem.X, point.W[j].tolist(), problem.activation.alpha_minus):
+            continue
+        z = np.abs(problem.Xf @ point.Wf[j])
+        margin = min((z[i] / xn[i] for i in range(problem.n) if xn[i] > 0), default=math.inf)
+        if margin < FRAGILE * theta:
+            out.append(j)
+    return out
+
+
+def _dead_read_as_zero(problem: Problem, point: Point, best: Refinement) -> Refinement | None:
+    """The decided refined point with its nearly-reviving dead neurons set exactly to zero (the
+    network's outputs on the data are unchanged), certified: a local minimum that holds only while
+    those neurons stay dead shows here as a saddle of the zero reading."""
+    if best.result is None or best.point is None or best.verdict != "local_min":
+        return None
+    js = fragile_dead(problem, best.point)
+    if not js:
+        return None
+    W, A = best.point.W.copy(), best.point.A.copy()
+    for j in js:
+        W[j] = [fmpq(0)] * problem.d
+        A[j] = [fmpq(0)] * problem.k
+    zero = Point(W, A)
+    res = certify(problem, zero)
+    return Refinement("dead_read_as_zero", res, zero, _distance(problem, point, zero).to_json(),
+                      f"the {best.reading} refined point with dead neurons {js} (within {FRAGILE:g} |theta| of "
+                      "reviving) set to exactly zero", read_as_dead=js)
 
 
 @dataclass
@@ -305,6 +347,8 @@ class RefinedReport:
             "certificate": r.certificate if r else best.ball,
             "escape_path_losses": escape_path_losses(r) if r else [],
             "left_pattern": best.left_pattern,
+            # the refined point itself (exact rationals as strings); for a ball certificate its centre
+            "point": best.point.to_json() if best.point is not None else None,
         }
 
 
@@ -326,12 +370,101 @@ def refined_report_typed(problem: Problem, point: Point, info: dict) -> RefinedR
         ambiguities.append(Ambiguity(f"tiny neurons {tiny} (size |a||w|max|x|/max|y| < {tol.tiny:g}, or < "
                                      f"{tol.alive:g} without an alive neuron of the same activation pattern): "
                                      "as given, with output weight 0, or exactly zero", verdicts))
+    zero = [x for x in refs if x.reading == "dead_read_as_zero"]
+    if zero and zero[0].verdict != best.verdict:
+        ambiguities.append(Ambiguity(f"dead neurons {zero[0].read_as_dead} are within {FRAGILE:g} |theta| of "
+                                     "reviving (see the pattern margin): as given they stay dead, read as exactly "
+                                     "zero they do not", {"as given": best.verdict, "read as zero": zero[0].verdict}))
     gap = snap_gap(problem, point, pat)
-    if gap is not None and gap.ratio < 100:
+    if gap is not None and gap.ratio < CLEAR_GAP:
         ambiguities.append(Ambiguity(f"kink snapping is not clear-cut: largest snapped |w.x|/(|w||x|) = "
                                      f"{gap.largest_snapped:.2e}, smallest kept = {gap.smallest_kept:.2e} "
-                                     f"(ratio {gap.ratio:.1f} < 100); try another --tol-kink"))
+                                     f"(ratio {gap.ratio:.1f} < {CLEAR_GAP}); a --tol-kink below "
+                                     f"{gap.largest_snapped:.2e} snaps fewer pairs, one above {gap.smallest_kept:.2e} "
+                                     "snaps more"))
     return RefinedReport(best, refs, pat, tiny, tol, ambiguities, gap)
+
+
+CLEAR_GAP = 100     # snapped and kept relative |w.x| values this far apart: the snapping is clear-cut
+
+
+def _relative_values(problem: Problem, point: Point, pat: Pattern) -> tuple[list, list]:
+    """Relative |w_j.x_i|/(|w_j||x_i|) of the snapped pairs and of the kept (strict) pairs."""
+    snapped = sorted(r for _, _, r in pat.snapped if r > 0)
+    X, W = problem.Xf, point.Wf
+    den = np.outer(np.linalg.norm(X, axis=1), np.linalg.norm(W, axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(X @ W.T) / den
+    kept = sorted(float(rel[i, j]) for i in range(problem.n) for j in range(point.m)
+                  if pat.signs[i, j] != 0 and den[i, j] > 0
+                  and pat.status[j] not in ("zero", "zero_output"))
+    return snapped, kept
+
+
+def kink_neighbours(problem: Problem, point: Point, pat: Pattern) -> list[tuple[str, float]]:
+    """When the kink snapping is not clear-cut, the two neighbouring kink tolerances: one just below
+    the largest snapped value (it keeps that pair, and any equal to it, off the kink) and one just
+    above the smallest kept value (it snaps that pair too); each the geometric midpoint to the next
+    value on its side, so that exactly one step of the sorted values changes side."""
+    gap = snap_gap(problem, point, pat)
+    if gap is None or gap.ratio >= CLEAR_GAP:
+        return []
+    snapped, kept = _relative_values(problem, point, pat)
+    out = []
+    if snapped:
+        big = snapped[-1]
+        below = [v for v in snapped if v < big]
+        out.append(("fewer snapped", math.sqrt(big * below[-1]) if below else big / 10))
+    if kept and math.isfinite(kept[0]):
+        small = kept[0]
+        above = [v for v in kept if v > small and math.isfinite(v)]
+        out.append(("more snapped", math.sqrt(small * above[0]) if above else small * 10))
+    return out
+
+
+def refine_point(problem: Problem, point: Point, tol: Tolerances | None = None,
+                 least_squares: str | None = None) -> dict:
+    """``refined_report(problem, point, refine(...))``, and when the kink snapping is not clear-cut
+    (snapped and kept relative |w.x| within a factor ``CLEAR_GAP``) the same at the two neighbouring
+    kink tolerances (``kink_neighbours``, used as fixed tolerances).  The report is the base
+    tolerance's when its verdict is decisive, else the decisive neighbour's with the smallest move;
+    ``kink_alternatives`` lists every tolerance tried with its verdict, and an ambiguity records
+    differing verdicts.  Every refined point is certified exactly on its own."""
+    tol = tol or Tolerances()
+    info = refine(problem, point, tol, least_squares=least_squares)
+    base = refined_report(problem, point, info)
+    tries = kink_neighbours(problem, point, info["pattern"])
+    if not tries:
+        return base
+    rows = [{"kink_tol": info["pattern"].kink_tol, "direction": "as chosen", "verdict": base["verdict"],
+             "snapped": len(base["pattern_changes"]["snapped"]), "distance": base["distance"]}]
+    reports = [base]
+    for direction, t in tries:
+        alt_tol = replace(tol, kink=t, kink_auto=False)
+        rep = refined_report(problem, point, refine(problem, point, alt_tol, least_squares=least_squares))
+        reports.append(rep)
+        rows.append({"kink_tol": t, "direction": direction, "verdict": rep["verdict"],
+                     "snapped": len(rep["pattern_changes"]["snapped"]), "distance": rep["distance"]})
+    chosen = 0
+    if base["verdict"] not in DECISIVE:
+        decisive = [i for i in range(1, len(reports)) if reports[i]["verdict"] in DECISIVE]
+        if decisive:
+            chosen = min(decisive, key=lambda i: reports[i]["distance"].get("relative", math.inf))
+    out = reports[chosen]
+    for i, row in enumerate(rows):
+        row["used"] = i == chosen
+    out["kink_alternatives"] = rows
+    verdicts = {f"kink tol {row['kink_tol']:.2e} ({row['direction']})": row["verdict"] for row in rows}
+    if chosen:      # the chosen tolerance's own report does not say why others were tried
+        out["ambiguities"] = [a for a in base["ambiguities"] if "not clear-cut" in a["what"]] + list(out["ambiguities"])
+    if len(set(verdicts.values())) > 1:
+        used = rows[chosen]
+        out["ambiguities"] = list(out["ambiguities"]) + [
+            {"what": f"the verdict depends on the kink tolerance (the snapping is not clear-cut); the answer "
+                     f"uses {used['kink_tol']:.2e} ({used['direction']})"
+                     + ("" if chosen == 0 else ", the nearest refinement that decides"),
+             "verdicts": verdicts}]
+    return out
 
 
 def refined_report(problem: Problem, point: Point, info: dict) -> dict:
