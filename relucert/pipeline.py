@@ -43,6 +43,8 @@ class CheckpointReport:
     tolerances: Tolerances
     independent_check: list[str] = field(default_factory=list)
     refine_mode: str = "auto"
+    converged: "Converged | None" = None            # refine.converge.Converged: where the dynamics led
+    at_converged: "CheckpointReport | None" = None  # the report of the converged point
 
     @property
     def about_refined(self) -> bool:
@@ -50,22 +52,34 @@ class CheckpointReport:
 
     @property
     def verdict(self) -> str:
-        """The verdict of the point this report is about: the refined point when refinement ran."""
+        """The verdict of the point this report is about: the converged point's when the training
+        dynamics were followed, else the refined point's when refinement ran, else the given point's."""
+        if self.at_converged is not None:
+            return self.at_converged.verdict
         return self.refined["verdict"] if self.refined is not None else self.given.verdict
 
     @property
     def certificate(self) -> dict:
-        """The certificate of ``verdict``: the refined point's when it has one, else the given point's."""
+        """The certificate of ``verdict``: the converged point's (or its refinement's) after
+        --converge, else the refined point's when it has one, else the given point's."""
+        if self.at_converged is not None:
+            return self.at_converged.certificate
         return self.refined["certificate"] if self.about_refined else self.given.certificate
 
     def certificates(self) -> list[tuple[str, dict]]:
         out = [("given point's", self.given.certificate)]
         if self.about_refined:
             out.append(("refined point's", self.refined["certificate"]))
+        if self.at_converged is not None:
+            names = {"given point's": "converged point's", "refined point's": "refined converged point's"}
+            out += [(names[label], cert) for label, cert in self.at_converged.certificates()]
         return out
 
     def refined_point(self) -> Point | None:
-        """The refined point (exact), or None when refinement did not run or produced no point."""
+        """The refined point (exact), or None when refinement did not run or produced no point; after
+        --converge the converged point's refinement, else the converged point itself."""
+        if self.at_converged is not None:
+            return self.at_converged.refined_point() or self.converged.point
         pj = (self.refined or {}).get("point")
         return None if pj is None else Point.make(pj["W"], pj["A"], self.given.problem)
 
@@ -77,21 +91,43 @@ class CheckpointReport:
             why = ("refinement did not run (the given point is decided or not near-stationary; --refine forces it)"
                    if self.refined is None else f"refinement produced no point: {self.refined['reason']}")
             raise InputError(f"no refined point to save: {why}")
-        rf = self.refined
+        if self.at_converged is not None and self.at_converged.refined_point() is None:
+            return point_file(self.given.problem, pt, provenance={
+                "what": "the end point of the training dynamics followed by 'relucert certify --converge'",
+                "verdict": self.verdict, "reading": None, "moved": self.converged.distance})
+        rf = self.at_converged.refined if self.at_converged is not None else self.refined
         ball = (rf.get("certificate") or {}).get("format") == check.BALL_FORMAT
+        what = ("the centre of a ball certificate's box: the exact stationary point it proves lies in the box"
+                if ball else "the refined point of 'relucert certify'")
+        if self.at_converged is not None:
+            what += " (refined from the end point of the training dynamics, --converge)"
         return point_file(self.given.problem, pt, provenance={
-            "what": ("the centre of a ball certificate's box: the exact stationary point it proves lies in the box"
-                     if ball else "the refined point of 'relucert certify'"),
-            "verdict": rf["verdict"], "reading": rf["reading"], "moved": rf["distance"]})
+            "what": what, "verdict": rf["verdict"], "reading": rf["reading"], "moved": self._headline()["moved"]})
 
     @property
     def about(self) -> str:
-        """Which point the headline verdict is about: "refined point" or "given point"."""
+        """Which point the headline verdict is about: "converged point", "refined converged point",
+        "refined point" or "given point"."""
+        if self.at_converged is not None:
+            return "refined converged point" if self.at_converged.refined is not None else "converged point"
         return "refined point" if self.refined is not None else "given point"
+
+    def converged_json(self) -> dict | None:
+        """How far the dynamics went and what the end point is (the issue's "converged" object)."""
+        if self.converged is None:
+            return None
+        c, r = self.converged, self.at_converged
+        out = c.to_json()
+        out.update({"verdict": r.verdict, "about": r.about, "loss_change": c.end_loss - c.start_loss,
+                    "certificate": r.certificate, "refined": r.refined,
+                    "given": r.given.to_json()})
+        return out
 
     def pattern_margin(self) -> dict | None:
         """For a local_min: how far its point is from changing activation pattern
         (``core.formulas.pattern_margin``); None otherwise."""
+        if self.at_converged is not None:
+            return self.at_converged.pattern_margin()
         if self.verdict != "local_min":
             return None
         if "_margin" not in self.__dict__:
@@ -100,6 +136,11 @@ class CheckpointReport:
         return self.__dict__["_margin"]
 
     def _headline(self) -> dict:
+        if self.at_converged is not None:
+            h = self.at_converged._headline()
+            h["about"] = self.about
+            h["moved"] = self.converged.distance
+            return h
         if self.refined is not None:
             rf = self.refined
             return {"verdict": rf["verdict"], "about": self.about, "reason": rf["reason"],
@@ -120,6 +161,7 @@ class CheckpointReport:
         out["given"] = g
         out["float_gradient_relative"] = self.float_gradient_relative
         out["refined"] = self.refined
+        out["converged"] = self.converged_json()
         out["independent_check"] = self.independent_check
         return out
 
@@ -128,6 +170,8 @@ class CheckpointReport:
         h = self._headline()
         res = self.given
         lines = []
+        if self.at_converged is not None:
+            return self._converged_answer_text()
         if self.refined is not None and not self.about_refined:
             lines.append(f"VERDICT: {h['verdict'].upper()}  refinement found no certifiable exact point near the "
                          "checkpoint")
@@ -182,9 +226,35 @@ class CheckpointReport:
             lines.append(f"  certificate: proves '{self.certificate['verdict']}' for the given point; {status}")
         return "\n".join(lines)
 
+    def _converged_answer_text(self) -> str:
+        c, r = self.converged, self.at_converged
+        inner = r.answer_text().split("\n")
+        first = inner[0].replace("for the refined point near the checkpoint",
+                                 "for the refined end point of the training dynamics").replace(
+                                 "for the point exactly as given", "for the end point of the training dynamics")
+        lines = [first,
+                 f"  followed training from the checkpoint: {c.method}, {c.steps} steps ({c.stopped}), moved theta "
+                 f"by {c.distance['max_abs']:.2e} at most (relative {c.distance['relative']:.2e}); loss "
+                 f"({c.loss_convention}) {c.start_loss:.6g} -> {c.end_loss:.6g}; relative float gradient "
+                 f"{c.start_gradient_relative:.1e} -> {c.gradient_relative:.1e}"]
+        lines += [ln.replace("the checkpoint itself, exactly as given", "the end point itself, exactly as given")
+                  for ln in inner[1:] if not ln.startswith("  certificate")]
+        lines.append(f"  the checkpoint itself, exactly as given: {self.given.verdict.upper()}")
+        checked = [line for line in self.independent_check if ": OK" in line]
+        status = ("re-checked by the independent checker" if len(checked) == len(self.certificates())
+                  else "not re-checked (see the last lines)")
+        lines.append(f"  certificates: the converged point's proves '{self.certificate['verdict']}'; {status}")
+        return "\n".join(lines)
+
     def text(self) -> str:
         res = self.given
         lines = ["== answer ==", self.answer_text()]
+        if self.at_converged is not None:
+            r = self.at_converged
+            if r.refined is not None:
+                lines.append(refined_text(r.refined).replace("== refined point ==",
+                                                             "== refined end point of the training dynamics =="))
+            lines += ["", "== the end point of the training dynamics, as reached ==", r.given.report()]
         if self.refined is not None:
             lines.append(refined_text(self.refined))
         lines += ["", "== the point as given ==", res.report()]
@@ -227,11 +297,43 @@ def independent_check(certs: list[tuple[str, dict]], problem: Problem, point: Po
 
 def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
                        tolerances: Tolerances | None = None, refine_mode: str = "auto",
-                       check_mode: bool | str = "auto", check_limit: int = AUTO_CHECK_MAX) -> CheckpointReport:
+                       check_mode: bool | str = "auto", check_limit: int = AUTO_CHECK_MAX,
+                       converge: str | None = None, converge_options: dict | None = None,
+                       progress=None) -> CheckpointReport:
     """Certify ``point`` exactly as given; refine it to a nearby exact point when it is not decided
     and its relative float gradient is below ``tolerances.stationary`` (``refine_mode="auto"``), always
     (``"always"``) or never (``"never"``); re-check every certificate with the independent checker
-    (``check_mode``: True, False, or "auto" = up to n*m = ``check_limit``)."""
+    (``check_mode``: True, False, or "auto" = up to n*m = ``check_limit``).
+
+    ``converge`` ("lbfgs" or "flow"): when the point is not decided as given and refinement does not
+    decide it (or it is not near-stationary), follow the float training dynamics from it
+    (``refine.converge.converge``, options ``converge_options``, ``progress(step, max, loss)``) and
+    certify the end point the same way; the report is then about that point and says how far it is."""
+    if converge is not None and converge not in CONVERGE_METHODS:
+        raise InputError(f"converge must be one of {CONVERGE_METHODS} or None, got {converge!r}")
+    report = _certify_checkpoint(problem, point, method=method, tolerances=tolerances, refine_mode=refine_mode,
+                                 check_mode=check_mode, check_limit=check_limit)
+    if converge is None or report.verdict in DECISIVE:
+        return report
+    from relucert.refine.converge import converge as follow
+    c = follow(problem, point, method=converge, progress=progress, tolerances=report.tolerances,
+               **(converge_options or {}))
+    report.converged = c
+    report.at_converged = _certify_checkpoint(problem, c.point, method=method, tolerances=tolerances,
+                                              refine_mode="auto" if refine_mode == "never" else refine_mode,
+                                              check_mode=check_mode, check_limit=check_limit)
+    report.independent_check += [line.replace("given point's", "converged point's")
+                                 .replace("refined point's", "refined converged point's")
+                                 for line in report.at_converged.independent_check]
+    return report
+
+
+CONVERGE_METHODS = ("lbfgs", "flow")
+
+
+def _certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
+                        tolerances: Tolerances | None = None, refine_mode: str = "auto",
+                        check_mode: bool | str = "auto", check_limit: int = AUTO_CHECK_MAX) -> CheckpointReport:
     tol = tolerances if tolerances is not None else Tolerances()
     validate_tolerances(tol)
     if refine_mode not in REFINE_MODES:

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 
+from relucert.commands.progress import progress_bar
 from relucert.errors import InputError
 from relucert.io import load, load_torch_info
 from relucert.pipeline import AUTO_CHECK_MAX, certify_checkpoint
@@ -20,6 +21,16 @@ def add_parser(sub) -> None:
     p.add_argument("--save-refined", metavar="OUT.json",
                    help="write the refined point as a problem file (exact rationals; the input format of every "
                         "command: symmetry, derive, embed, certify). Every command also reads a certificate's point")
+    p.add_argument("--converge", nargs="?", const="lbfgs", choices=["lbfgs", "flow"], default=None,
+                   help="when the checkpoint is not decided (as given or refined), follow the float64 training "
+                        "dynamics from it to the stationary point they lead to (lbfgs: L-BFGS, the default; flow: "
+                        "full-batch gradient descent with an adaptive step, closer to the training path), then "
+                        "refine and certify that end point; the report says how far it went")
+    p.add_argument("--converge-steps", type=int, default=20000, metavar="N",
+                   help="with --converge: at most N steps (default %(default)s)")
+    p.add_argument("--converge-time", type=float, default=120.0, metavar="SECONDS",
+                   help="with --converge: at most this long (default %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--exact-only", action="store_true", help="certify the point exactly as given (no refinement)")
     g.add_argument("--refine", action="store_true", help="always refine (even if the given point is decided)")
@@ -89,8 +100,16 @@ def run(args) -> int:
     tol = Tolerances(args.tol_kink, args.tol_tiny, args.tol_stationary, args.tol_alive, args.max_move,
                      not args.fixed_kink_tol, replica_angle=args.replica_angle)
     mode = "never" if args.exact_only else "always" if args.refine else "auto"
+    if args.converge_steps < 1 or not (args.converge_time > 0):
+        raise InputError("--converge-steps must be >= 1 and --converge-time > 0")
+    bar = progress_bar("converging", quiet=args.quiet)
     report = certify_checkpoint(problem, point, method=args.method, tolerances=tol, refine_mode=mode,
-                                check_mode=False if args.no_check else "auto")
+                                check_mode=False if args.no_check else "auto", converge=args.converge,
+                                converge_options={"max_steps": args.converge_steps,
+                                                  "time_limit": args.converge_time},
+                                progress=bar)
+    if bar is not None:
+        bar.close()
     if args.certificate:
         write_certificates(report, args.certificate)
     saved = None
