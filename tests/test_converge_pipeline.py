@@ -99,3 +99,24 @@ def test_cli_converge_and_save(tmp_path):
     r3 = subprocess.run(CLI + ["certify", str(f), "--converge", "--converge-steps", "0"], capture_output=True,
                         text=True, timeout=60)
     assert r3.returncode != 0 and "--converge-steps" in r3.stderr and "Traceback" not in r3.stderr
+
+
+def test_screen_converges_from_the_last_checkpoint(tmp_path):
+    pb, pt = far_point()
+    rng = np.random.default_rng(0)
+    W0, A0 = pt.Wf, pt.Af
+    T = 5                                     # a short run that stops far from stationary
+    W = np.stack([W0 * (1 + 0.01 * t) + 0.001 * rng.standard_normal(W0.shape) for t in range(T)])
+    A = np.stack([A0 * (1 + 0.01 * t) for t in range(T)])
+    f = tmp_path / "traj.npz"
+    np.savez(f, W=W, A=A, X=pb.Xf, Y=pb.Yf, activation="abs", loss_convention="half_mean")
+    r = subprocess.run(CLI + ["screen", str(f), "--no-certify", "--converge", "flow", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    last = json.loads(r.stdout)["last_checkpoint"]
+    assert last["converged"] is not None and last["verdict"] == last["converged"]["verdict"]
+    assert last["given"]["verdict"] == "not_stationary"
+    r = subprocess.run(CLI + ["screen", str(f), "--no-certify", "--converge", "flow"],
+                       capture_output=True, text=True, timeout=300)
+    assert "where the run is heading (the last checkpoint, step 4" in r.stdout
+    assert "followed training from the checkpoint: flow" in r.stdout

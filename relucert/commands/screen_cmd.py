@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 
+from relucert.refine import Tolerances
+
 from relucert.tools.screen import (PlateauOptions, certify_plateaus, detect_plateaus, drift_line, is_gradient_descent,
                                    load_trajectory, plateau_table, screen_arrays)
 
@@ -48,6 +50,10 @@ def add_parser(sub) -> None:
     p.add_argument("--growth", type=float, default=10.0, help="a neuron 'grew' after a plateau if its norm "
                    "sqrt(|w|^2+|a|^2) rose by more than this factor (default %(default)g)")
     p.add_argument("--no-certify", action="store_true", help="only screen and detect plateaus")
+    p.add_argument("--converge", nargs="?", const="lbfgs", choices=["lbfgs", "flow"], default=None,
+                   help="also follow the training dynamics from the last checkpoint to the stationary point "
+                        "they lead to and certify it (as 'relucert certify --converge'): where the run is heading")
+    p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     p.add_argument("--tol-kink", type=float, default=1e-4)
     p.add_argument("--tol-tiny", type=float, default=1e-6)
     p.set_defaults(func=run)
@@ -68,6 +74,17 @@ def run(args) -> int:
     rows = [] if args.no_certify else certify_plateaus(
         traj, plateaus, reading=args.reading, workers=args.workers, growth=args.growth,
         tol={"kink": args.tol_kink, "tiny": args.tol_tiny})
+    heading = None
+    if args.converge:
+        from relucert.commands.progress import progress_bar
+        from relucert.core.problem import Point
+        from relucert.pipeline import certify_checkpoint
+        last = Point.make(traj.W[-1], traj.A[-1], traj.problem)
+        bar = progress_bar("converging from the last checkpoint", quiet=args.quiet or args.json)
+        heading = certify_checkpoint(traj.problem, last, converge=args.converge, progress=bar,
+                                     tolerances=Tolerances(kink=args.tol_kink, tiny=args.tol_tiny))
+        if bar is not None:
+            bar.close()
     plot_data = None
     if args.plot:
         from relucert.tools.plots import plot_screen
@@ -88,6 +105,8 @@ def run(args) -> int:
             out["balance_drift_meaningful"] = bool(is_gradient_descent(traj.optimizer)) or None
         if plot_data is not None:
             out["plot"] = {"file": args.plot, "data": plot_data}
+        if heading is not None:
+            out["last_checkpoint"] = heading.to_json()
         json.dump(out, sys.stdout, default=_default)
         print()
         return 0
@@ -122,6 +141,10 @@ def run(args) -> int:
             n = int(getattr(p, "spikes", 0))
             print(f"  steps {int(traj.step[p[0]])}-{int(traj.step[p[1]])}"
                   + (f" ({n} short loss spike(s) merged)" if n else ""))
+    if heading is not None:
+        print(f"\nwhere the run is heading (the last checkpoint, step {int(traj.step[-1])}, followed with "
+              f"--converge {args.converge}):")
+        print(heading.answer_text())
     if args.plot:
         print(f"plot written to {args.plot}")
     return 0
