@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from relucert.claims.api import COUNTEREXAMPLE, HELD, SKIPPED, Claim, Outcome, get_claim, load_library
 from relucert.claims.instance import Instance
 from relucert.claims.source import RandomSource, Reject, instance_seed
+from relucert.tools.parallel import backend as _backend   # this process, a process pool, or Dask
 
 KEEP_PER_CHUNK = 3          # counterexamples (with instances) kept per chunk of the search
 
@@ -217,65 +218,6 @@ def _split(n: int, workers: int) -> list[list[int]]:
     chunks of at most ~25 instances so that a slow claim does not hold one worker for long."""
     chunks = max(1, min(n, max(workers, (n + 24) // 25)))
     return [list(range(w, n, chunks)) for w in range(chunks) if list(range(w, n, chunks))]
-
-
-class _Serial:
-    def submit(self, fn, *args):
-        class _Done:
-            def __init__(self, v):
-                self.v = v
-
-            def result(self):
-                return self.v
-        return _Done(fn(*args))
-
-    def close(self):
-        pass
-
-
-class _Pool:
-    def __init__(self, workers: int):
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        self.ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-
-    def submit(self, fn, *args):
-        return self.ex.submit(fn, *args)
-
-    def close(self):
-        self.ex.shutdown(wait=True, cancel_futures=True)
-
-
-class _Dask:
-    def __init__(self, address: Any):
-        try:
-            from distributed import Client
-        except ImportError:
-            from relucert.errors import InputError
-            raise InputError("--dask needs dask.distributed: pip install 'dask[distributed]'") from None
-        self.own = False
-        if isinstance(address, str):
-            self.client = Client(address, timeout="20s")
-            self.own = True
-        else:
-            self.client = address          # an existing Client
-        self.ex = self.client
-
-    def submit(self, fn, *args):
-        return self.client.submit(fn, *args, pure=False)
-
-    def close(self):
-        if self.own:
-            self.client.close()
-
-
-def _backend(workers: int, dask: Any):
-    if dask is not None:
-        return _Dask(dask)
-    if workers <= 1:
-        return _Serial()
-    return _Pool(workers)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,16 @@ def add_parser(sub) -> None:
     p.add_argument("--converge-time", type=float, default=120.0, metavar="SECONDS",
                    help="with --converge: at most this long (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    p.add_argument("--all", action="store_true",
+                   help="batch: certify every checkpoint of FILE (a folder of point files, certificates and, with "
+                        "--data, torch checkpoints; or a trajectory .npz), one JSON line per checkpoint")
+    p.add_argument("--every", type=int, default=1, metavar="K",
+                   help="with --all on trajectories: every K-th checkpoint and the last (default 1)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="with --all: N worker processes")
+    p.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help="with --all: run on a Dask cluster (scheduler address, e.g. tcp://127.0.0.1:8786)")
+    p.add_argument("--certificates", metavar="DIR",
+                   help="with --all: write each checkpoint's certificate to DIR (the line names the file)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--exact-only", action="store_true", help="certify the point exactly as given (no refinement)")
     g.add_argument("--refine", action="store_true", help="always refine (even if the given point is decided)")
@@ -96,9 +106,13 @@ def run(args) -> int:
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
                 raise InputError(f"{opt} {path}: folder {folder} does not exist")
-    problem, point = _load(args)
     tol = Tolerances(args.tol_kink, args.tol_tiny, args.tol_stationary, args.tol_alive, args.max_move,
                      not args.fixed_kink_tol, replica_angle=args.replica_angle)
+    if args.file and os.path.isdir(args.file) and not args.all:
+        raise InputError(f"{args.file} is a folder: add --all to certify every checkpoint in it")
+    if args.all or args.dask or args.workers != 1:
+        return run_batch(args, tol)
+    problem, point = _load(args)
     mode = "never" if args.exact_only else "always" if args.refine else "auto"
     if args.converge_steps < 1 or not (args.converge_time > 0):
         raise InputError("--converge-steps must be >= 1 and --converge-time > 0")
@@ -138,6 +152,42 @@ def run(args) -> int:
     if isinstance(saved, dict):
         print(f"refined point written to {args.save_refined} (read it with symmetry, derive, embed or certify)")
     return _saved_status(args, saved)
+
+
+def run_batch(args, tol) -> int:
+    """--all: one JSON line per checkpoint on stdout (exit 1 if any line is an error)."""
+    from relucert.tools.batch import certify_many, jobs_for
+    if not args.all:
+        raise InputError("--workers and --dask apply to --all (batch certification)")
+    if not args.file:
+        raise InputError("--all needs a FILE: a folder or a trajectory .npz")
+    for opt in ("certificate", "save_refined", "index"):
+        if getattr(args, opt) is not None:
+            raise InputError(f"--{opt.replace('_', '-')} applies to one checkpoint, not to --all "
+                             "(use --certificates DIR)")
+    if args.certificates and not os.path.isdir(args.certificates):
+        raise InputError(f"--certificates {args.certificates}: folder does not exist")
+    if args.converge_steps < 1 or not (args.converge_time > 0):
+        raise InputError("--converge-steps must be >= 1 and --converge-time > 0")
+    jobs = jobs_for(args.file, data=args.data, keys=args.keys, every=args.every)
+    mode = "never" if args.exact_only else "always" if args.refine else "auto"
+    options = {"method": args.method, "tolerances": tol, "refine_mode": mode,
+               "check_mode": False if args.no_check else "auto", "converge": args.converge,
+               "converge_options": {"max_steps": args.converge_steps, "time_limit": args.converge_time}}
+    bar = progress_bar(f"certifying {len(jobs)} checkpoints", quiet=args.quiet)
+    errors = 0
+    for i, line in enumerate(certify_many(jobs, options, workers=args.workers, dask=args.dask, progress=bar)):
+        cert = line.pop("certificate", None)
+        if args.certificates and cert is not None:
+            name = f"{i:06d}_" + "".join(ch if ch.isalnum() or ch in "._-" else "_"
+                                         for ch in os.path.basename(line["source"]))[:80] + ".cert.json"
+            _write_json(os.path.join(args.certificates, name), cert)
+            line["certificate_file"] = os.path.join(args.certificates, name)
+        errors += "error" in line
+        print(json.dumps(line, default=str), flush=True)
+    if bar is not None:
+        bar.close()
+    return 1 if errors else 0
 
 
 def _saved_status(args, saved) -> int:
