@@ -582,3 +582,24 @@ def test_embedding_readme_commands(tmp_path, monkeypatch, capsys):
     assert "L(θ + t v) − L(θ) = −4/9 t² + 4/27 t⁴ exactly" in text
     # `symmetry --count --max-width 5  # enumerated groupings against T(r*, m) and G(r, m)`
     assert "findings: enumeration matches T and G for every (r, m) above" in outs[9]
+
+
+def test_readme_own_model_walkthrough(tmp_path):
+    """The README's 'Your own model' block: train the example torch model (seed 1), certify the
+    state_dict with --torch; the answer quoted there (local_min of the refined point, decided at the
+    neighbouring kink tolerance) is what it prints."""
+    pytest.importorskip("torch")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "own"
+    r = subprocess.run([sys.executable, os.path.join(root, "examples", "own_model", "train.py"), "--seed", "1",
+                        "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "relucert.cli", "certify", "--torch", str(out / "ckpt.pt"),
+                        "--data", str(out / "data.json")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    readme = open(os.path.join(root, "README.md")).read()
+    block = readme.split("## Your own model, from clone to certificate")[1].split("## First example")[0]
+    quoted = [ln for ln in block.split("```")[3].strip().splitlines() if not ln.endswith("...")]
+    for line in quoted:
+        assert line in r.stdout, line
+    assert "VERDICT: LOCAL_MIN  for the refined point" in r.stdout
