@@ -130,3 +130,13 @@ def test_help_documents_the_exit_status():
     assert "--strict" in text and "Exit status: 0 when every claim either held or produced its expected outcome" in text
     assert "expected counterexample not found at this budget (N instances)" in text
     assert "1: an unexpected counterexample" in text
+
+
+def test_run_claims_reports_progress_per_chunk():
+    from relucert.claims.api import select
+    from relucert.claims.runner import run_claims
+    seen = []
+    reps = run_claims(select(["permutation-flat"]), instances=60, seed=0, workers=1, out_dir=None,
+                      do_shrink=False, progress=lambda d, t, v: seen.append((d, t)))
+    # 60 instances on one worker are split into chunks of at most ~25: three chunks
+    assert seen == [(1, 3), (2, 3), (3, 3)] and reps[0].instances == 60

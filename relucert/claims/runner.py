@@ -226,8 +226,10 @@ def _split(n: int, workers: int) -> list[list[int]]:
 
 def run_claims(claims: Sequence[Claim], instances: int | None = None, seed: int = 0, workers: int = 1,
                dask: Any = None, out_dir: str | None = "counterexamples", do_shrink: bool = True,
-               shrink_examples: int = 200, shrink_seconds: float = 60.0) -> list[ClaimReport]:
-    """Check each claim on ``instances`` instances (default: the claim's own budget)."""
+               shrink_examples: int = 200, shrink_seconds: float = 60.0,
+               progress: Any = None) -> list[ClaimReport]:
+    """Check each claim on ``instances`` instances (default: the claim's own budget);
+    ``progress(done, total, None)`` after each finished chunk of instances."""
     load_library()
     be = _backend(workers, dask)
     reports: dict[str, ClaimReport] = {}
@@ -238,8 +240,10 @@ def run_claims(claims: Sequence[Claim], instances: int | None = None, seed: int 
             reports[c.name] = ClaimReport(c.name, c.statement, c.expect)
             for chunk in _split(n, workers if dask is None else max(workers, 4)):
                 futures.append((c, be.submit(run_chunk, c.name, c.module, seed, chunk)))
-        for c, fut in futures:
+        for done, (c, fut) in enumerate(futures, 1):
             r = fut.result()
+            if progress is not None:
+                progress(done, len(futures), None)
             rep = reports[c.name]
             rep.instances += r["instances"]
             rep.held += r["held"]

@@ -38,6 +38,7 @@ def add_parser(sub) -> None:
     r.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
     r.add_argument("--workers", "-w", type=int, default=None,
                    help="local worker processes (default: number of CPUs; 1 = in this process)")
+    r.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="run on a Dask cluster (scheduler address, e.g. tcp://127.0.0.1:8786); needs dask.distributed")
     r.add_argument("--out", default="counterexamples", metavar="DIR",
@@ -91,9 +92,13 @@ def run_run(args) -> int:
         if importlib.util.find_spec("distributed") is None:       # only checking that it is installed
             raise InputError("--dask needs dask.distributed: pip install 'dask[distributed]'")
     t0 = time.perf_counter()
+    from relucert.commands.progress import progress_bar
+    bar = progress_bar(f"checking {len(claims)} claim(s)", quiet=args.quiet or args.json)
     reports = run_claims(claims, instances=args.instances, seed=args.seed, workers=workers, dask=args.dask,
                          out_dir=args.out, do_shrink=not args.no_shrink, shrink_examples=args.shrink_examples,
-                         shrink_seconds=args.shrink_seconds)
+                         shrink_seconds=args.shrink_seconds, progress=bar)
+    if bar is not None:
+        bar.close()
     wall = time.perf_counter() - t0
     bad = [r for r in reports if r.failed(args.strict)]
     missed = [r for r in reports if r.status == "MISSED"]
