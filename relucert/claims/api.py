@@ -124,7 +124,7 @@ def claim(statement: str, generator: Callable | tuple, *, name: str | None = Non
     return deco
 
 
-LIBRARY_MODULES = ["relucert.claims.library"]
+LIBRARY_MODULES = ["relucert.claims.library", "relucert.claims.related_tangent", "relucert.claims.related_trainable"]
 
 
 def load_library() -> dict[str, Claim]:
