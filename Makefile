@@ -17,7 +17,7 @@ $(BIN)/.core: pyproject.toml
 
 # everything the test suite uses (optional extras included, so that no test is skipped)
 $(BIN)/.test: $(BIN)/.core
-	$(BIN)/pip install -e ".[test,plot,dask,safetensors]"
+	$(BIN)/pip install -e ".[test,plot,dask,safetensors,fast]"
 	$(BIN)/pip install "torch==2.13.0" || echo "torch not installed: torch tests will be skipped"
 	touch $@
 

@@ -1,17 +1,24 @@
-"""Screening throughput and memory: the vectorised pass versus per-checkpoint baselines, in one process.
+"""Screening throughput and memory: the screen versus per-checkpoint baselines, in one process.
 
-    python benchmarks/bench_screen.py [--quick]
+    python benchmarks/bench_screen.py [--quick] [--rounds R]
 
 Small case m=50, n=7, d=3 (the paper's 3-D run); large case m=1000, n=1000, d=10. Baselines: a
 per-checkpoint numpy loop (same formulas, one checkpoint at a time) and, when torch is installed,
-a per-checkpoint PyTorch autograd loop (loss.backward() for the gradients). Memory: peak of
-Python-tracked allocations (tracemalloc) while screening 10^6 small checkpoints read from a
-memory-mapped file (the trajectory itself stays on disk).
+a per-checkpoint PyTorch autograd loop (loss.backward() for the gradients, one torch thread).
+Against them: the screen as committed at HEAD ("before", loaded from ``git show
+HEAD:relucert/tools/screen.py``, when git has it) and the screen of the work tree, with the fused
+numba kernel (when numba is installed) and with its numpy fallback, each with 1 and 2 threads.
+Every method runs once per round, the rounds interleaved, and the best round counts (the machine
+may be shared); the table gives ratios, not times. Memory: peak of Python-tracked allocations
+(tracemalloc) while screening 10^6 small checkpoints read from a memory-mapped file (the
+trajectory itself stays on disk).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,8 +26,10 @@ import tracemalloc
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
 from relucert.core.problem import Problem  # noqa: E402
+from relucert.tools import screen  # noqa: E402
 from relucert.tools.screen import screen_arrays  # noqa: E402
 
 
@@ -59,34 +68,88 @@ def torch_loop(pb, W, A):
     return out
 
 
-def rate(fn, T):
-    t0 = time.perf_counter()
-    fn()
-    return T / (time.perf_counter() - t0)
+def original_screen():
+    """The screening module as committed at HEAD, as a module object of its own (None without git)."""
+    try:
+        src = subprocess.run(["git", "show", "HEAD:relucert/tools/screen.py"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    name = "_bench_screen_head"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod            # (dataclasses look their module up)
+    exec(compile(src, "HEAD:relucert/tools/screen.py", "exec"), mod.__dict__)
+    return mod
+
+
+def with_kernel(use: bool, fn):
+    """Run fn with the fused kernel (loaded beforehand) or with the numpy fallback."""
+    def run():
+        saved = screen._KERNEL
+        if not use:
+            screen._KERNEL = False
+        try:
+            return fn()
+        finally:
+            screen._KERNEL = saved
+    return run
+
+
+def best_rates(methods: dict, rounds: int) -> dict:
+    """{name: checkpoints per second}, the best of ``rounds`` interleaved runs of each (fn, T)."""
+    best = {name: 0.0 for name in methods}
+    for _ in range(rounds):
+        for name, (fn, T) in methods.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = max(best[name], T / (time.perf_counter() - t0))
+    return best
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     try:
-        import torch  # noqa: F401
+        import torch
         torch.set_num_threads(1)
         have_torch = True
     except ImportError:
         have_torch = False
+    old = original_screen()
+    kernel = screen._fused_kernel()    # import numba and load (or compile) the kernel before timing
+    print(f"fused kernel: {'numba' if kernel is not None else 'unavailable (numba not installed): numpy only'}; "
+          f"before = {'HEAD' if old is not None else 'unavailable (no git)'}; usable CPUs {screen._usable_cpus()}; "
+          f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; best of {args.rounds} interleaved rounds")
     cases = [("small m=50 n=7 d=3", 50, 7, 3, 20000 if args.quick else 200000, 2000),
-             ("large m=1000 n=1000 d=10", 1000, 1000, 10, 20 if args.quick else 200, 20)]
-    print(f"{'case':<26} {'vectorised/s':>14} {'2 threads/s':>12} {'numpy loop/s':>14} {'ratio':>8} "
-          f"{'autograd/s':>12} {'ratio':>8}")
+             ("large m=1000 n=1000 d=10", 1000, 1000, 10, 10 if args.quick else 60, 10 if args.quick else 30)]
+    print(f"{'case':<26} {'method':<32} {'x numpy loop':>13} {'x autograd':>11}")
+    scale = []
     for name, m, n, d, T, Tb in cases:
         pb, W, A = make(T, m, n, d)
-        screen_arrays(pb, W[:10], A[:10])
-        v = rate(lambda: screen_arrays(pb, W, A, per_neuron=False), T)
-        v2 = rate(lambda: screen_arrays(pb, W, A, per_neuron=False, workers=2), T)
-        nl = rate(lambda: numpy_loop(pb, W[:Tb], A[:Tb]), Tb)
-        tl = rate(lambda: torch_loop(pb, W[:Tb], A[:Tb]), Tb) if have_torch else float("nan")
-        print(f"{name:<26} {v:>14,.0f} {v2:>12,.0f} {nl:>14,.0f} {v / nl:>8.1f} {tl:>12,.0f} {v / tl:>8.1f}")
+        Ts = T if old is None or m < 1000 else max(2, T // 4)      # HEAD's screen is slow on the large case
+        methods = {"numpy loop": (lambda: numpy_loop(pb, W[:Tb], A[:Tb]), Tb)}
+        if have_torch:
+            methods["autograd"] = (lambda: torch_loop(pb, W[:Tb], A[:Tb]), Tb)
+        if old is not None:
+            old.screen_arrays(pb, W[:10], A[:10])
+            for th in (1, 2):
+                methods[f"before (HEAD), {th} thread{'s' * (th > 1)}"] = (
+                    lambda th=th: old.screen_arrays(pb, W[:Ts], A[:Ts], per_neuron=False, workers=th), Ts)
+        for use in ((True, False) if kernel is not None else (False,)):
+            for th in (1, 2):
+                label = f"now, {'numba kernel' if use else 'numpy fallback'}, {th} thread{'s' * (th > 1)}"
+                run = with_kernel(use, lambda th=th: screen_arrays(pb, W, A, per_neuron=False, workers=th))
+                methods[label] = (run, T)
+        with_kernel(False, lambda: screen_arrays(pb, W[:10], A[:10]))()
+        rates = best_rates(methods, args.rounds)
+        base, tl = rates["numpy loop"], rates.get("autograd", float("nan"))
+        for i, (label, r) in enumerate((k, v) for k, v in rates.items() if k not in ("numpy loop", "autograd")):
+            print(f"{name if i == 0 else '':<26} {label:<32} {r / base:>13.2f} {r / tl:>11.1f}")
+        scale.append(f"{name}: numpy loop {base:,.0f}/s, autograd {tl:,.0f}/s")
+    print("(for scale: " + "; ".join(scale) + ")")
     # memory for 10^6 small checkpoints (10^5 with --quick)
     T = 100000 if args.quick else 1000000
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,8 +1,10 @@
 """Bulk screening of many checkpoints (vectorised float64) and plateau certification.
 
-The per-checkpoint quantities come from the same generic formulas as the exact engine
-(``firstorder.forward``, ``output_grad``, ``linear_part``, ``weight_grad``), evaluated on batched
-float arrays, in chunks so that memory stays bounded however many checkpoints there are.
+The per-checkpoint quantities are the exact engine's (``core.formulas``: ``forward``, then the sums
+of ``output_grad`` and of ``weight_grad`` off the near-kink pairs), evaluated in float64 on batched
+arrays, in chunks of checkpoints and of data rows so that memory stays bounded however many
+checkpoints there are; with the optional numba extra, by a fused kernel that needs no n x m
+temporary at all (``screen_arrays``).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from relucert.errors import InputError
-from relucert.core.formulas import forward, half_mean_loss, linear_part, output_grad, weight_grad
+from relucert.core.formulas import forward
 from relucert.core.problem import Problem, fmpq_to_float
 
 PER_NEURON_LIMIT = 5 * 10 ** 7   # keep per-neuron series only while T*m stays below this
@@ -177,18 +179,49 @@ def _prime_allocator(nbytes: int) -> None:
     del block
 
 
+CACHE_ENTRIES = 45000          # entries of one n x m temporary of the numpy pass (its working set stays in cache)
+_NUMBA_MIN_WORK = 2 * 10 ** 7  # T*n*m from which loading the optional numba kernel pays for itself
+_KERNEL = None                 # the fused kernel: None = not looked for yet, False = numba unavailable
+
+
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: float = 1e-4,
                   tol_tiny: float = 1e-6, chunk: int | None = None, per_neuron: bool | None = None,
                   progress: bool = False, workers: int = 1) -> ScreenResult:
-    """One vectorised pass over T checkpoints W (T x m x d), A (T x m x k)."""
+    """One pass over T checkpoints W (T x m x d), A (T x m x k).
+
+    With the optional numba extra (``pip install relucert[fast]``) a fused kernel does each
+    checkpoint in one sweep over the data rows without any n x m temporary (used when the work is
+    large enough to pay for loading it, or once it is loaded); otherwise numpy does it in chunks of
+    checkpoints and of data rows whose temporaries stay in cache.  Both give the same counts
+    (``near_kink``, ``tiny``, ``dead``: the kernel sums each pre-activation w_j.x_i in the order of
+    the coordinates with fused multiply-adds, as OpenBLAS does for numpy's X @ W.T, and takes the
+    norms numpy takes) and the same floats up to rounding.  ``workers`` threads share the chunks;
+    never more threads than usable CPUs, one when there are too few chunks to share, and one
+    whenever threads turn out slower (``_run_threaded``)."""
     X, Y = problem.Xf, problem.Yf
     ap, am = (fmpq_to_float(v) for v in (problem.activation.alpha_plus, problem.activation.alpha_minus))
     T, m, d = W.shape
+    n, k = X.shape[0], Y.shape[1]
     if per_neuron is None:
         per_neuron = T * m <= PER_NEURON_LIMIT
-    if chunk is None:   # ~ 4.5*10^4 entries per n x m array: the working set stays in cache
-        chunk = max(1, min(1024, 45000 // max(1, problem.n * m)))
-    _prime_allocator(20 * 8 * chunk * problem.n * m)   # ~ all temporaries of one chunk
+    per_neuron = bool(per_neuron)
+    kernel = _fused_kernel(load=T * n * m >= _NUMBA_MIN_WORK)
+    workers = max(1, min(int(workers), _usable_cpus()))
+    if chunk is None:
+        if kernel is not None:   # a few milliseconds of work per call
+            chunk = max(1, min(4096, 2 * 10 ** 6 // max(1, n * m * (d + k))))
+            if workers > 1:      # enough chunks to keep every thread busy to the end
+                chunk = max(1, min(chunk, -(-T // (8 * workers))))
+        else:                    # ~ 4.5*10^4 entries per n x m array: the working set stays in cache
+            chunk = max(1, min(1024, CACHE_ENTRIES // max(1, n * m)))
+    chunk = max(1, int(chunk))
     lf = problem.loss_factor()
     factor = fmpq_to_float(lf)                           # half_mean -> the problem's convention
     xn = np.linalg.norm(X, axis=1)                       # n
@@ -200,55 +233,410 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: f
     for name in ("near_kink", "tiny", "dead"):
         out[name] = np.empty(T, dtype=np.int64)
     pn = {name: np.empty((T, m), dtype=np.float32) for name in ("min_rel_z", "balance", "norms")} if per_neuron else {}
+    rows = max(1, min(n, CACHE_ENTRIES // max(1, chunk * m)))   # data rows per numpy step
+    if kernel is None:
+        _prime_allocator(20 * 8 * chunk * rows * m)   # ~ all temporaries of one step
+    else:
+        npad = -(-n // 4) * 4                         # the kernel takes the rows four at a time
+        Xp = np.zeros((npad, d))
+        Xp[:n] = X
+        Yp = np.zeros((npad, k))
+        Yp[:n] = Y
+        zero_p = np.ones(npad, dtype=bool)            # padding rows are zero rows with y = 0: they add nothing
+        zero_p[:n] = zero_rows
+        inv_p = np.ones(npad)
+        inv_p[:n] = inv_xn
+        s_pos = float(ap) if am == 0 else float(am + (ap - am))   # the slopes exactly as core.formulas.slopes
+        dummy = np.empty((1, 1), dtype=np.float32)
+        pnk = [pn.get(name, dummy) for name in ("min_rel_z", "balance", "norms")]
     t0 = time.perf_counter()
     done = [0]
 
     def one(s: int) -> None:
         Wc, Ac = np.asarray(W[s:s + chunk], dtype=float), np.asarray(A[s:s + chunk], dtype=float)
-        fw = forward(X, Y, Wc, Ac, ap, am)
-        G = output_grad(fw.H, fw.E)                       # B x m x k
         wn2 = np.einsum("bmd,bmd->bm", Wc, Wc)            # B x m (faster than linalg.norm here)
-        an2 = np.einsum("bmk,bmk->bm", Ac, Ac)
-        wn, an = np.sqrt(wn2), np.sqrt(an2)
-        rel = np.abs(fw.Z)                                 # B x n x m, then |w_j.x_i| / |x_i| in place
-        rel *= inv_xn[None, :, None]
-        if zero_rows.any():
-            rel[:, zero_rows, :] = np.inf                  # x_i = 0 is on no neuron's kink
-        near = rel < tol_kink * wn[:, None, :]
-        Lin = linear_part(np.where(near, 0.0, fw.S), fw.E, X)
-        GW = weight_grad(Lin, Ac)
-        sl = slice(s, s + chunk)
-        out["loss"][sl] = half_mean_loss(fw.E) * factor
-        out["grad_A"][sl] = np.sqrt((G ** 2).sum(axis=(1, 2)))
-        out["grad_W"][sl] = np.sqrt((GW ** 2).sum(axis=(1, 2)))
-        out["near_kink"][sl] = near.sum(axis=(1, 2))
-        out["tiny"][sl] = (an * wn * xscale / yscale < tol_tiny).sum(axis=1)
-        # dead as in core.formulas.neuron_status: w.x_i < 0 on every data point x_i != 0
-        out["dead"][sl] = (fw.Z[:, ~zero_rows, :] < 0).all(axis=1).sum(axis=1) if am == 0 else 0
-        if per_neuron:
-            pn["min_rel_z"][sl] = rel.min(axis=1) / np.maximum(wn, 1e-300)
-            pn["balance"][sl] = wn2 - an2
-            pn["norms"][sl] = np.sqrt(wn2 + an2)
+        # (one output: the one product einsum would take, bit for bit, at a third of the cost)
+        an2 = np.square(Ac[:, :, 0]) if k == 1 else np.einsum("bmk,bmk->bm", Ac, Ac)
+        if kernel is not None:   # (C-ordered and writable: the one signature compiled)
+            Wk, Ak = np.require(Wc, requirements="CW"), np.require(Ac, requirements="CW")
+            kernel(Xp, Yp, inv_p, zero_p, n, Wk, Ak, np.ascontiguousarray(wn2), np.ascontiguousarray(an2),
+                   s_pos, float(am), am == 0, float(tol_kink), float(tol_tiny), xscale, yscale, factor, per_neuron,
+                   out["loss"], out["grad_A"], out["grad_W"], out["near_kink"], out["tiny"], out["dead"],
+                   *pnk, s)
+        else:
+            _numpy_chunk(X, Y, zero_rows, inv_xn, Wc, Ac, wn2, an2, ap, am, tol_kink, tol_tiny, xscale, yscale,
+                         factor, rows, out, pn, s)
         done[0] += len(Wc)
 
-    starts = range(0, T, chunk)
+    starts = list(range(0, T, chunk))
+    last = [0.0]
+
+    def report() -> None:            # at most four lines a second
+        if time.perf_counter() - last[0] >= 0.25:
+            last[0] = time.perf_counter()
+            _progress(done[0], T, t0)
+
     if workers > 1 and T > 4 * chunk:
-        from concurrent.futures import ThreadPoolExecutor   # numpy releases the GIL in these kernels
-        with ThreadPoolExecutor(max_workers=workers) as ex:
-            futs = [ex.submit(one, s) for s in starts]
-            for i, f in enumerate(futs):
-                f.result()
-                if progress and i % 200 == 0:
-                    _progress(done[0], T, t0)
+        _run_threaded(one, starts, workers, report if progress else None)
     else:
-        for i, s in enumerate(starts):
+        for s in starts:
             one(s)
-            if progress and i % 200 == 0:
-                _progress(done[0], T, t0)
+            if progress:
+                report()
     if progress and T > chunk:
+        _progress(done[0], T, t0)
         print(file=sys.stderr)
     return ScreenResult(out["loss"], out["grad_A"], out["grad_W"], out["near_kink"], out["tiny"], out["dead"],
                         pn.get("min_rel_z"), pn.get("balance"), pn.get("norms"), time.perf_counter() - t0)
+
+
+PROBE_EVERY = 32   # chunks per thread between two timings of the thread count not in use
+THREAD_GAIN = 0.9  # threads are used while they take at most this fraction of one thread's time
+
+
+def _run_threaded(one, starts: list, workers: int, report=None) -> None:
+    """one(s) for every chunk start s, on ``workers`` threads (numpy and the kernel release the GIL)
+    where that is faster than one thread: both are timed on a few chunks, the faster one goes on
+    (re-timed every 8 chunks per thread, and dropped as soon as threads stop paying), and the
+    other is timed again every PROBE_EVERY chunks per thread -- a shared or busy machine can make
+    threads slower, and that can change during a run.  Every checkpoint's numbers are the same
+    either way."""
+    from concurrent.futures import ThreadPoolExecutor
+    pos = 0
+
+    def batch(count: int, threads: int) -> float:
+        """Seconds per chunk for the next ``count`` chunks on ``threads`` threads."""
+        nonlocal pos
+        todo = starts[pos:pos + count]
+        pos += len(todo)
+        t = time.perf_counter()
+        if threads == 1:
+            for s in todo:
+                one(s)
+        else:
+            for f in [ex.submit(one, s) for s in todo]:
+                f.result()
+        if report:
+            report()
+        return (time.perf_counter() - t) / max(1, len(todo))
+
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        per_chunk = {1: batch(workers, 1), workers: batch(2 * workers, workers)}
+        while pos < len(starts):
+            use = workers if per_chunk[workers] < THREAD_GAIN * per_chunk[1] else 1
+            for _ in range(max(1, PROBE_EVERY // 8)):
+                if pos >= len(starts):
+                    break
+                per_chunk[use] = batch(8 * workers, use)
+                if use == workers and per_chunk[workers] >= THREAD_GAIN * per_chunk[1]:
+                    break                              # threads stopped paying: time one thread again
+            other = 1 if use == workers else workers
+            if pos < len(starts):
+                per_chunk[other] = batch(workers if other == 1 else 2 * workers, other)
+
+
+def _numpy_chunk(X, Y, zero_rows, inv_xn, Wc, Ac, wn2, an2, ap, am, tol_kink, tol_tiny, xscale, yscale, factor,
+                 rows, out, pn, s) -> None:
+    """The numpy pass over B checkpoints, ``rows`` data rows at a time (every quantity is a sum, a
+    count, a minimum or an all() over the data rows)."""
+    B, m, d = Wc.shape
+    n, k = Y.shape
+    wn, an = np.sqrt(wn2), np.sqrt(an2)
+    thr = (tol_kink * wn)[:, None, :]                  # near a kink: |w_j.x_i| / |x_i| < tol |w_j|
+    AcT = np.swapaxes(Ac, 1, 2)
+    lsum = np.zeros(B)
+    G = np.zeros((B, m, k))                            # n dL/dA
+    GW = np.zeros((B, m, d))                           # n dL/dW off the near-kink pairs
+    nnear = np.zeros(B, dtype=np.int64)
+    zmax = np.full((B, m), -np.inf) if am == 0 else None   # largest w_j.x_i over the x_i != 0
+    mr = np.full((B, m), np.inf) if pn else None
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        Xr, zr = X[r0:r1], zero_rows[r0:r1]
+        fw = forward(Xr, Y[r0:r1], Wc, Ac, ap, am)    # B x rows x m (Z, S, H), B x rows x k (E)
+        lsum += (fw.E * fw.E).sum(axis=(1, 2))
+        G += np.matmul(np.swapaxes(fw.H, 1, 2), fw.E)
+        rel = np.abs(fw.Z)                             # then |w_j.x_i| / |x_i| in place
+        rel *= inv_xn[r0:r1, None]
+        if zr.any():
+            rel[:, zr, :] = np.inf                     # x_i = 0 is on no neuron's kink
+        near = rel < thr
+        nnear += near.sum(axis=(1, 2))
+        P = fw.E * AcT if k == 1 else np.matmul(fw.E, AcT)   # e_i . a_j
+        P *= fw.S
+        np.copyto(P, 0.0, where=near)                  # s_ij = 0 on the near-kink pairs
+        GW += np.matmul(np.swapaxes(P, 1, 2), Xr)
+        if mr is not None:
+            _fold_rows(np.minimum, rel, mr)
+        if zmax is not None:
+            Z = fw.Z
+            if zr.any():
+                Z[:, zr, :] = -np.inf
+            _fold_rows(np.maximum, Z, zmax)
+    sl = slice(s, s + B)
+    out["loss"][sl] = lsum / (2 * n) * factor
+    out["grad_A"][sl] = np.sqrt(((G / n) ** 2).sum(axis=(1, 2)))
+    out["grad_W"][sl] = np.sqrt(((GW / n) ** 2).sum(axis=(1, 2)))
+    out["near_kink"][sl] = nnear
+    out["tiny"][sl] = (an * wn * xscale / yscale < tol_tiny).sum(axis=1)
+    # dead as in core.formulas.neuron_status: w_j.x_i < 0 on every data point x_i != 0
+    out["dead"][sl] = (zmax < 0).sum(axis=1) if zmax is not None else 0
+    if pn:
+        pn["min_rel_z"][sl] = mr / np.maximum(wn, 1e-300)
+        pn["balance"][sl] = wn2 - an2
+        pn["norms"][sl] = np.sqrt(wn2 + an2)
+
+
+def _fold_rows(ufunc, V: np.ndarray, acc: np.ndarray) -> None:
+    """acc = ufunc(acc, V[:, i, :]) over the rows i of V (B x rows x m): row by row when the rows are
+    few for the outputs (a reduction costs ~50 ns per output, a call ~3 us), else one reduction."""
+    if V.shape[1] * 60 <= acc.size:
+        for i in range(V.shape[1]):
+            ufunc(acc, V[:, i, :], out=acc)
+    else:
+        ufunc(acc, ufunc.reduce(V, axis=1), out=acc)
+
+
+# ---------------------------------------------------------------------------------------------
+# the fused kernel (optional numba): plain Python here, compiled by _fused_kernel()
+# ---------------------------------------------------------------------------------------------
+
+def _fused_kernel(load: bool = True):
+    """The compiled kernel, or None without numba (or with RELUCERT_NO_NUMBA=1).  Looked for once,
+    and only when ``load`` (importing numba and loading the compiled code takes about a second)."""
+    global _KERNEL
+    if _KERNEL is None and load:
+        _KERNEL = _build_kernel() or False
+    return _KERNEL or None
+
+
+def _build_kernel():
+    if os.environ.get("RELUCERT_NO_NUMBA", "") not in ("", "0"):
+        return None
+    try:
+        import numba
+    except Exception:       # not installed, or broken against this numpy: the numpy pass does it
+        return None
+    for cache in (True, False):
+        try:
+            g = globals()
+            # _fk_rows and _fk_sumsq may reassociate their sums (vectorised reductions: it changes
+            # floats in the last bits, but no single product, quotient or comparison, so no count);
+            # _fk_screen sums the pre-activations strictly in order.  (No division by zero can
+            # happen, n >= 1 and yscale > 0: error_model="numpy" spares the checks.)
+            red = numba.njit(nogil=True, cache=cache, error_model="numpy", fastmath={"reassoc", "contract"})
+            g["_fk_rows_jit"] = red(_fk_rows)
+            g["_fk_sumsq_jit"] = red(_fk_sumsq)
+            kernel = numba.njit(nogil=True, cache=cache, error_model="numpy", fastmath={"contract"})(_fk_screen)
+            _warm_up(kernel)
+            return kernel
+        except Exception:
+            continue
+    return None
+
+
+def _warm_up(kernel) -> None:
+    """Compile (or load from numba's cache) with the argument types screen_arrays passes."""
+    f, i = np.zeros(1), np.zeros(1, dtype=np.int64)
+    p = np.zeros((1, 1), dtype=np.float32)
+    kernel(np.zeros((4, 1)), np.zeros((4, 1)), np.ones(4), np.ones(4, dtype=bool), 1, np.zeros((1, 1, 1)),
+           np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), 1.0, 0.0, True, 1e-4, 1e-6, 1.0, 1.0, 1.0,
+           False, f, f.copy(), f.copy(), i, i.copy(), i.copy(), p, p.copy(), p.copy(), 0)
+
+
+_fk_rows_jit = _fk_sumsq_jit = None   # the compiled _fk_rows and _fk_sumsq (set by _build_kernel) that _fk_screen calls
+
+
+def _fk_rows(Zb, Hb, Sb, Fb, At, thr, mr, alive, s_pos, s_neg, inv_xn, zero_row, i0, n, m, k):
+    """The block of data points i0 .. i0+3: sigma(z_ij) and the slopes (0 on the near-kink pairs, of
+    which it returns the number), the smallest |z_ij| / |x_i| and the points with z_ij >= 0 (over
+    the x_i != 0), and the outputs f(x_i)."""
+    nnear = 0
+    for r in range(4):
+        i = i0 + r
+        f = 0.0
+        if zero_row[i]:               # x_i = 0 is on no neuron's kink (a padding row is not counted)
+            counted = i < n
+            for j in range(m):
+                zz = Zb[r, j]
+                s = s_pos if zz > 0 else s_neg
+                h = s * zz
+                Hb[r, j] = h
+                nr = (np.inf < thr[j]) & counted
+                nnear += nr
+                Sb[r, j] = 0.0 if nr else s
+                f += h * At[0, j]
+        else:
+            sc = inv_xn[i]
+            for j in range(m):
+                zz = Zb[r, j]
+                s = s_pos if zz > 0 else s_neg
+                h = s * zz
+                Hb[r, j] = h
+                rel = abs(zz) * sc
+                nr = rel < thr[j]
+                nnear += nr
+                Sb[r, j] = 0.0 if nr else s
+                mj = mr[j]
+                mr[j] = (rel if rel < mj else mj) + 0.0   # (+ 0.0: a plain store, not a slow masked one)
+                alive[j] += 0 if zz < 0 else 1
+                f += h * At[0, j]
+        Fb[r, 0] = f
+        for c in range(1, k):
+            f = 0.0
+            for j in range(m):
+                f += Hb[r, j] * At[c, j]
+            Fb[r, c] = f
+    return nnear
+
+
+def _fk_sumsq(V, rows, m, n):
+    """sum of (V / n)^2."""
+    acc = 0.0
+    for r in range(rows):
+        for j in range(m):
+            g = V[r, j] / n
+            acc += g * g
+    return acc
+
+
+def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_zero, tol_kink, tol_tiny,
+               xscale, yscale, factor, per_neuron, loss, grad_A, grad_W, near_kink, tiny, dead,
+               min_rel, balance, norms, off):
+    """Checkpoints off .. off+B-1 (W: B x m x d, A: B x m x k) in one sweep over the data rows, four at
+    a time (Xp, Yp padded with zero rows to a multiple of four; n the true number of rows): the
+    same quantities, decisions and conventions as _numpy_chunk."""
+    B, m, d = W.shape
+    npad = Xp.shape[0]
+    k = Yp.shape[1]
+    d4 = d - d % 4
+    Wt = np.empty((d, m))
+    At = np.empty((k, m))
+    wn = np.empty(m)
+    thr = np.empty(m)
+    mr = np.empty(m)
+    alive = np.empty(m, np.int64)     # data points x_i != 0 with w_j.x_i >= 0 (not dead)
+    Zb = np.empty((4, m))             # w_j.x_i
+    Hb = np.empty((4, m))             # sigma(w_j.x_i)
+    Sb = np.empty((4, m))             # sigma'(w_j.x_i), 0 on the near-kink pairs
+    Cb = np.empty((4, m))             # s_ij (e_i . a_j)
+    Fb = np.empty((4, k))             # outputs, then residuals
+    G = np.empty((k, m))              # n dL/dA (transposed)
+    GWt = np.empty((d, m))            # n dL/dW off the near-kink pairs (transposed)
+    for b in range(B):
+        for j in range(m):
+            for q in range(d):
+                Wt[q, j] = W[b, j, q]
+            for c in range(k):
+                At[c, j] = A[b, j, c]
+            wn[j] = np.sqrt(wn2s[b, j])
+            thr[j] = tol_kink * wn[j]
+            mr[j] = np.inf
+            alive[j] = 0
+        for c in range(k):
+            for j in range(m):
+                G[c, j] = 0.0
+        for q in range(d):
+            for j in range(m):
+                GWt[q, j] = 0.0
+        lacc = 0.0
+        nnear = 0
+        for i0 in range(0, npad, 4):
+            # z_ij = sum_q x_iq w_jq, each summed in the order of q with fused multiply-adds from 0:
+            # bit for bit what OpenBLAS computes for X @ W.T (so the counts below decide as numpy's
+            # do, also where z_ij is a rounding error; tests/test_screen_kernel.py checks it)
+            for q in range(0, d4, 4):
+                a0, a1, a2, a3 = Xp[i0, q], Xp[i0, q + 1], Xp[i0, q + 2], Xp[i0, q + 3]
+                b0, b1, b2, b3 = Xp[i0 + 1, q], Xp[i0 + 1, q + 1], Xp[i0 + 1, q + 2], Xp[i0 + 1, q + 3]
+                c0, c1, c2, c3 = Xp[i0 + 2, q], Xp[i0 + 2, q + 1], Xp[i0 + 2, q + 2], Xp[i0 + 2, q + 3]
+                e0, e1, e2, e3 = Xp[i0 + 3, q], Xp[i0 + 3, q + 1], Xp[i0 + 3, q + 2], Xp[i0 + 3, q + 3]
+                for j in range(m):
+                    w0 = Wt[q, j]
+                    w1 = Wt[q + 1, j]
+                    w2 = Wt[q + 2, j]
+                    w3 = Wt[q + 3, j]
+                    z0, z1, z2, z3 = (0.0, 0.0, 0.0, 0.0) if q == 0 else (Zb[0, j], Zb[1, j], Zb[2, j], Zb[3, j])
+                    Zb[0, j] = (((z0 + a0 * w0) + a1 * w1) + a2 * w2) + a3 * w3
+                    Zb[1, j] = (((z1 + b0 * w0) + b1 * w1) + b2 * w2) + b3 * w3
+                    Zb[2, j] = (((z2 + c0 * w0) + c1 * w1) + c2 * w2) + c3 * w3
+                    Zb[3, j] = (((z3 + e0 * w0) + e1 * w1) + e2 * w2) + e3 * w3
+            if d4 == 0:
+                a0, b0, c0, e0 = Xp[i0, 0], Xp[i0 + 1, 0], Xp[i0 + 2, 0], Xp[i0 + 3, 0]
+                for j in range(m):
+                    w0 = Wt[0, j]
+                    Zb[0, j] = 0.0 + a0 * w0
+                    Zb[1, j] = 0.0 + b0 * w0
+                    Zb[2, j] = 0.0 + c0 * w0
+                    Zb[3, j] = 0.0 + e0 * w0
+            for q in range(max(d4, 1), d):
+                a0 = Xp[i0, q]
+                b0 = Xp[i0 + 1, q]
+                c0 = Xp[i0 + 2, q]
+                e0 = Xp[i0 + 3, q]
+                for j in range(m):
+                    w0 = Wt[q, j]
+                    Zb[0, j] = Zb[0, j] + a0 * w0
+                    Zb[1, j] = Zb[1, j] + b0 * w0
+                    Zb[2, j] = Zb[2, j] + c0 * w0
+                    Zb[3, j] = Zb[3, j] + e0 * w0
+            # slopes, sigma(z), the near-kink pairs, the smallest relative |z|, dead neurons, outputs
+            nnear += _fk_rows_jit(Zb, Hb, Sb, Fb, At, thr, mr, alive, s_pos, s_neg, inv_xn, zero_row, i0, n, m, k)
+            # residuals e_i = f(x_i) - y_i
+            for r in range(4):
+                for c in range(k):
+                    ec = Fb[r, c] - Yp[i0 + r, c]
+                    Fb[r, c] = ec
+                    lacc += ec * ec
+            # G_j += sigma(z_ij) e_i;  c_ij = s_ij (e_i . a_j)
+            for r in range(4):
+                ec = Fb[r, 0]
+                if k == 1:
+                    for j in range(m):
+                        G[0, j] += Hb[r, j] * ec
+                        Cb[r, j] = Sb[r, j] * (ec * At[0, j])
+                    continue
+                for j in range(m):
+                    G[0, j] += Hb[r, j] * ec
+                    Cb[r, j] = ec * At[0, j]
+                for c in range(1, k):
+                    ec = Fb[r, c]
+                    for j in range(m):
+                        G[c, j] += Hb[r, j] * ec
+                        Cb[r, j] += ec * At[c, j]
+                for j in range(m):
+                    Cb[r, j] *= Sb[r, j]
+            # GW_j += sum_i c_ij x_i
+            for q in range(0, d - 1, 2):
+                a0, b0, c0, e0 = Xp[i0, q], Xp[i0 + 1, q], Xp[i0 + 2, q], Xp[i0 + 3, q]
+                a1, b1, c1, e1 = Xp[i0, q + 1], Xp[i0 + 1, q + 1], Xp[i0 + 2, q + 1], Xp[i0 + 3, q + 1]
+                for j in range(m):
+                    p0, p1, p2, p3 = Cb[0, j], Cb[1, j], Cb[2, j], Cb[3, j]
+                    GWt[q, j] = (((GWt[q, j] + a0 * p0) + b0 * p1) + c0 * p2) + e0 * p3
+                    GWt[q + 1, j] = (((GWt[q + 1, j] + a1 * p0) + b1 * p1) + c1 * p2) + e1 * p3
+            if d % 2:
+                q = d - 1
+                a0, b0, c0, e0 = Xp[i0, q], Xp[i0 + 1, q], Xp[i0 + 2, q], Xp[i0 + 3, q]
+                for j in range(m):
+                    GWt[q, j] = (((GWt[q, j] + a0 * Cb[0, j]) + b0 * Cb[1, j]) + c0 * Cb[2, j]) + e0 * Cb[3, j]
+        t = off + b
+        loss[t] = lacc / (2 * n) * factor
+        grad_A[t] = np.sqrt(_fk_sumsq_jit(G, k, m, n))
+        grad_W[t] = np.sqrt(_fk_sumsq_jit(GWt, d, m, n))
+        near_kink[t] = nnear
+        nt = 0
+        nd = 0
+        for j in range(m):
+            nt += np.sqrt(an2s[b, j]) * wn[j] * xscale / yscale < tol_tiny
+            nd += alive[j] == 0
+        tiny[t] = nt
+        dead[t] = nd if am_zero else 0
+        if per_neuron:
+            for j in range(m):
+                w2 = wn2s[b, j]
+                a2 = an2s[b, j]
+                min_rel[t, j] = mr[j] / max(wn[j], 1e-300)
+                balance[t, j] = w2 - a2
+                norms[t, j] = np.sqrt(w2 + a2)
 
 
 def _progress(done: int, T: int, t0: float) -> None:
