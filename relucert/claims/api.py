@@ -124,7 +124,8 @@ def claim(statement: str, generator: Callable | tuple, *, name: str | None = Non
     return deco
 
 
-LIBRARY_MODULES = ["relucert.claims.library", "relucert.claims.related_tangent", "relucert.claims.related_trainable"]
+LIBRARY_MODULES = ["relucert.claims.library", "relucert.claims.related_tangent", "relucert.claims.related_trainable",
+                   "relucert.claims.related_bumps", "relucert.claims.related_permutation"]
 
 
 def load_library() -> dict[str, Claim]:
