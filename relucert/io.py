@@ -1,4 +1,7 @@
-"""Loaders: JSON problem files (exact decimals), .npz (exact binary floats), trajectories, torch."""
+"""Loaders: JSON problem files (exact decimals), .npz (exact binary floats), trajectories, torch.
+
+Every loader reads an optional output bias ``c`` (k numbers) into ``Point.c`` exactly, like the weights:
+absent means the network has no output bias, present (even zero) a free parameter (docs/biases.md)."""
 from __future__ import annotations
 
 import os
@@ -62,7 +65,7 @@ def problem_point_from_dict(obj: Any, source: str = "input") -> tuple[Problem, P
     act = obj.get("activation", "relu")
     pb = Problem.make(obj["X"], obj["Y"], act, obj.get("loss", "half_mean"))
     pb.defaulted = tuple(key for key in ("activation", "loss") if key not in obj)
-    pt = Point.make(obj["W"], obj["A"], pb)
+    pt = Point.make(obj["W"], obj["A"], pb, c=obj.get("c"))
     return pb, pt
 
 
@@ -141,7 +144,8 @@ def activation_from_npz(z) -> Any:
 
 
 def load_npz(path: str, index: int | None = None) -> tuple[Problem, Point]:
-    """Point file (W m x d, A m x k) or trajectory (W T x m x d, A T x m x k; pick ``index``)."""
+    """Point file (W m x d, A m x k, optional output bias c of length k) or trajectory (W T x m x d,
+    A T x m x k, optional c T x k; pick ``index``)."""
     z = _open_npz(path)
     missing = [k for k in REQUIRED if k not in z.files]
     if missing:
@@ -150,20 +154,28 @@ def load_npz(path: str, index: int | None = None) -> tuple[Problem, Point]:
     loss = str(_npz_scalar(z, "loss_convention", None) or _loss_key(z))
     pb = Problem.make(z["X"], z["Y"], activation_from_npz(z), loss)
     W, A = z["W"], z["A"]
+    c = z["c"] if "c" in z.files else None
     if W.ndim == 3:
         T = W.shape[0]
         if A.ndim == 2 and pb.k == 1 and A.shape[0] == T:
             A = A[:, :, None]
         if A.ndim != 3 or A.shape[0] != T:
             raise InputError(f"{os.path.basename(path)}: trajectory W has {T} steps but A has shape {A.shape}")
+        if c is not None:
+            if c.ndim == 1 and pb.k == 1 and c.shape[0] == T:
+                c = c[:, None]
+            if c.ndim != 2 or c.shape != (T, pb.k):
+                raise InputError(f"{os.path.basename(path)}: trajectory W has {T} steps and Y has {pb.k} columns, "
+                                 f"so the output bias c must be {T} x {pb.k}, but it has shape {c.shape}")
         if index is None:
             index = T - 1
         if not -T <= index < T:
             raise InputError(f"--index {index} out of range: trajectory has {T} checkpoints")
         W, A = W[index], A[index]
+        c = None if c is None else c[index]
     elif index is not None:
         raise InputError(f"{os.path.basename(path)} holds a single point; --index needs a trajectory")
-    pt = Point.make(W, A, pb)
+    pt = Point.make(W, A, pb, c=c)
     return pb, pt
 
 
@@ -235,8 +247,9 @@ def _load_problem(path: str) -> Problem:
 # augmented input x' = (x, 1) with w'_j = (w_j, b_j): the same function, and w'_j ranges over all of
 # R^{d+1}, so the parameter space and the loss landscape are the same and every verdict and certificate
 # maps one to one.  The loader folds a hidden bias that way.  An output bias c (f(x) + c) is a free
-# parameter the engine cannot represent yet (it adds the stationarity condition sum_i e_i = 0): it is
-# refused, never dropped, and so is every tensor of the checkpoint that the mapping does not use.
+# parameter of its own (it adds the stationarity condition sum_i e_i = 0, docs/biases.md): it is read
+# exactly into Point.c (load_torch_info), never dropped.  Readers that do not carry c (map_state_dict /
+# torch_weights without output_bias=True) refuse it, and every tensor the mapping does not use is refused.
 # ---------------------------------------------------------------------------------------------
 
 import re as _re
@@ -272,6 +285,8 @@ class TorchLoadInfo:
     k: int
     dtypes: tuple[str, ...]           # dtypes of the used tensors (all converted exactly)
     ignored: tuple[str, ...] = ()     # other entries of a checkpoint dict (optimizer, epoch, ...): not the model
+    output_bias: str | None = None    # key of the length-k output bias -> Point.c, or None
+    c: tuple[str, ...] | None = None  # its exact values (the Point's c), or None
 
     @property
     def bias_column(self) -> int | None:
@@ -288,6 +303,11 @@ class TorchLoadInfo:
             out.append(f"hidden bias {self.hidden_bias} folded exactly: W[:, {self.d}] = {self.hidden_bias} and X "
                        f"gets a constant-1 column at index {self.d} (x' = (x, 1), w'_j = (w_j, b_j)); the verdict and "
                        "certificate are about this bias-free network on x', the same function and loss landscape")
+        if self.output_bias is not None:
+            vals = ", ".join(self.c[:6]) + (f", ... {len(self.c) - 6} more" if len(self.c) > 6 else "")
+            out.append(f"output bias {self.output_bias} read exactly as the output bias c = [{vals}] "
+                       f"(f(x) = sum_j a_j sigma(w_j . x) + c): a free parameter, so the verdict also needs "
+                       "(S0) sum_i e_i = 0")
         if self.ignored:
             out.append(f"checkpoint entries beside the model, not read: {', '.join(self.ignored)}")
         return out
@@ -295,7 +315,8 @@ class TorchLoadInfo:
     def to_json(self) -> dict:
         return {"source": self.source, "container": self.container, "key_prefix_removed": self.prefix,
                 "input_weight": self.input_weight, "hidden_bias": self.hidden_bias,
-                "output_weight": self.output_weight, "d": self.d, "m": self.m, "k": self.k,
+                "output_weight": self.output_weight, "output_bias": self.output_bias,
+                "c": None if self.c is None else list(self.c), "d": self.d, "m": self.m, "k": self.k,
                 "constant_column": self.bias_column, "dtypes": list(self.dtypes), "ignored": list(self.ignored)}
 
 
@@ -511,12 +532,14 @@ def _order_by_shape(sd: dict, d: int, k: int | None, source: str) -> tuple[str, 
 
 
 def map_state_dict(sd: dict, d: int, k: int | None, keys: str | None = None, source: str = "checkpoint",
-                   prefix: str = "") -> tuple[np.ndarray, np.ndarray, dict]:
+                   prefix: str = "", output_bias: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """(W, A, roles) of a one-hidden-layer state_dict, exactly: W is m x d, or m x (d + 1) with the hidden
     bias as its last column; A is m x k.  Every tensor is used or the state_dict is refused (InputError):
-    an output bias, an unused tensor, a wrong shape or a non-float dtype.  ``keys`` is 'IN_W,OUT_W' or
-    'IN_W,IN_B,OUT_W'; without it the two Linear layers are found by shape, and each one's bias by name.
-    ``k`` (columns of Y) None: any number of outputs."""
+    an unused tensor, a wrong shape or a non-float dtype, and an output bias unless ``output_bias``: then
+    it is read exactly as roles["c"] (length-k float64 array, the output layer's bias found by name;
+    roles["output_bias"] is its key).  ``keys`` is 'IN_W,OUT_W' or 'IN_W,IN_B,OUT_W'; without it the two
+    Linear layers are found by shape, and each one's bias by name.  ``k`` (columns of Y) None: any number
+    of outputs."""
     if keys is not None:
         parts = [p.strip() for p in keys.split(",")]
         if len(parts) not in (2, 3) or not all(parts):
@@ -542,13 +565,19 @@ def map_state_dict(sd: dict, d: int, k: int | None, keys: str | None = None, sou
     b_out = _bias_of(w_out)
     if b_in is not None and b_in == b_out:
         raise InputError(f"{source}: --keys: {b_in!r} is the output layer's bias, not the hidden bias")
-    if b_out in sd:
-        raise InputError(f"{source}: output bias {b_out!r} {_shape(sd[b_out])} refused: it is a free parameter of the "
-                         "model (it adds the stationarity condition sum_i e_i = 0) that relucert cannot represent "
-                         "yet, and a parameter is never dropped, even if zero; use an output layer with bias=False")
+    if b_out in sd and not output_bias:
+        raise InputError(f"{source}: output bias {b_out!r} {_shape(sd[b_out])} refused by this reader: it is a free "
+                         "parameter of the model (it adds the stationarity condition sum_i e_i = 0) that this reader "
+                         "does not carry, and a parameter is never dropped, even if zero; 'relucert certify --torch' "
+                         "reads it as the output bias c")
+    if b_out not in sd:
+        b_out = None
+    if b_out is not None and _shape(sd[b_out]) != (s_out[0],):
+        raise InputError(f"{source}: output bias {b_out!r} has shape {_shape(sd[b_out])}, expected ({s_out[0]},) "
+                         f"(one per output of {w_out!r})")
     if b_in is not None and _shape(sd[b_in]) != (m,):
         raise InputError(f"{source}: hidden bias {b_in!r} has shape {_shape(sd[b_in])}, expected ({m},)")
-    used = [w_in] + ([b_in] if b_in else []) + [w_out]
+    used = [w_in] + ([b_in] if b_in else []) + [w_out] + ([b_out] if b_out else [])
     unused = [key for key in sd if key not in used]
     if unused:
         hint = ""
@@ -562,8 +591,10 @@ def map_state_dict(sd: dict, d: int, k: int | None, keys: str | None = None, sou
     if b_in is not None:
         W = np.concatenate([W, _exact_float64(b_in, sd[b_in], source)[:, None]], axis=1)
     A = _exact_float64(w_out, sd[w_out], source).T.copy()
+    c = None if b_out is None else _exact_float64(b_out, sd[b_out], source).copy()
     roles = {"input_weight": w_in, "hidden_bias": b_in, "output_weight": w_out, "m": m,
-             "dtypes": tuple(dict.fromkeys(_dtype_name(sd[key]) for key in used))}
+             "dtypes": tuple(dict.fromkeys(_dtype_name(sd[key]) for key in used)),
+             "output_bias": b_out, "c": c}
     return W, A, roles
 
 
@@ -587,23 +618,43 @@ def with_constant_column(pb: Problem) -> Problem:
     return Problem(X, pb.Y.copy(), pb.activation, pb.loss, defaulted=pb.defaulted)
 
 
-def torch_weights(ckpt: str, pb: Problem, keys: str | None = None) -> tuple[np.ndarray, np.ndarray, TorchLoadInfo]:
-    """(W, A, info) of a checkpoint for the data of ``pb`` (W has d + 1 columns with a hidden bias)."""
+def torch_weights(ckpt: str, pb: Problem, keys: str | None = None, output_bias: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, TorchLoadInfo]:
+    """(W, A, info) of a checkpoint for the data of ``pb`` (W has d + 1 columns with a hidden bias).
+    An output bias is refused unless ``output_bias`` (then ``info.output_bias`` / ``info.c`` hold it and
+    the caller must carry it: ``torch_output_bias``)."""
     sd, container, prefix, ignored = read_checkpoint(ckpt)
-    W, A, roles = map_state_dict(sd, pb.d, pb.k, keys, ckpt, prefix)
+    W, A, roles = map_state_dict(sd, pb.d, pb.k, keys, ckpt, prefix, output_bias=output_bias)
+    c = roles["c"]
     info = TorchLoadInfo(ckpt, container, prefix, roles["input_weight"], roles["hidden_bias"],
-                         roles["output_weight"], pb.d, roles["m"], pb.k, roles["dtypes"], ignored)
+                         roles["output_weight"], pb.d, roles["m"], pb.k, roles["dtypes"], ignored,
+                         roles["output_bias"], None if c is None else tuple(str(v) for v in _exact_values(c)))
     return W, A, info
+
+
+def _exact_values(a: np.ndarray) -> list:
+    """The exact rationals of a float64 array (its binary values)."""
+    from relucert.core.problem import to_fmpq
+    return [to_fmpq(v, "c") for v in a.tolist()]
+
+
+def torch_output_bias(info: TorchLoadInfo):
+    """The output bias of a loaded checkpoint as exact numbers for ``Point.make(..., c=...)``, or None."""
+    if info.c is None:
+        return None
+    from fractions import Fraction
+    return [Fraction(v) for v in info.c]
 
 
 def load_torch_info(ckpt: str, data: str, keys: str | None = None) -> tuple[Problem, Point, TorchLoadInfo]:
     """Problem, point and the parameter mapping of a checkpoint (.pt/.pth/.safetensors) with a data file.
-    With a hidden bias the problem's X has a constant-1 column appended (``info.bias_column``)."""
+    With a hidden bias the problem's X has a constant-1 column appended (``info.bias_column``); an output
+    bias becomes the point's c, exactly (``info.output_bias``)."""
     pb = load_problem(data)
-    W, A, info = torch_weights(ckpt, pb, keys)
+    W, A, info = torch_weights(ckpt, pb, keys, output_bias=True)
     if info.hidden_bias is not None:
         pb = with_constant_column(pb)
-    return pb, Point.make(W, A, pb), info
+    return pb, Point.make(W, A, pb, c=torch_output_bias(info)), info
 
 
 def load_torch(ckpt: str, data: str, keys: str | None = None) -> tuple[Problem, Point]:

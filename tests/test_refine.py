@@ -183,9 +183,13 @@ def test_torch_loader(tmp_path):
     assert r.returncode == 2 and "cannot load" in r.stderr and "Traceback" not in r.stderr
     withbias = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
     torch.save(withbias.state_dict(), tmp_path / "b.pt")
-    r = subprocess.run(CLI + ["certify", "--torch", str(tmp_path / "b.pt"), "--data", str(data)],
+    r = subprocess.run(CLI + ["certify", "--torch", str(tmp_path / "b.pt"), "--data", str(data), "--json"],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "bias" in r.stderr
+    assert r.returncode == 0, r.stderr          # the output bias is read into c, never dropped
+    out = json.loads(r.stdout)
+    assert out["torch_mapping"]["output_bias"] == "2.bias" and out["given"]["output_bias"] is not None
+    assert out["refined"] is None and (out["verdict"] in ("local_min", "saddle", "global_min")
+                                       or "output bias" in out["refine_skipped"])
 
 
 def test_vector_near_replicas_are_merged_refined_and_split_back():

@@ -369,3 +369,39 @@ def test_cli_certificate_file_validates(tmp_path, name):
             cert = json.load(fh)
         assert_valid(cert)
         assert require_valid(cert) == cert["verdict"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the output bias c (docs/biases.md §8.1)
+# ---------------------------------------------------------------------------------------------
+
+def _with_c(X, Y, W, A, c):
+    pb, pt = problem_point_from_dict({"activation": "relu", "X": X, "Y": Y, "W": W, "A": A, "c": c})
+    return certify(pb, pt).certificate
+
+
+def test_output_bias_certificates_validate_and_broken_ones_do_not():
+    s0 = _with_c([[1], [-1]], [[1], [1]], [[1]], [[1]], [0])                        # CE1: (S0) fails
+    so = _with_c([[1, 0], [0, 1]], [[2, 1], [2, -1]], [[1, 1]], [[2, 0]], [0, 0])    # CE2: a ray moving c
+    s1 = _with_c([[1], [-1]], [[1], [1]], [[1]], [[2]], [0])                         # (S0) holds, G != 0
+    assert s0["evidence"]["not_stationary"]["reason"] == "S0" and "dc" in so["evidence"]["second_order"]
+    assert s1["evidence"]["not_stationary"]["reason"] == "S1"
+    for cert in (s0, so, s1):
+        assert_valid(cert)
+        assert require_valid(cert) == cert["verdict"]
+    for cert, mutate in [
+        (s0, lambda c: c["point"].__setitem__("c", [])),                                        # empty c
+        (s0, lambda c: c["point"].__setitem__("c", [0.5])),                                     # a float
+        (s0, lambda c: c["point"].__setitem__("c", "0")),                                       # not a list
+        (s0, lambda c: c["evidence"]["not_stationary"]["direction"].__setitem__("dw", ["0"])),  # S0 moves c only
+        (s0, lambda c: c["evidence"]["not_stationary"]["direction"].__setitem__("neuron", 0)),
+        (s0, lambda c: c["evidence"]["not_stationary"].__setitem__("t_max", "1")),            # S0: no t_max
+        (s0, lambda c: c["evidence"]["not_stationary"].__setitem__("reason", "S1")),           # S1: a neuron
+        (s1, lambda c: c["evidence"]["not_stationary"]["direction"].__setitem__("dc", ["1"])),  # S1 never moves c
+        (s1, lambda c: c["evidence"]["not_stationary"].__setitem__("reason", "S0")),
+        (so, lambda c: c["evidence"]["second_order"].__setitem__("dc", [])),
+        (so, lambda c: c["evidence"]["second_order"]["dc"].__setitem__(0, -1)),
+    ]:
+        c = copy.deepcopy(cert)
+        mutate(c)
+        assert errors(c), mutate

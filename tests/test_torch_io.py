@@ -1,6 +1,7 @@
 """Loaders for real PyTorch models (relucert/io.py): every tensor is used or the checkpoint is refused,
-a hidden bias is folded exactly into a constant-1 input column, an output bias is refused (never dropped),
-the usual checkpoint containers and safetensors load, and every float dtype is converted exactly."""
+a hidden bias is folded exactly into a constant-1 input column, an output bias becomes the point's output
+bias c exactly (readers that do not carry c refuse it: never dropped), the usual checkpoint containers and
+safetensors load, and every float dtype is converted exactly."""
 from __future__ import annotations
 
 import json
@@ -223,28 +224,40 @@ def test_bias_free_model_loads_as_before(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# (b) output bias refused; (c) --keys never drops a tensor
+# (b) an output bias is read as c; (c) --keys never drops a tensor
 # ---------------------------------------------------------------------------------------------
 
-def test_output_bias_is_refused_via_the_cli(tmp_path):
+def test_output_bias_is_read_as_c_via_the_cli(tmp_path):
     net = mlp([[1.0], [0.5]], [-1.0, 0.25], [[2.0], [1.0]], c=[0.0])      # an output bias, exactly zero
     ck = tmp_path / "ckpt.pt"
     torch.save(net.state_dict(), ck)
     data = write_data(tmp_path / "data.json", *CASES["local_min"][:2])
-    r = subprocess.run(CLI + ["certify", "--torch", str(ck), "--data", data], capture_output=True, text=True,
-                       timeout=HANG)
-    one_line_error(r.returncode, r.stderr, "ckpt.pt", "output bias '2.bias'", "sum_i e_i = 0", "never dropped")
-    assert r.stdout == ""
+    cert = tmp_path / "cert.json"
+    r = subprocess.run(CLI + ["certify", "--torch", str(ck), "--data", data, "--exact-only", "--json",
+                              "--certificate", str(cert)], capture_output=True, text=True, timeout=HANG)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["torch_mapping"]["output_bias"] == "2.bias" and out["torch_mapping"]["c"] == ["0"]
+    assert json.loads(cert.read_text())["point"]["c"] == ["0"]        # c = 0 is a free parameter, kept
+    # without c the same weights are a Theorem-A minimum; with c free the residuals must sum to 0
+    assert out["given"]["output_bias"] == ["0"]
 
 
-def test_output_bias_refused_even_with_keys(tmp_path, capsys):
+def test_output_bias_with_keys(tmp_path, capsys):
     net = mlp([[1.0], [0.5]], [-1.0, 0.25], [[2.0], [1.0]], c=[0.75])
     ck = tmp_path / "ckpt.pt"
     torch.save(net.state_dict(), ck)
     data = write_data(tmp_path / "data.json", *CASES["local_min"][:2])
-    for keys in ("0.weight,2.weight", "0.weight,0.bias,2.weight"):
-        code, _, err = cli(capsys, "certify", "--torch", str(ck), "--data", data, "--keys", keys)
-        one_line_error(code, err, "ckpt.pt", "output bias '2.bias'")
+    # keys leaving the hidden bias out: refused (never dropped)
+    code, _, err = cli(capsys, "certify", "--torch", str(ck), "--data", data, "--keys", "0.weight,2.weight")
+    one_line_error(code, err, "ckpt.pt", "'0.bias'", "never dropped")
+    code, out, err = cli(capsys, "certify", "--torch", str(ck), "--data", data, "--keys", "0.weight,0.bias,2.weight",
+                         "--json", "--exact-only")
+    assert code == 0, err
+    assert json.loads(out)["torch_mapping"]["c"] == ["3/4"]
+    # a reader that does not carry c refuses it
+    with pytest.raises(InputError, match=r"output bias '2.bias' \(1,\) refused by this reader.*never dropped"):
+        map_state_dict(dict(net.state_dict()), 1, 1, "0.weight,0.bias,2.weight", "x.pt")
     # the output bias named as the hidden bias
     code, _, err = cli(capsys, "certify", "--torch", str(ck), "--data", data, "--keys", "0.weight,2.bias,2.weight")
     one_line_error(code, err, "'2.bias' is the output layer's bias")
@@ -419,10 +432,10 @@ def test_safetensors(tmp_path, capsys):
     code, out, err = cli(capsys, "certify", "--torch", str(tmp_path / "m.safetensors"), "--data", data, "--json",
                          "--exact-only")
     assert code == 0 and json.loads(out)["verdict"] == "saddle", err
-    # an output bias in a safetensors file: the same refusal
-    st.save_file(mlp(W, b, A, c=[0.0]).state_dict(), str(tmp_path / "ob.safetensors"))
-    code, _, err = cli(capsys, "certify", "--torch", str(tmp_path / "ob.safetensors"), "--data", data)
-    one_line_error(code, err, "ob.safetensors", "output bias '2.bias'")
+    # an output bias in a safetensors file: read as c, exactly as from a .pt file
+    st.save_file(mlp(W, b, A, c=[0.5]).state_dict(), str(tmp_path / "ob.safetensors"))
+    _, pt4, info4 = load_torch_info(str(tmp_path / "ob.safetensors"), data)
+    assert info4.output_bias == "2.bias" and pt4.c.tolist() == [fmpq(1, 2)]
     # bfloat16 in safetensors: exact
     sd16 = {k: v.to(torch.bfloat16) for k, v in mlp([[0.1], [-3.3]], [1e-3, 7.7], [[1.1], [-2.2]]).state_dict().items()}
     st.save_file(sd16, str(tmp_path / "bf.safetensors"))
@@ -540,10 +553,12 @@ def test_screen_directory_refusals_match_certify(tmp_path, capsys):
     d.mkdir()
     for step in range(3):
         torch.save(mlp(W, b, A, c=[0.0]).state_dict(), d / f"ckpt_{step}.pt")
-    with pytest.raises(InputError) as screen_err:
+    # screen does not carry an output bias: it refuses it (never dropped); certify reads it as c
+    with pytest.raises(InputError, match=r"output bias '2.bias'.*never dropped"):
         load_trajectory(str(d), data)
-    code, _, err = cli(capsys, "certify", "--torch", str(d / "ckpt_0.pt"), "--data", data)
-    assert err.strip() == f"error: {screen_err.value}" and "output bias '2.bias'" in err
+    code, out, err = cli(capsys, "certify", "--torch", str(d / "ckpt_0.pt"), "--data", data, "--json",
+                         "--exact-only")
+    assert code == 0 and json.loads(out)["torch_mapping"]["output_bias"] == "2.bias", err
     code, _, err = cli(capsys, "screen", str(d), "--data", data)
     one_line_error(code, err, "output bias '2.bias'")
     # --keys dropping the hidden bias: refused in screen as in certify

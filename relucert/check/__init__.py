@@ -1,7 +1,9 @@
 """The independent certificate checker: a package of its own that imports only the standard library.
 
 It re-derives, with ``fractions.Fraction``, every quantity a certificate records from the problem
-and the point it embeds, checks every witness identity and checks that the verdict follows.  It
+and the point it embeds (with its output bias c when the point has one: residuals with c, (S0)
+sum_i e_i = 0, the dc descent, the joint Hessian in (W, A, c)), checks every witness identity and
+checks that the verdict follows.  It
 shares no code with the decision code (``relucert.core`` / ``relucert.decide``): the network's
 formulas are written here a second time, deliberately, so that a bug in one copy cannot confirm
 itself.  The certificate formats are documented as JSON Schema files next to this module

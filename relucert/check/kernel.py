@@ -14,7 +14,8 @@ from fractions import Fraction as Q
 from typing import Any
 
 from .limits import LimitError, active_limits, load_json, parse_exact, read_text
-from .reference import D, dot as _dot, dsigma, half_mean_loss, hessian, output_grad, preactivations, residuals, sigma
+from .reference import (D, dot as _dot, dsigma, half_mean_loss, hessian, mean_residual, output_grad, preactivations,
+                        residuals, sigma)
 
 FORMAT = "verifier-certificate/1"
 MORSE_BOTT_MAX_PARAMS = 400     # the O(P^3) Fraction re-check of a Morse-Bott proof stays bounded
@@ -138,11 +139,14 @@ class _Instance:
         self.m = len(self.W)
         self.A = _mat(pt.get("A"), "A", self.k, lim=inp)
         _need(len(self.A) == self.m, "W and A differ in rows")
+        # the output bias: absent = the network has none; present (even 0) = a free parameter
+        self.c = _vec(pt["c"], "c", self.k, lim=inp) if "c" in pt else None
         self.factor = Q(1) if self.conv == "half_mean" else Q(2, self.k)
         self.Z = preactivations(self.X, self.W)
         self.E = self._residuals(self.W, self.A)
         self.loss_hm = self._loss_hm(self.E)
         self.G = output_grad(self.Z, self.E, self.ap, self.am)
+        self.ebar = mean_residual(self.E)       # dL/dc; (S0) requires it to vanish when c is present
 
     def sig(self, z: Q) -> Q:
         return sigma(z, self.ap, self.am)
@@ -150,14 +154,23 @@ class _Instance:
     def dsig(self, z: Q) -> Q:
         return dsigma(z, self.ap, self.am)
 
-    def _residuals(self, W, A):
-        return residuals(self.X, self.Y, W, A, self.ap, self.am)
+    def _residuals(self, W, A, c=None):
+        return residuals(self.X, self.Y, W, A, self.ap, self.am, self.c if c is None else c)
 
     def _loss_hm(self, E) -> Q:
         return half_mean_loss(E)
 
-    def loss_after(self, W, A) -> Q:
-        return self._loss_hm(self._residuals(W, A)) * self.factor
+    def loss_after(self, W, A, c=None) -> Q:
+        """Loss (problem's convention) at (W, A) with the output bias c (None: the point's own)."""
+        return self._loss_hm(self._residuals(W, A, c)) * self.factor
+
+    def dc(self, v: Any, what: str) -> list[Q] | None:
+        """A recorded move of the output bias (k numbers), or None when not recorded; only a point with
+        an output bias may have one."""
+        if v is None:
+            return None
+        _need(self.c is not None, f"{what}: the direction moves an output bias, but the point has none")
+        return _vec(v, what, self.k)
 
     def D(self, j: int, r: list[Q]) -> list[Q]:
         """D_j(r) straight from its definition (no merging)."""
@@ -329,12 +342,13 @@ def _check_escape(inst: _Instance, j: int, es: dict) -> bool | None:
     raise Rejected(f"neuron {j}: unknown escape method {_short(method)}")
 
 
-def _ray_polynomial(inst: _Instance, moves: dict):
+def _ray_polynomial(inst: _Instance, moves: dict, dc: list | None = None):
     """L(theta + t Delta) - L(theta) = c1 t + c2 t^2 + c3 t^3 + c4 t^4 (half_mean) for 0 < t < t_max,
-    straight from f along the ray: Delta moves neuron j by (dw, da) for each j in ``moves``; on a
-    kink the slope is the one of the side dw moves to.  t_max is None when no sign can change."""
+    straight from f along the ray: Delta moves neuron j by (dw, da) for each j in ``moves`` and the
+    output bias by dc (None: it stays); on a kink the slope is the one of the side dw moves to.
+    t_max is None when no sign can change (c moves no pre-activation)."""
     n, k = inst.n, inst.k
-    u = [[Q(0)] * k for _ in range(n)]
+    u = [list(dc) if dc is not None else [Q(0)] * k for _ in range(n)]
     qv = [[Q(0)] * k for _ in range(n)]
     tmax = None
     for j, (dw, da) in moves.items():
@@ -359,7 +373,8 @@ def _check_second_order(inst: _Instance, so: dict) -> None:
     dW = _mat(so.get("dW"), "second_order dW", inst.d)
     dA = _mat(so.get("dA"), "second_order dA", inst.k)
     _need(len(dW) == inst.m and len(dA) == inst.m, "second_order: the direction must have a row per neuron")
-    c1, c2, c3, c4, tmax = _ray_polynomial(inst, {j: (dW[j], dA[j]) for j in range(inst.m)})
+    dc = inst.dc(so.get("dc"), "second_order dc")
+    c1, c2, c3, c4, tmax = _ray_polynomial(inst, {j: (dW[j], dA[j]) for j in range(inst.m)}, dc)
     _need(_vec(so.get("polynomial"), "second_order polynomial", 5) == [Q(0), c1, c2, c3, c4],
           "second_order: recorded ray polynomial differs")
     _need(c1 == 0, "second_order: L'(theta;Delta) != 0")
@@ -371,14 +386,17 @@ def _check_second_order(inst: _Instance, so: dict) -> None:
     _need(t0 > 0 and (tmax is None or t0 < tmax), "second_order: t0 outside (0, t_max)")
     W = [[w + t0 * v for w, v in zip(inst.W[j], dW[j])] for j in range(inst.m)]
     A = [[a + t0 * v for a, v in zip(inst.A[j], dA[j])] for j in range(inst.m)]
-    new = inst.loss_after(W, A)
+    c = None if dc is None else [a + t0 * v for a, v in zip(inst.c, dc)]
+    new = inst.loss_after(W, A, c)
     _need(_q(so.get("loss_at_t0"), "loss_at_t0") == new, "second_order: recorded loss at t0 differs")
     _need(new < inst.loss_hm * inst.factor, "second_order: loss at t0 is not lower")
 
 
 def _hessian(inst: _Instance) -> list[list[Q]]:
-    """Exact Hessian of the half_mean loss in (W row-major, A row-major) at a smooth point."""
-    return hessian(inst.X, inst.Z, inst.E, inst.A, inst.ap, inst.am)
+    """Exact Hessian of the half_mean loss in (W row-major, A row-major) at a smooth point; for a point
+    with an output bias the joint one in (W, A, c) (a test on the (W, A)-block alone is unsound:
+    docs/biases.md CE2)."""
+    return hessian(inst.X, inst.Z, inst.E, inst.A, inst.ap, inst.am, output_bias=inst.c is not None)
 
 
 def _psd_rank(H: list[list[Q]]) -> int | None:
@@ -408,7 +426,8 @@ def _check_morse_bott(inst: _Instance, mb: dict) -> None:
     the manifold of critical points with equal loss (rescalings of each non-dead neuron, open sets of
     the dead neurons' parameters)."""
     m, d, k = inst.m, inst.d, inst.k
-    P = m * (d + k)
+    nc = 0 if inst.c is None else k          # the output bias's coordinates come last, tangent part 0
+    P = m * (d + k) + nc
     _need(P <= MORSE_BOTT_MAX_PARAMS, f"morse_bott: {P} parameters, more than this checker re-derives "
                                       f"({MORSE_BOTT_MAX_PARAMS})")
     nonzero_x = [i for i in range(inst.n) if any(v != 0 for v in inst.X[i])]
@@ -426,7 +445,8 @@ def _check_morse_bott(inst: _Instance, mb: dict) -> None:
                 tangent.append([Q(1) if u == t else Q(0) for u in range(P)])
         else:
             tangent.append([inst.W[jj][q] if jj == j else Q(0) for jj in range(m) for q in range(d)] +
-                           [-inst.A[jj][c] if jj == j else Q(0) for jj in range(m) for c in range(k)])
+                           [-inst.A[jj][c] if jj == j else Q(0) for jj in range(m) for c in range(k)] +
+                           [Q(0)] * nc)
     _need(all(_dot(row, v) == 0 for v in tangent for row in H),
           "morse_bott: a tangent direction of the critical manifold is not in the Hessian's kernel")
     _need(P - rank == len(tangent), f"morse_bott: the Hessian's kernel has dimension {P - rank}, the critical "
@@ -439,12 +459,16 @@ def _check_morse_bott(inst: _Instance, mb: dict) -> None:
 def _check_descent(inst: _Instance, ns: dict) -> None:
     dr = ns.get("direction")
     _need(isinstance(dr, dict), "not_stationary: no direction")
+    reason = ns.get("reason")
+    _need(reason in ("S0", "S1", "S2"), "not_stationary: reason must be S0, S1 or S2")
+    if reason == "S0":
+        _check_output_bias_descent(inst, ns, dr)
+        return
+    _need("dc" not in dr, f"not_stationary: an {reason} direction moves one neuron and not the output bias")
     j = dr.get("neuron")
     _need(isinstance(j, int) and 0 <= j < inst.m, "not_stationary: bad neuron index")
     dw = _vec(dr.get("dw"), "dw", inst.d)
     da = _vec(dr.get("da"), "da", inst.k)
-    reason = ns.get("reason")
-    _need(reason in ("S1", "S2"), "not_stationary: reason must be S1 or S2")
     if reason == "S1":
         _need(all(v == 0 for v in dw) and da == [-g for g in inst.G[j]], "S1 direction must be (0, -G_j)")
     else:
@@ -467,6 +491,30 @@ def _check_descent(inst: _Instance, ns: dict) -> None:
     W[j] = [w + t * v for w, v in zip(W[j], dw)]
     A[j] = [a + t * v for a, v in zip(A[j], da)]
     new = inst.loss_after(W, A)
+    _need(_q(ns.get("loss_at_step"), "loss_at_step") == new, "not_stationary: recorded loss at step differs")
+    _need(new < inst.loss_hm * inst.factor, "not_stationary: the step does not lower the loss")
+
+
+def _check_output_bias_descent(inst: _Instance, ns: dict, dr: dict) -> None:
+    """(S0) fails: the residuals of a point with an output bias do not sum to 0, and dc = -e_bar lowers
+    the loss: exactly L(theta + t Delta) - L(theta) = -t |e_bar|^2 + t^2 |e_bar|^2 / 2 for every t."""
+    _need(inst.c is not None, "not_stationary: reason S0 needs an output bias c, and the point has none")
+    _need(set(dr) == {"neuron", "dc"} and dr.get("neuron") is None,
+          "not_stationary: an S0 direction moves only the output bias: {neuron: null, dc}")
+    dc = inst.dc(dr.get("dc"), "dc")
+    _need(any(v != 0 for v in inst.ebar), "not_stationary: reason S0, but the residuals sum to 0")
+    _need(dc == [-v for v in inst.ebar], "S0 direction must be dc = -e_bar (minus the mean residual)")
+    deriv = _dot(inst.ebar, dc)
+    _need(_q(ns.get("derivative"), "derivative") == deriv, "not_stationary: recorded L'(theta;Delta) differs")
+    _need(deriv < 0, "not_stationary: L'(theta;Delta) is not negative")
+    c1, c2, c3, c4, tmax = _ray_polynomial(inst, {}, dc)
+    _need(_vec(ns.get("ray_polynomial"), "ray_polynomial", 5) == [Q(0), c1, c2, c3, c4],
+          "not_stationary: recorded ray polynomial differs")
+    _need(c1 == deriv and tmax is None, "not_stationary: linear coefficient differs from L'")
+    _need(ns.get("t_max") is None, "not_stationary: recorded t_max differs (moving c changes no pre-activation)")
+    t = _q(ns.get("step"), "step")
+    _need(t > 0, "not_stationary: step must be > 0")
+    new = inst.loss_after(inst.W, inst.A, [a + t * v for a, v in zip(inst.c, dc)])
     _need(_q(ns.get("loss_at_step"), "loss_at_step") == new, "not_stationary: recorded loss at step differs")
     _need(new < inst.loss_hm * inst.factor, "not_stationary: the step does not lower the loss")
 
@@ -691,6 +739,7 @@ def ball_jacobian_at_center(cert: dict) -> list[list[Q]]:
     Rejected when the structure of the certificate is invalid."""
     _need(isinstance(cert, dict), "certificate must be a JSON object")
     inst = _Instance(cert)
+    _need(inst.c is None, "ball: the point has an output bias c, which ball certificates do not cover yet")
     ev = cert.get("evidence")
     _need(isinstance(ev, dict), "evidence missing")
     ball = _Ball(inst, ev)
@@ -706,6 +755,7 @@ def check_ball_certificate(cert: dict) -> str:
           "fingerprint does not match problem and point (data or weights changed)")
     _need(cert.get("verdict") == "saddle", "ball certificates prove saddles only")
     inst = _Instance(cert)
+    _need(inst.c is None, "ball: the point has an output bias c, which ball certificates do not cover yet")
     ev = cert.get("evidence")
     _need(isinstance(ev, dict), "evidence missing")
     ball = _Ball(inst, ev)
@@ -808,6 +858,11 @@ def derive_verdict(cert: dict) -> str:
         return verdict
     _need(verdict in ("local_min", "saddle", "inconclusive"), f"unknown verdict {_short(verdict)}")
     _need(loss != 0 or verdict == "inconclusive", "loss is 0: the verdict should be global_min")
+    if inst.c is not None:
+        # (S0): with an output bias a stationary point has residuals summing to 0 (zero inputs included);
+        # otherwise dc = -e_bar descends, and neither a minimum, a saddle nor "undecided" is right
+        _need(all(v == 0 for v in inst.ebar), f"{verdict}, but the residuals do not sum to 0 ((S0) fails: "
+                                              f"dL/dc = {[_short(v) for v in inst.ebar]}): the point is not stationary")
     neurons = ev.get("neurons")
     _need(isinstance(neurons, list) and len(neurons) == inst.m, "evidence.neurons must list every neuron")
     all_stat, undecided_escape, esc_zero, esc_nonzero = True, False, [], []

@@ -5,24 +5,27 @@ Standard library only.  The checker (:mod:`relucert.check.kernel`) computes ever
 with these functions, and the claims harness (:mod:`relucert.claims`) uses them as its exact
 reference, so that the harness checks the decision code against the trusted base, not a third copy.
 
-The network is f(x) = sum_j a_j sigma(w_j . x) with sigma(z) = alpha_plus z for z > 0 and
+The network is f(x) = sum_j a_j sigma(w_j . x) (+ c) with sigma(z) = alpha_plus z for z > 0 and
 alpha_minus z otherwise (the slope convention sigma'(0) = alpha_minus); data X (n x d), targets Y
-(n x k), input weights W (m x d), output weights A (m x k), all row lists.  The loss is the
-half_mean convention L = (1/2n) sum_i ||e_i||^2 with residuals e_i = f(x_i) - y_i.
+(n x k), input weights W (m x d), output weights A (m x k), all row lists, and an optional output
+bias c (k; None: the network has none).  The loss is the half_mean convention
+L = (1/2n) sum_i ||e_i||^2 with residuals e_i = f(x_i) - y_i (c included).
 
 - :func:`preactivations`  Z[i][j] = w_j . x_i
 - :func:`outputs`, :func:`residuals`, :func:`half_mean_loss`, :func:`loss`
+- :func:`mean_residual`  e_bar = (1/n) sum_i e_i = dL/dc (over every data point, x_i = 0 included)
 - :func:`output_grad`  G_j = (1/n) sum_i e_i sigma(z_ij) = dL/da_j
 - :func:`D`  the map D_j(r) = (1/n)[sum_{z_ij != 0} e_i sigma'(z_ij) (x_i . r) + sum_{z_ij = 0} e_i sigma(x_i . r)]
 - :func:`weight_grad`, :func:`gradient`  dL/dw_j, (dL/dW, dL/dA) where L is differentiable
-- :func:`hessian`  the exact Hessian where L is smooth, as the checker computes it
+- :func:`hessian`  the exact Hessian where L is smooth, as the checker computes it (joint in (W, A, c)
+  with ``output_bias=True``)
 """
 from __future__ import annotations
 
 from fractions import Fraction as Q
 
 __all__ = ["dot", "sigma", "dsigma", "preactivations", "outputs", "residuals", "half_mean_loss", "loss",
-           "output_grad", "D", "weight_grad", "gradient", "hessian"]
+           "mean_residual", "output_grad", "D", "weight_grad", "gradient", "hessian"]
 
 
 def dot(u, v) -> Q:
@@ -44,19 +47,26 @@ def preactivations(X, W) -> list[list[Q]]:
     return [[dot(w, x) for w in W] for x in X]
 
 
-def outputs(X, W, A, ap: Q, am: Q, k: int) -> list[list[Q]]:
-    """f(x_i) = sum_j a_j sigma(w_j . x_i) (n x k)."""
+def outputs(X, W, A, ap: Q, am: Q, k: int, c=None) -> list[list[Q]]:
+    """f(x_i) = sum_j a_j sigma(w_j . x_i) + c (n x k; c None: no output bias)."""
     out = []
     for x in X:
         h = [sigma(dot(w, x), ap, am) for w in W]
-        out.append([sum((h[j] * A[j][c] for j in range(len(W))), Q(0)) for c in range(k)])
+        out.append([sum((h[j] * A[j][o] for j in range(len(W))), Q(0) if c is None else c[o]) for o in range(k)])
     return out
 
 
-def residuals(X, Y, W, A, ap: Q, am: Q) -> list[list[Q]]:
-    """e_i = f(x_i) - y_i (n x k)."""
-    F = outputs(X, W, A, ap, am, len(Y[0]) if Y else 0)
+def residuals(X, Y, W, A, ap: Q, am: Q, c=None) -> list[list[Q]]:
+    """e_i = f(x_i) - y_i (n x k), the output bias c (None: none) included in f."""
+    F = outputs(X, W, A, ap, am, len(Y[0]) if Y else 0, c)
     return [[f - y for f, y in zip(Fi, Yi)] for Fi, Yi in zip(F, Y)]
+
+
+def mean_residual(E) -> list[Q]:
+    """e_bar = (1/n) sum_i e_i over every data point (k): the gradient of the half_mean loss in c."""
+    n = len(E)
+    k = len(E[0]) if E else 0
+    return [sum((row[o] for row in E), Q(0)) / n for o in range(k)]
 
 
 def half_mean_loss(E) -> Q:
@@ -64,9 +74,9 @@ def half_mean_loss(E) -> Q:
     return sum((e * e for row in E for e in row), Q(0)) / (2 * len(E))
 
 
-def loss(X, Y, W, A, ap: Q, am: Q) -> Q:
-    """The half_mean loss of the point (W, A)."""
-    return half_mean_loss(residuals(X, Y, W, A, ap, am))
+def loss(X, Y, W, A, ap: Q, am: Q, c=None) -> Q:
+    """The half_mean loss of the point (W, A) (with the output bias c, if not None)."""
+    return half_mean_loss(residuals(X, Y, W, A, ap, am, c))
 
 
 def output_grad(Z, E, ap: Q, am: Q) -> list[list[Q]]:
@@ -103,20 +113,22 @@ def weight_grad(X, Z, E, A, ap: Q, am: Q) -> list[list[Q]]:
     return out
 
 
-def gradient(X, Y, W, A, ap: Q, am: Q) -> tuple[list[list[Q]], list[list[Q]]]:
-    """(dL/dW, dL/dA) of the half_mean loss where L is differentiable (sigma'(0) = alpha_minus)."""
+def gradient(X, Y, W, A, ap: Q, am: Q, c=None) -> tuple[list[list[Q]], list[list[Q]]]:
+    """(dL/dW, dL/dA) of the half_mean loss where L is differentiable (sigma'(0) = alpha_minus); with an
+    output bias c, dL/dc is mean_residual of the residuals."""
     Z = preactivations(X, W)
-    E = residuals(X, Y, W, A, ap, am)
+    E = residuals(X, Y, W, A, ap, am, c)
     return weight_grad(X, Z, E, A, ap, am), output_grad(Z, E, ap, am)
 
 
-def hessian(X, Z, E, A, ap: Q, am: Q) -> list[list[Q]]:
+def hessian(X, Z, E, A, ap: Q, am: Q, output_bias: bool = False) -> list[list[Q]]:
     """Exact Hessian of the half_mean loss in (W row-major, A row-major) at a smooth point, from
-    f_c(x_i) = sum_j a_jc s_ij (w_j . x_i) with the slopes s_ij fixed near theta:
-    H = (1/n) sum_i [J_i^T J_i + sum_c e_ic d^2 f_c(x_i)], d^2 f_c / da_jc dw_jq = s_ij x_iq."""
+    f_c(x_i) = sum_j a_jc s_ij (w_j . x_i) (+ c_c) with the slopes s_ij fixed near theta:
+    H = (1/n) sum_i [J_i^T J_i + sum_c e_ic d^2 f_c(x_i)], d^2 f_c / da_jc dw_jq = s_ij x_iq.
+    With ``output_bias`` the parameters are (W, A, c), c last: df_c / dc_c = 1, f is linear in c."""
     n, d, m = len(X), len(X[0]), len(A)
     k = len(A[0])
-    P = m * (d + k)
+    P = m * (d + k) + (k if output_bias else 0)
 
     def wi(j, q):
         return j * d + q
@@ -126,7 +138,7 @@ def hessian(X, Z, E, A, ap: Q, am: Q) -> list[list[Q]]:
     H = [[Q(0)] * P for _ in range(P)]
     for i, x in enumerate(X):
         for c in range(k):
-            J = {}
+            J = {m * (d + k) + c: Q(1)} if output_bias else {}
             for j in range(m):
                 z = Z[i][j]
                 s = dsigma(z, ap, am)

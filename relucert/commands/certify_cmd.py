@@ -53,7 +53,8 @@ def add_parser(sub) -> None:
                         "unpickled; float16/bfloat16/float32/float64 weights are converted exactly. The layers are "
                         "found by shape; a hidden bias b is folded exactly: X gets a constant-1 column appended "
                         "(x' = (x, 1), w'_j = (w_j, b_j), the same function and loss landscape) and the report says "
-                        "so. An output bias, or any tensor the mapping does not use, is refused, never dropped")
+                        "so. An output bias is read exactly into c (the point is then certified exactly as given: refinement "
+                        "does not carry c yet); any tensor the mapping does not use is refused, never dropped")
     p.add_argument("--data", metavar="DATA",
                    help="data file for --torch (.json or .npz with X, Y, activation, loss); X without a constant "
                         "column (with a hidden bias the loader appends one)")

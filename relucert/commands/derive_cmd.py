@@ -5,6 +5,7 @@ import sys
 
 import sympy as sp
 
+from relucert.commands import refuse_output_bias
 from relucert.errors import InputError
 from relucert.io import load
 from relucert.tools.symbolic import SymbolicModel
@@ -85,6 +86,7 @@ def _status(problem, point, pattern, j) -> str:
 
 def run(args) -> int:
     problem, point = load(args.file, args.index)
+    refuse_output_bias(point, "derive", args.file)
     model = SymbolicModel.from_problem(problem, point)
     pat = model.pattern
     n, d, k, m = problem.n, problem.d, problem.k, point.m

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from relucert.commands import refuse_output_bias
 from relucert.errors import InputError
 from relucert.io import load, point_file
 
@@ -55,6 +56,7 @@ def _operation(args, problem, point):
 def run(args) -> int:
     from relucert.tools.embedding import embed_and_certify
     problem, point = load(args.file, args.index)
+    refuse_output_bias(point, "embed", args.file)
     emb = _operation(args, problem, point)
     wide = point_file(problem, emb.after)
     if args.output:

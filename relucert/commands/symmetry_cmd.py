@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from relucert.commands import refuse_output_bias
 from relucert.errors import InputError
 from relucert.io import load
 from relucert.decide.report import short_number
@@ -43,6 +44,7 @@ def run(args) -> int:
     if not args.file:
         raise InputError("symmetry needs a FILE (or --count --max-width M)")
     problem, point = load(args.file, args.index)
+    refuse_output_bias(point, "symmetry", args.file)
     an = S.analyze(problem, point, do_hessian=not args.no_hessian)
     if args.json:
         json.dump(an, sys.stdout, indent=1, default=str)

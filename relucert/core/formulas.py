@@ -49,17 +49,34 @@ class Forward:
     Z: np.ndarray   # pre-activations (..., n, m)
     S: np.ndarray   # slopes sigma'(z) (alpha_minus at 0)
     H: np.ndarray   # sigma(z)
-    F: np.ndarray   # outputs (..., n, k)
+    F: np.ndarray   # outputs (..., n, k), the output bias c included
     E: np.ndarray   # residuals F - Y
 
 
-def forward(X, Y, W, A, ap, am) -> Forward:
-    """Network outputs and residuals: f(x_i) = sum_j a_j sigma(w_j . x_i), e_i = f(x_i) - y_i."""
+def forward(X, Y, W, A, ap, am, c=None) -> Forward:
+    """Network outputs and residuals: f(x_i) = sum_j a_j sigma(w_j . x_i) + c, e_i = f(x_i) - y_i.
+
+    ``c`` is the output bias (shape (..., k), broadcast over the data), None for a network without
+    one (docs/biases.md §1)."""
     Z = preactivations(X, W)
     S = slopes(Z, ap, am)
     H = S * Z
     F = matmul(H, A)
+    if c is not None:
+        F = F + _vector(c)[..., None, :]
     return Forward(Z, S, H, F, F - Y)
+
+
+def _vector(v) -> np.ndarray:
+    """An array view of a vector of numbers (object dtype for exact entries, never converted)."""
+    if isinstance(v, np.ndarray):
+        return v
+    vals = list(v)
+    if vals and not isinstance(vals[0], (float, np.floating)):
+        out = np.empty(len(vals), dtype=object)
+        out[:] = vals
+        return out
+    return np.asarray(vals)
 
 
 def sigma(z: Any, ap: Any, am: Any) -> Any:
@@ -68,9 +85,9 @@ def sigma(z: Any, ap: Any, am: Any) -> Any:
 
 
 def forward_point(problem: Problem, point: Point) -> "Forward":
-    """``forward`` on a problem and an exact point."""
+    """``forward`` on a problem and an exact point (its output bias included)."""
     act = problem.activation
-    return forward(problem.X, problem.Y, point.W, point.A, act.alpha_plus, act.alpha_minus)
+    return forward(problem.X, problem.Y, point.W, point.A, act.alpha_plus, act.alpha_minus, point.c)
 
 
 def residuals(problem: Problem, point: Point) -> list[list[fmpq]]:
@@ -84,7 +101,7 @@ def loss_half_mean(problem: Problem, point: Point) -> fmpq:
 
 
 def network_outputs(problem: Problem, point: Point, inputs: Sequence[Sequence[fmpq]]) -> list[list[fmpq]]:
-    """f(x) = sum_j a_j sigma(w_j . x) at arbitrary exact inputs (row lists)."""
+    """f(x) = sum_j a_j sigma(w_j . x) (+ c) at arbitrary exact inputs (row lists)."""
     if not inputs:
         return []
     Xin = np.empty((len(inputs), problem.d), dtype=object)
@@ -93,13 +110,23 @@ def network_outputs(problem: Problem, point: Point, inputs: Sequence[Sequence[fm
     act = problem.activation
     Z = preactivations(Xin, point.W)
     H = slopes(Z, act.alpha_plus, act.alpha_minus) * Z
-    return rows(matmul(H, point.A))
+    F = matmul(H, point.A)
+    if point.c is not None:
+        F = F + point.c[None, :]
+    return rows(F)
 
 
 def half_mean_loss(E: np.ndarray) -> Any:
     """L = (1/2n) sum_i ||e_i||^2 (batched over leading axes)."""
     n = E.shape[-2]
     return (E * E).sum(axis=(-1, -2)) / (2 * n)
+
+
+def mean_residual(E: np.ndarray) -> np.ndarray:
+    """e_bar = (1/n) sum_i e_i over ALL data points (zero inputs included: docs/biases.md CE3), shape
+    (..., k).  It is dL/dc, the gradient of the half_mean loss in the output bias c, at every point."""
+    n = E.shape[-2]
+    return E.sum(axis=-2) / n
 
 
 def output_grad(H: np.ndarray, E: np.ndarray) -> np.ndarray:
@@ -124,12 +151,13 @@ def weight_grad(Lin: np.ndarray, A: np.ndarray) -> np.ndarray:
     return (Lin * A[..., :, :, None]).sum(axis=-2)
 
 
-def ray_coefficients(X, E, Z, S_unused, W, A, dW, dA, ap, am):
+def ray_coefficients(X, E, Z, S_unused, W, A, dW, dA, ap, am, dc=None):
     """Exact expansion of §2: L(theta + t Delta) - L(theta) = c1 t + c2 t^2 + c3 t^3 + c4 t^4.
 
     Valid for 0 < t < t_max (returned; None means no sign can change). Works on any subset of
     neurons (columns of Z / rows of W, A, dW, dA) because the other neurons do not move.
-    Returns (c1, c2, c3, c4, t_max)."""
+    ``dc`` moves the output bias (docs/biases.md §3.1: u_i -> u_i + dc; t_max does not change);
+    None: it does not move.  Returns (c1, c2, c3, c4, t_max)."""
     n = X.shape[0]
     delta = preactivations(X, dW)                      # n x m
     pos_z = np.asarray(Z > 0, dtype=bool)
@@ -145,6 +173,8 @@ def ray_coefficients(X, E, Z, S_unused, W, A, dW, dA, ap, am):
     Hz = Sr * Z
     Hd = Sr * delta
     U = matmul(Hz, dA) + matmul(Hd, A)
+    if dc is not None:
+        U = U + _vector(dc)[None, :]
     Q = matmul(Hd, dA)
     c1 = (E * U).sum() / n
     c2 = ((U * U).sum() + 2 * (E * Q).sum()) / (2 * n)
@@ -357,7 +387,7 @@ class ExactState:
         self.problem, self.point = problem, point
         act = problem.activation
         self.ap, self.am = act.alpha_plus, act.alpha_minus
-        self.fw = forward(problem.X, problem.Y, point.W, point.A, self.ap, self.am)
+        self.fw = forward(problem.X, problem.Y, point.W, point.A, self.ap, self.am, point.c)
         self.loss_half_mean = half_mean_loss(self.fw.E)
         self.G = output_grad(self.fw.H, self.fw.E)
         self.Lin = linear_part(self.fw.S, self.fw.E, problem.X)
@@ -367,6 +397,14 @@ class ExactState:
     def loss(self) -> fmpq:
         """Loss in the problem's own convention."""
         return self.loss_half_mean * self.problem.loss_factor()
+
+    @property
+    def mean_residual(self) -> list[fmpq]:
+        """e_bar = (1/n) sum_i e_i over all data points (k entries): dL/dc (half_mean).  Defined with
+        or without an output bias; only with one is it a first-order condition, (S0) e_bar = 0."""
+        if "_ebar" not in self.__dict__:
+            self._ebar = mean_residual(self.fw.E).tolist()
+        return list(self._ebar)
 
     def status(self, j: int) -> str:
         """The neuron's status (NEURON_STATUSES)."""
@@ -396,9 +434,14 @@ class ExactState:
         self._neurons[j] = nr
         return nr
 
-    def directional_derivative(self, dW: np.ndarray, dA: np.ndarray) -> fmpq:
-        """L'(theta; Delta) = sum_j [dA_j . G_j + a_j . D_j(dW_j)] (half_mean convention)."""
+    def directional_derivative(self, dW: np.ndarray, dA: np.ndarray, dc: Sequence[fmpq] | None = None) -> fmpq:
+        """L'(theta; Delta) = sum_j [dA_j . G_j + a_j . D_j(dW_j)] + e_bar . dc (half_mean convention;
+        ``dc`` only for a point with an output bias, docs/biases.md §3.2)."""
         total = fmpq(0)
+        if dc is not None:
+            if self.point.c is None:
+                raise ValueError("dc given for a point without an output bias")
+            total += dot(self.mean_residual, list(dc))
         for j in range(self.point.m):
             da = dA[j].tolist()
             dw = dW[j].tolist()

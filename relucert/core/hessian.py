@@ -1,7 +1,7 @@
-"""The exact Hessian and gradient of the half_mean loss in theta = (W row-major, A row-major), where L
-has a second-order expansion (docs/theory.md §2, §5); its exact inertia by symmetric elimination; and the
-gradient and Hessian on a fixed activation pattern, generic over the number type (the Newton step
-of refinement)."""
+"""The exact Hessian and gradient of the half_mean loss in theta = (W row-major, A row-major) -- and, for
+a point with an output bias, theta = (W, A, c) (docs/biases.md §5.1) -- where L has a second-order
+expansion (docs/theory.md §2, §5); its exact inertia by symmetric elimination; and the gradient and
+Hessian on a fixed activation pattern, generic over the number type (the Newton step of refinement)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,20 +9,33 @@ from typing import Callable, Sequence
 
 from flint import fmpq, fmpq_mat
 
-from relucert.core.formulas import derivative_form, forward_point
+from relucert.core.formulas import derivative_form, forward_point, mean_residual
 from relucert.core.linalg import dot, is_zero, rows
 from relucert.core.problem import Point, Problem
 from relucert.errors import require
 
 
-def param_index(m: int, d: int, k: int):
-    """(index of w_jq, index of a_jc, number of parameters P = m (d + k)) in theta."""
+def param_index(m: int, d: int, k: int, output_bias: bool = False):
+    """(index of w_jq, index of a_jc, number of parameters P) in theta = (W row-major, A row-major) and,
+    with ``output_bias``, c last: P = m (d + k), or m (d + k) + k (the c_c at ``bias_index``)."""
     def wi(j, q):
         return j * d + q
 
     def ai(j, c):
         return m * d + j * k + c
-    return wi, ai, m * (d + k)
+    return wi, ai, m * (d + k) + (k if output_bias else 0)
+
+
+def bias_index(m: int, d: int, k: int):
+    """The index of c_c in theta = (W, A, c): m (d + k) + c."""
+    def ci(c):
+        return m * (d + k) + c
+    return ci
+
+
+def parameter_count(point: Point, k: int) -> int:
+    """Number of parameters of the point: m (d + k), plus k for an output bias."""
+    return param_index(point.m, point.W.shape[1], k, point.c is not None)[2]
 
 
 def second_order_obstructions(problem: Problem, point: Point) -> list[str]:
@@ -50,12 +63,16 @@ def second_order_obstructions(problem: Problem, point: Point) -> list[str]:
 
 
 def hessian(problem: Problem, point: Point) -> list[list[fmpq]]:
-    """Exact Hessian of the half_mean loss in theta = (W row-major, A row-major).
+    """Exact Hessian of the half_mean loss in theta = (W row-major, A row-major[, c]).
 
     H = (1/n) J^T J + C, with J_i = df(x_i)/dtheta (df_c/da_jc' = sigma(z_ij) [c = c'],
-    df_c/dw_jq = a_jc sigma'(z_ij) x_iq) and C the symmetric coupling of a_j and w_j given by the
-    linear map r -> D_j(r) (C[a_jc, w_jq] = (D_j)_{cq}); from the ray expansion of docs/theory.md §2,
-    c2 = (1/2n) sum |u_i|^2 + sum_j Delta a_j . D_j(Delta w_j) = Delta^T H Delta / 2.
+    df_c/dw_jq = a_jc sigma'(z_ij) x_iq and, with an output bias, df_c/dc_c' = [c = c']) and C the
+    symmetric coupling of a_j and w_j given by the linear map r -> D_j(r) (C[a_jc, w_jq] = (D_j)_{cq});
+    from the ray expansion of docs/theory.md §2 (docs/biases.md §3.1 with dc),
+    c2 = (1/2n) sum |u_i (+ dc)|^2 + sum_j Delta a_j . D_j(Delta w_j) = Delta^T H Delta / 2.
+    With an output bias the J^T J part holds the blocks of docs/biases.md §5.1: d^2L/dc^2 = I_k,
+    d^2L/dc da_j = (1/n) sum_i sigma(z_ij) I_k, d^2L/dc dw_j = (1/n) sum_i sigma'(z_ij) a_j x_i^T
+    (the half_mean convention; the mse loss is 2/k times it).
     Only valid where second_order_obstructions() is empty."""
     obs = second_order_obstructions(problem, point)
     if obs:
@@ -66,11 +83,14 @@ def hessian(problem: Problem, point: Point) -> list[list[fmpq]]:
     X = rows(problem.X)
     A = rows(point.A)
     W = rows(point.W)
-    wi, ai, P = param_index(m, d, k)
+    wi, ai, P = param_index(m, d, k, point.c is not None)
+    ci = bias_index(m, d, k)
     J = [[fmpq(0)] * P for _ in range(n * k)]
     for i in range(n):
         for c in range(k):
             row = J[i * k + c]
+            if point.c is not None:
+                row[ci(c)] = fmpq(1)
             for j in range(m):
                 h = Hs[i, j]
                 if h != 0:
@@ -97,12 +117,12 @@ def hessian(problem: Problem, point: Point) -> list[list[fmpq]]:
 
 
 def gradient(problem: Problem, point: Point) -> list[fmpq]:
-    """Exact gradient where L is differentiable: (D_j^T a_j for w_j, G_j for a_j)."""
+    """Exact gradient where L is differentiable: (D_j^T a_j for w_j, G_j for a_j[, e_bar for c])."""
     n, d, k, m = problem.n, problem.d, problem.k, point.m
     fw = forward_point(problem, point)
     E = rows(fw.E)
     W, A = rows(point.W), rows(point.A)
-    wi, ai, P = param_index(m, d, k)
+    wi, ai, P = param_index(m, d, k, point.c is not None)
     g = [fmpq(0)] * P
     for j in range(m):
         Lin, _ = derivative_form(problem, E, W[j])
@@ -110,6 +130,10 @@ def gradient(problem: Problem, point: Point) -> list[fmpq]:
             g[wi(j, q)] = sum((A[j][c] * Lin[c][q] for c in range(k)), fmpq(0))
         for c in range(k):
             g[ai(j, c)] = sum((fw.H[i, j] * E[i][c] for i in range(n)), fmpq(0)) / n
+    if point.c is not None:
+        ci = bias_index(m, d, k)
+        for c, v in enumerate(mean_residual(fw.E).tolist()):
+            g[ci(c)] = v
     return g
 
 

@@ -1,4 +1,5 @@
-"""Problem (data, activation, loss convention) and Point (W, A), with exact and float views.
+"""Problem (data, activation, loss convention) and Point (W, A, optional output bias c), with exact and
+float views.
 
 Every number is stored exactly as a ``flint.fmpq`` rational.  Floats are converted through their
 exact binary value (a float *is* a dyadic rational); decimal strings through their decimal value.
@@ -262,35 +263,80 @@ class Problem:
                 "X": exact_to_strings(self.X), "Y": exact_to_strings(self.Y)}
 
 
+def to_exact_vector(v: Any, length: int | None, what: str) -> np.ndarray:
+    """A 1-D numpy object array of fmpq from a flat list / array of numbers (exact), optionally of a
+    given length; a single number is a vector of length 1, a 1 x k or k x 1 array is flattened."""
+    if isinstance(v, np.ndarray):
+        if v.ndim == 0:
+            v = v.reshape(1)
+        if v.ndim == 2 and 1 in v.shape:
+            v = v.reshape(-1)
+        if v.ndim != 1:
+            raise InputError(f"{what} must be a vector (got an array of shape {v.shape})")
+        rows = v.reshape(-1, 1)
+    else:
+        if not isinstance(v, (list, tuple)):
+            v = [v]
+        if len(v) == 1 and isinstance(v[0], (list, tuple)):
+            v = v[0]                        # [[c_1, ..., c_k]]
+        if len(v) and all(isinstance(x, (list, tuple)) and len(x) == 1 for x in v):
+            v = [x[0] for x in v]           # [[c_1], ..., [c_k]]
+        if any(isinstance(x, (list, tuple)) for x in v):
+            raise InputError(f"{what} must be a flat list of numbers")
+        rows = [[x] for x in v]
+    if len(rows) == 0:
+        raise InputError(f"{what} is empty")
+    out = to_exact_matrix(rows, what, flat_ok=True)[:, 0].copy()
+    if length is not None and out.shape[0] != length:
+        raise InputError(f"{what} has {out.shape[0]} entries but Y has {length} columns")
+    return out
+
+
 @dataclass
 class Point:
-    """Parameters: W (m x d) input weights, A (m x k) output weights, exact."""
+    """Parameters: W (m x d) input weights, A (m x k) output weights and, optionally, an output bias
+    c (k), all exact.  ``c is None`` means the network has no output bias (f(x) = sum_j a_j sigma(w_j.x));
+    a vector c, even all zeros, means f(x) = sum_j a_j sigma(w_j.x) + c with c a free parameter
+    (docs/biases.md: the two cases have different verdicts and must stay distinguishable)."""
 
     W: np.ndarray
     A: np.ndarray
+    c: np.ndarray | None = None       # 1-D object array of k fmpq, or None (no output bias)
 
     @classmethod
-    def make(cls, W: Any, A: Any, problem: Problem | None = None) -> "Point":
+    def make(cls, W: Any, A: Any, problem: Problem | None = None, c: Any = None) -> "Point":
         """Exact point from nested lists / arrays; with ``problem``, shapes are checked against it
-        (and a scalar-output A given as one row of length m is read as a column)."""
+        (and a scalar-output A given as one row of length m is read as a column).  ``c``: the
+        output bias (k numbers), or None for a network without one."""
         We = to_exact_matrix(W, "W")
         Ae = to_exact_matrix(A, "A", flat_ok=True)  # a flat A is scalar output (m x 1)
         if problem is not None and Ae.shape != (We.shape[0], problem.k) and Ae.shape == (1, We.shape[0]) \
                 and problem.k == 1:
             Ae = Ae.T.copy()
-        pt = cls(We, Ae)
+        ce = None if c is None else to_exact_vector(c, None, "c")
+        pt = cls(We, Ae, ce)
         if problem is not None:
             pt.validate(problem)
         return pt
 
     @classmethod
-    def from_rows(cls, W_rows: Sequence[Sequence[Any]], A_rows: Sequence[Sequence[Any]], d: int, k: int) -> "Point":
+    def from_rows(cls, W_rows: Sequence[Sequence[Any]], A_rows: Sequence[Sequence[Any]], d: int, k: int,
+                  c: Sequence[Any] | None = None) -> "Point":
         """Point from row lists of exact numbers (ints and fmpq), with the shapes given (m may be 0)."""
-        return cls(exact_matrix(W_rows, d), exact_matrix(A_rows, k))
+        ce = None
+        if c is not None:
+            ce = np.empty(len(c), dtype=object)
+            ce[:] = [v if isinstance(v, fmpq) else fmpq(v) for v in c]
+        return cls(exact_matrix(W_rows, d), exact_matrix(A_rows, k), ce)
 
     @property
     def m(self) -> int:
         return self.W.shape[0]
+
+    @property
+    def has_output_bias(self) -> bool:
+        """True when c is a free parameter of the network (even if it is 0)."""
+        return self.c is not None
 
     def validate(self, problem: Problem) -> None:
         """Check the shapes against the problem (never changes the point)."""
@@ -300,6 +346,8 @@ class Point:
             raise InputError(f"W has {self.W.shape[0]} rows (neurons) but A has {self.A.shape[0]}")
         if self.A.shape[1] != problem.k:
             raise InputError(f"A has {self.A.shape[1]} columns but Y has {problem.k}")
+        if self.c is not None and (getattr(self.c, "ndim", 0) != 1 or self.c.shape[0] != problem.k):
+            raise InputError(f"the output bias c has {len(self.c)} entries but Y has {problem.k} columns")
 
     @property
     def Wf(self) -> np.ndarray:
@@ -309,13 +357,26 @@ class Point:
     def Af(self) -> np.ndarray:
         return exact_to_float(self.A)
 
+    @property
+    def cf(self) -> np.ndarray | None:
+        """Nearest float64 of the output bias, or None."""
+        return None if self.c is None else np.array([fmpq_to_float(v) for v in self.c], dtype=float)
+
+    def c_list(self) -> list | None:
+        """The output bias as a list of fmpq, or None."""
+        return None if self.c is None else list(self.c.tolist())
+
     def to_json(self) -> dict:
-        return {"W": exact_to_strings(self.W), "A": exact_to_strings(self.A)}
+        out = {"W": exact_to_strings(self.W), "A": exact_to_strings(self.A)}
+        if self.c is not None:
+            out["c"] = [str(v) for v in self.c.tolist()]
+        return out
 
     def copy(self) -> "Point":
-        return Point(self.W.copy(), self.A.copy())
+        return Point(self.W.copy(), self.A.copy(), None if self.c is None else self.c.copy())
 
 
-def as_problem_point(X, Y, W, A, activation="relu", loss="half_mean") -> tuple[Problem, Point]:
+def as_problem_point(X, Y, W, A, activation="relu", loss="half_mean", c=None) -> tuple[Problem, Point]:
+    """Exact (Problem, Point); ``c`` is the output bias (k numbers), None for a network without one."""
     pb = Problem.make(X, Y, activation, loss)
-    return pb, Point.make(W, A, pb)
+    return pb, Point.make(W, A, pb, c=c)

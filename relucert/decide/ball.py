@@ -45,6 +45,9 @@ def _round(q: fmpq, digits: int = 40) -> Fraction:
 
 def structure(problem: Problem, point: Point) -> tuple[dict, str]:
     """(evidence skeleton, note) for a ball certificate, or (None, why not)."""
+    if point.c is not None:
+        return None, ("the point has an output bias c: ball certificates do not cover it yet (the narrow unknowns "
+                      "and equations would need c and e_bar = 0, docs/biases.md §8.10)")
     n, d, k, m = problem.n, problem.d, problem.k, point.m
     X = [problem.X[i].tolist() for i in range(n)]
     am = problem.activation.alpha_minus

@@ -1,4 +1,8 @@
-"""Verdicts (docs/theory.md §5): stationarity per neuron, escape neurons, Theorems A/B, certificates."""
+"""Verdicts (docs/theory.md §5): stationarity per neuron, escape neurons, Theorems A/B, certificates.
+
+A point with an output bias c (docs/biases.md) adds the condition (S0) sum_i e_i = 0, decided right
+after the loss-0 test; Theorems A/B and the escape path then hold with c fixed, and the second-order
+routes use the joint Hessian in (W, A, c) (decide/second_order.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +16,7 @@ from flint import fmpq
 
 from relucert.errors import require
 from relucert.decide.escape import EscapeDecision, choose_step, escape_path_polynomial, escape_test
-from relucert.core.formulas import ExactState, forward, half_mean_loss, loss_half_mean, ray_coefficients
+from relucert.core.formulas import ExactState, loss_half_mean, ray_coefficients
 from relucert.core.linalg import dot
 from relucert.core.problem import Point, Problem, fmpq_to_float
 from relucert.decide.second_order import morse_bott, second_order_ray
@@ -75,6 +79,8 @@ class Result:
                "n": self.problem.n, "d": self.problem.d, "k": self.problem.k, "m": self.point.m,
                "activation": self.problem.activation.name,
                "neurons": [n.__dict__ for n in self.neurons], "seconds": round(self.seconds, 4)}
+        if self.point.c is not None:
+            out["output_bias"] = [str(v) for v in self.point.c.tolist()]
         if with_certificate:
             out["certificate"] = self.certificate
         return out
@@ -107,13 +113,39 @@ def _not_stationary(state: ExactState, j: int, dw: list, da: list, reason: str) 
     new = pt.copy()
     new.W[j] = [a + t * b for a, b in zip(pt.W[j].tolist(), dW[0].tolist())]
     new.A[j] = [a + t * b for a, b in zip(pt.A[j].tolist(), dA[0].tolist())]
-    fw = forward(pb.X, pb.Y, new.W, new.A, state.ap, state.am)
-    new_loss = half_mean_loss(fw.E)
+    new_loss = loss_half_mean(pb, new)
     require(new_loss < state.loss_half_mean, "descent step did not lower the loss")
     return {"reason": reason, "direction": _direction_json(j, dw, da),
             "derivative": str(deriv), "ray_polynomial": [str(v) for v in poly],
             "t_max": None if t_max is None else str(t_max), "step": str(t),
             "loss_at_step": str(new_loss * pb.loss_factor())}, deriv
+
+
+def _output_bias_descent(state: ExactState) -> tuple[dict, fmpq]:
+    """Evidence for the (S0) descent direction of a point with an output bias whose residuals do not
+    sum to 0: Delta = (0, 0, dc = -e_bar); no pre-activation moves, so exactly for every t >= 0
+    L(theta + t Delta) - L(theta) = -t |e_bar|^2 + t^2 |e_bar|^2 / 2 (docs/biases.md §3.5)."""
+    pb, pt = state.problem, state.point
+    m, d, k = pt.m, pb.d, pb.k
+    dc = [-v for v in state.mean_residual]
+    dW = np.empty((m, d), dtype=object)
+    dA = np.empty((m, k), dtype=object)
+    dW[...] = fmpq(0)
+    dA[...] = fmpq(0)
+    c1, c2, c3, c4, t_max = ray_coefficients(pb.X, state.fw.E, state.fw.Z, None, pt.W, pt.A, dW, dA,
+                                             state.ap, state.am, dc=dc)
+    deriv = state.directional_derivative(dW, dA, dc)
+    require(deriv == c1 and deriv == -dot(dc, dc) and t_max is None, "(S0) descent polynomial")
+    poly = [fmpq(0), c1, c2, c3, c4]
+    t = choose_step(poly, t_max)
+    require(t is not None, "no step lowers the loss along dc = -e_bar")
+    new = pt.copy()
+    new.c[:] = [a + t * b for a, b in zip(pt.c.tolist(), dc)]
+    new_loss = loss_half_mean(pb, new)
+    require(new_loss < state.loss_half_mean, "(S0) descent step did not lower the loss")
+    return {"reason": "S0", "direction": {"neuron": None, "dc": [str(v) for v in dc]},
+            "derivative": str(deriv), "ray_polynomial": [str(v) for v in poly],
+            "t_max": None, "step": str(t), "loss_at_step": str(new_loss * pb.loss_factor())}, deriv
 
 
 def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
@@ -142,6 +174,12 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
             reports.append(NeuronReport(j, state.status(j), nr.kinks, True, True, "zero loss", False,
                                         "residuals are all zero"))
         return finish("global_min", "the loss is exactly 0", [])
+
+    # (S0), with an output bias only: the residuals sum to 0 over all data points (zero inputs too)
+    if point.c is not None and any(v != 0 for v in state.mean_residual):
+        ev["not_stationary"], typed["descent_derivative"] = _output_bias_descent(state)
+        return finish("not_stationary", "the residuals do not sum to 0, (S0) fails: dL/dc = mean residual "
+                                        "!= 0 (descent along dc = -mean residual)", [])
 
     # (S1) for all neurons first: the cheapest descent direction
     for j in range(m):
@@ -248,8 +286,7 @@ def _escape_path(state: ExactState, j: int, r: list, D: list) -> dict:
     new = pt.copy()
     new.W[j] = [a + t * b for a, b in zip(pt.W[j].tolist(), r)]
     new.A[j] = [-t * t * v for v in D]
-    fw = forward(pb.X, pb.Y, new.W, new.A, state.ap, state.am)
-    new_loss = half_mean_loss(fw.E)
+    new_loss = loss_half_mean(pb, new)
     require(new_loss < state.loss_half_mean, "escape step did not lower the loss")
     return ({"neuron": j, "r": [str(v) for v in r], "D": [str(v) for v in D],
              "polynomial": [str(v) for v in c], "t_max": None if t_max is None else str(t_max),

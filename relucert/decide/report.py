@@ -46,6 +46,8 @@ def text_report(res, max_neurons: int = 60) -> str:
         f"loss ({pb.loss}, exact rational): {res.loss}" if len(str(res.loss)) <= 24 else
         f"loss ({pb.loss}): {short_number(res.loss)}",
         f"problem: n={pb.n} d={pb.d} k={pb.k} m={pt.m} activation={pb.activation.name}",
+        *([f"output bias c = {short_vector(pt.c.tolist())} (a free parameter: (S0) sum_i e_i = 0 is required)"]
+          if pt.c is not None else []),
         *([pb.defaults_note()] if pb.defaults_note() else []),
         f"escape neurons (0-based): {res.escape_neurons if res.escape_neurons else 'none'}",
         "",
@@ -61,7 +63,9 @@ def text_report(res, max_neurons: int = 60) -> str:
     ev = res.certificate.get("evidence", {})
     if "not_stationary" in ev:
         ns = ev["not_stationary"]
-        lines += ["", f"descent direction on neuron {ns['direction']['neuron']}: "
+        where = (f"the output bias, dc = -mean residual = {short_vector(ns['direction']['dc'])}"
+                 if ns["reason"] == "S0" else f"neuron {ns['direction']['neuron']}")
+        lines += ["", f"descent direction on {where}: "
                       f"L'(theta;Delta) = {short_number(ns['derivative'])} (half_mean)",
                   f"  loss at step t = {short_number(ns['step'])}: {short_number(ns['loss_at_step'])} ({pb.loss})"]
     if "escape_path" in ev:
@@ -78,6 +82,7 @@ def text_report(res, max_neurons: int = 60) -> str:
         lines += ["", f"second-order descent ray ({so['how']}): theta + t Delta, Delta moves neurons {moved}",
                   *[f"  neuron {j}: dw = {short_vector(so['dW'][j])}, da = {short_vector(so['dA'][j])}"
                     for j in moved[:6]],
+                  *([f"  output bias: dc = {short_vector(so['dc'])}"] if "dc" in so else []),
                   "  L(t) - L = " + " + ".join(f"({short_number(c, 16)}) t^{i}" for i, c in enumerate(so["polynomial"])
                                                if c != "0") + " (half_mean; L'(theta;Delta) = 0)",
                   f"  valid for 0 < t < {short_number(so['t_max'] or 'infinity')}; at t0 = {short_number(so['t0'])} "

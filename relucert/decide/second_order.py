@@ -1,13 +1,18 @@
 """Second-order decisions at stationary points (docs/theory.md §5): exact Hessian analysis (rank, kernel
-split, inertia, negative curvature), second-order descent rays, and Morse-Bott local minima."""
+split, inertia, negative curvature), second-order descent rays, and Morse-Bott local minima.
+
+For a point with an output bias c every route here is joint in (W, A, c) (docs/biases.md §5): the
+Hessian has the c-blocks, the rays may move c, and the tangent vectors of the critical manifold have
+a zero c-part.  A test on the (W, A)-block alone would be unsound (docs/biases.md CE2)."""
 from __future__ import annotations
 
 import numpy as np
 from flint import fmpq
 
-from relucert.core.formulas import (ExactState, forward, half_mean_loss, is_dead, loss_half_mean,
-                                    ray_coefficients, smooth_point)
-from relucert.core.hessian import gradient, hessian, inertia, param_index, second_order_obstructions
+from relucert.core.formulas import (ExactState, forward_point, is_dead, loss_half_mean, ray_coefficients,
+                                    smooth_point)
+from relucert.core.hessian import (bias_index, gradient, hessian, inertia, param_index, parameter_count,
+                                   second_order_obstructions)
 from relucert.core.linalg import dot, is_zero, mat_rank, matvec, quad, rows
 from relucert.core.problem import Point, Problem
 from relucert.decide.escape import choose_step
@@ -26,7 +31,7 @@ def hessian_analysis(problem: Problem, point: Point, stationary: bool | None = N
     if obs:
         return {"available": False, "reasons": obs}
     m, d, k = point.m, problem.d, problem.k
-    wi, ai, P = param_index(m, d, k)
+    wi, ai, P = param_index(m, d, k, point.c is not None)
     H = hessian(problem, point)
     g = gradient(problem, point)
     rk = mat_rank(H, P)
@@ -112,12 +117,10 @@ def hessian_analysis(problem: Problem, point: Point, stationary: bool | None = N
     return out
 
 
-def second_order_certificate(problem: Problem, point: Point, v: list, qv: fmpq) -> dict:
-    """Exact ray polynomial along theta + t v with c1 = 0, c2 = v^T H v / 2 < 0 and a step t with
-    strictly lower loss (the point is not a local minimum)."""
-    act = problem.activation
+def split_direction(problem: Problem, point: Point, v: list) -> tuple[np.ndarray, np.ndarray, list | None]:
+    """(dW, dA, dc) of a parameter vector v in the order of ``param_index`` (dc None without c)."""
     m, d, k = point.m, problem.d, problem.k
-    wi, ai, P = param_index(m, d, k)
+    wi, ai, P = param_index(m, d, k, point.c is not None)
     dW = np.empty((m, d), dtype=object)
     dA = np.empty((m, k), dtype=object)
     for j in range(m):
@@ -125,14 +128,31 @@ def second_order_certificate(problem: Problem, point: Point, v: list, qv: fmpq) 
             dW[j, q] = v[wi(j, q)]
         for c in range(k):
             dA[j, c] = v[ai(j, c)]
-    fw = forward(problem.X, problem.Y, point.W, point.A, act.alpha_plus, act.alpha_minus)
+    ci = bias_index(m, d, k)
+    return dW, dA, (None if point.c is None else [v[ci(c)] for c in range(k)])
+
+
+def moved(point: Point, t: fmpq, dW: np.ndarray, dA: np.ndarray, dc: list | None) -> Point:
+    """theta + t Delta (the output bias moves by t dc; dc None: it does not move)."""
+    c = None if point.c is None else point.c.copy()
+    if c is not None and dc is not None:
+        c[:] = [a + t * b for a, b in zip(point.c.tolist(), dc)]
+    return Point(point.W + t * dW, point.A + t * dA, c)
+
+
+def second_order_certificate(problem: Problem, point: Point, v: list, qv: fmpq) -> dict:
+    """Exact ray polynomial along theta + t v with c1 = 0, c2 = v^T H v / 2 < 0 and a step t with
+    strictly lower loss (the point is not a local minimum)."""
+    act = problem.activation
+    dW, dA, dc = split_direction(problem, point, v)
+    fw = forward_point(problem, point)
     c1, c2, c3, c4, tmax = ray_coefficients(problem.X, fw.E, fw.Z, None, point.W, point.A, dW, dA,
-                                            act.alpha_plus, act.alpha_minus)
+                                            act.alpha_plus, act.alpha_minus, dc=dc)
     require(c1 == 0 and c2 == qv / 2, "ray polynomial disagrees with the Hessian")
     poly = [fmpq(0), c1, c2, c3, c4]
     t = choose_step(poly, tmax)
     require(t is not None, "no step below t_max lowers the loss along the negative-curvature direction")
-    new = Point(point.W + t * dW, point.A + t * dA)
+    new = moved(point, t, dW, dA, dc)
     L0, L1 = loss_half_mean(problem, point), loss_half_mean(problem, new)
     require(L1 < L0, "second-order step did not lower the loss")
     return {"direction": _vec_str(v), "polynomial": _vec_str(poly), "t_max": None if tmax is None else str(tmax),
@@ -144,12 +164,15 @@ def second_order_certificate(problem: Problem, point: Point, v: list, qv: fmpq) 
 HESSIAN_MAX_PARAMS = 240     # exact Hessian candidates only up to this many parameters
 
 
-def output_move(state: ExactState, j: int, r: list) -> list | None:
-    """The output move delta minimising the t^2 coefficient of L along w_j + t r, a_j + t delta.
+def output_move(state: ExactState, j: int, r: list) -> tuple[list, list | None] | None:
+    """The output move (delta, dc) minimising the t^2 coefficient of L along w_j + t r, a_j + t delta
+    (and c + t dc for a point with an output bias; dc None without one).
 
     With u_i = s_i (x_i.r) a_j (s_i the slope on the side r moves to) and h_i = sigma(w_j.x_i), the
-    coefficient is (1/2n) sum |u_i + h_i delta|^2 + delta.D_j(r), quadratic in delta: its minimiser is
-    -g / H with g = (1/n) sum h_i u_i + D_j(r), H = (1/n) sum h_i^2 (H = 0: far along -g)."""
+    coefficient is (1/2n) sum |u_i + h_i delta (+ dc)|^2 + delta.D_j(r), quadratic in delta (and dc).
+    With an output bias the best dc = -(u_bar + h_bar delta) is taken first; it centres h and u
+    (docs/biases.md §5.2).  The minimiser over delta is -g / H with g = (1/n) sum h_i u_i + D_j(r),
+    H = (1/n) sum h_i^2, both centred with c (H = 0: far along -g)."""
     pb, pt = state.problem, state.point
     n, k = pb.n, pb.k
     ap, am = state.ap, state.am
@@ -157,6 +180,7 @@ def output_move(state: ExactState, j: int, r: list) -> list | None:
     g = [fmpq(0)] * k
     H = fmpq(0)
     uu = fmpq(0)
+    hsum, usum = fmpq(0), [fmpq(0)] * k
     for i in range(n):
         z = state.fw.Z[i, j]
         xr = dot(pb.X[i].tolist(), r)
@@ -167,20 +191,31 @@ def output_move(state: ExactState, j: int, r: list) -> list | None:
         g = [gc + (h * uc + s * xr * ec) / n for gc, uc, ec in zip(g, u, e)]
         H += h * h / n
         uu += dot(u, u)
+        hsum += h
+        usum = [x + y for x, y in zip(usum, u)]
+    if pt.c is not None:
+        hbar, ubar = hsum / n, [v / n for v in usum]
+        H -= hbar * hbar
+        g = [gc - hbar * ub for gc, ub in zip(g, ubar)]
+        uu -= n * dot(ubar, ubar)
     gg = dot(g, g)
     if H > 0:
-        return [-v / H for v in g]
-    if gg == 0:
+        delta = [-v / H for v in g]
+    elif gg == 0:
         return None
-    lam = uu / (2 * n) / gg + 1
-    return [-lam * v for v in g]
+    else:
+        lam = uu / (2 * n) / gg + 1
+        delta = [-lam * v for v in g]
+    dc = None if pt.c is None else [-(ub + hbar * dl) for ub, dl in zip(ubar, delta)]
+    return delta, dc
 
 
 def second_order_ray(state: ExactState, decisions: dict, escape_neurons: list) -> dict | None:
     """A ray theta + t Delta with L'(theta;Delta) = 0 and negative t^2 coefficient, exactly: at a
     stationary point this proves that theta is not a local minimum (docs/theory.md §5, second-order descent
     direction).  Candidates: each escape neuron's flat direction r (phi_j(r) = 0, D_j(r) != 0) with
-    the best output move; at a smooth point, the exact Hessian's negative-curvature direction."""
+    the best output move; at a smooth point, the exact Hessian's negative-curvature direction.  With an
+    output bias the ray may move c too (docs/biases.md §5.2), and the Hessian is the joint one."""
     pb, pt = state.problem, state.point
     m, d, k = pt.m, pb.d, pb.k
     cands = []
@@ -188,18 +223,20 @@ def second_order_ray(state: ExactState, decisions: dict, escape_neurons: list) -
         esc = decisions[j][1]
         if esc is None or esc.r is None:
             continue
-        delta = output_move(state, j, list(esc.r))
-        if delta is not None:
-            cands.append((f"neuron {j}: w_j + t r, a_j + t delta, phi_j(r) = 0, delta minimising the t^2 term",
-                          {j: (list(esc.r), delta)}))
-    if m * (d + k) <= HESSIAN_MAX_PARAMS and smooth_point(state.problem, state.point, state.fw.Z):
+        mv = output_move(state, j, list(esc.r))
+        if mv is not None:
+            delta, dc = mv
+            cands.append((f"neuron {j}: w_j + t r, a_j + t delta, phi_j(r) = 0, delta minimising the t^2 term"
+                          + ("" if dc is None else " (with the output bias moving by t dc, its best move)"),
+                          {j: (list(esc.r), delta)}, dc))
+    if parameter_count(pt, k) <= HESSIAN_MAX_PARAMS and smooth_point(state.problem, state.point, state.fw.Z):
         nc = hessian_analysis(pb, pt, stationary=True).get("negative_curvature")
         if nc is not None:
             v = [fmpq(x) for x in nc["direction"]]
-            # symmetry's parameter order: all of W row by row, then all of A
-            moves = {j: (v[j * d:(j + 1) * d], v[m * d + j * k:m * d + (j + 1) * k]) for j in range(m)}
-            cands.append((f"exact Hessian, negative curvature ({nc['how']})", moves))
-    for how, moves in cands:
+            dWv, dAv, dcv = split_direction(pb, pt, v)
+            moves = {j: (dWv[j].tolist(), dAv[j].tolist()) for j in range(m)}
+            cands.append((f"exact Hessian, negative curvature ({nc['how']})", moves, dcv))
+    for how, moves, dc in cands:
         dW = np.empty((m, d), dtype=object)
         dA = np.empty((m, k), dtype=object)
         dW[...] = fmpq(0)
@@ -208,20 +245,21 @@ def second_order_ray(state: ExactState, decisions: dict, escape_neurons: list) -
             dW[j, :] = r
             dA[j, :] = delta
         c1, c2, c3, c4, t_max = ray_coefficients(pb.X, state.fw.E, state.fw.Z, None, pt.W, pt.A, dW, dA,
-                                                 state.ap, state.am)
+                                                 state.ap, state.am, dc=dc)
         if c1 != 0 or not c2 < 0:
             continue
         poly = [fmpq(0), c1, c2, c3, c4]
         t = choose_step(poly, t_max)
         require(t is not None, "no step below t_max lowers the loss along the second-order ray")
-        new = Point(pt.W + t * dW, pt.A + t * dA)
-        fw = forward(pb.X, pb.Y, new.W, new.A, state.ap, state.am)
-        new_loss = half_mean_loss(fw.E)
+        new_loss = loss_half_mean(pb, moved(pt, t, dW, dA, dc))
         require(new_loss < state.loss_half_mean, "second-order step did not lower the loss")
-        return {"how": how, "dW": [[str(v) for v in row] for row in dW.tolist()],
-                "dA": [[str(v) for v in row] for row in dA.tolist()],
-                "polynomial": [str(v) for v in poly], "t_max": None if t_max is None else str(t_max),
-                "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())}
+        out = {"how": how, "dW": [[str(v) for v in row] for row in dW.tolist()],
+               "dA": [[str(v) for v in row] for row in dA.tolist()]}
+        if dc is not None:
+            out["dc"] = [str(v) for v in dc]
+        out.update({"polynomial": [str(v) for v in poly], "t_max": None if t_max is None else str(t_max),
+                    "t0": str(t), "loss_at_t0": str(new_loss * pb.loss_factor())})
+        return out
     return None
 
 
@@ -233,10 +271,14 @@ def morse_bott(state: ExactState) -> dict | None:
     theta include the manifold M of positive rescalings of every non-dead neuron times an open set of
     each dead neuron's (w, a) (ReLU-like with alpha_minus = 0, every w_j.x_i < 0), all with the same
     loss; if the exact Hessian is positive semi-definite and its kernel is exactly T_theta M, L grows
-    quadratically away from M, so theta is a local minimum.  None if any condition fails."""
+    quadratically away from M, so theta is a local minimum.  None if any condition fails.
+
+    With an output bias the Hessian is the joint one in (W, A, c) (size P + k) and the tangent vectors
+    have a zero c-part (docs/biases.md §5.3); the constant-neuron flat lines of a folded hidden bias are
+    left out (the test can then only fail)."""
     pb, pt = state.problem, state.point
     m, d, k = pt.m, pb.d, pb.k
-    P = m * (d + k)
+    wi, ai, P = param_index(m, d, k, pt.c is not None)
     if P > MORSE_BOTT_MAX_PARAMS or not smooth_point(state.problem, state.point, state.fw.Z):
         return None
     try:
@@ -250,16 +292,16 @@ def morse_bott(state: ExactState) -> dict | None:
     tangent = []
     for j in range(m):
         if j in dead:
-            for t in [j * d + q for q in range(d)] + [m * d + j * k + c for c in range(k)]:
+            for t in [wi(j, q) for q in range(d)] + [ai(j, c) for c in range(k)]:
                 v = [fmpq(0)] * P
                 v[t] = fmpq(1)
                 tangent.append(v)
         else:
             v = [fmpq(0)] * P
             for q in range(d):
-                v[j * d + q] = pt.W[j, q]
+                v[wi(j, q)] = pt.W[j, q]
             for c in range(k):
-                v[m * d + j * k + c] = -pt.A[j, c]
+                v[ai(j, c)] = -pt.A[j, c]
             tangent.append(v)
     if any(dot(row, v) != 0 for v in tangent for row in H):
         return None

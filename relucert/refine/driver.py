@@ -32,6 +32,7 @@ from relucert.core.problem import Point, Problem, fmpq_to_float
 from relucert.decide.ball import ball_certificate
 from relucert.decide.certify import Result, certify, escape_path_losses
 from relucert.decide.escape import escape_test
+from relucert.errors import InputError
 import relucert.refine.exact as _exact
 from relucert.refine.classify import (Pattern, SnapGap, Tolerances, classify, pattern_flips, snap_gap,
                                       snapped_dead_pattern)
@@ -234,6 +235,7 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
     ``least_squares`` picks the solution of the exact fixed-pattern solves among all exact
     solutions: "nearest" (the checkpoint's nearest, default) or "legacy" (the earlier diagonal
     weighting); None means ``refine.exact.LEAST_SQUARES``."""
+    _refuse_output_bias(point)
     tol = tol or Tolerances()
     pat = classify(problem, point, tol)
     tiny = [j for j, s in enumerate(pat.status) if s == "tiny"]
@@ -465,6 +467,14 @@ def refine_point(problem: Problem, point: Point, tol: Tolerances | None = None,
                      + ("" if chosen == 0 else ", the nearest refinement that decides"),
              "verdicts": verdicts}]
     return out
+
+
+def _refuse_output_bias(point: Point) -> None:
+    """Refinement does not carry an output bias c yet (docs/biases.md §8.10): the refined points would be
+    points of the network without c, so a point with c is refused, never silently refined without it."""
+    if point.c is not None:
+        raise InputError("refinement does not handle an output bias c yet (docs/biases.md §8.10); certify the "
+                         "point exactly as given (--exact-only)")
 
 
 def refined_report(problem: Problem, point: Point, info: dict) -> dict:

@@ -66,6 +66,9 @@ def load_trajectory(path: str, data: str | None = None, keys: str | None = None)
         missing += [k for k in ("X", "Y") if k not in z.files]
     if missing:
         raise InputError(f"{src}: missing array(s) {', '.join(missing)} (has {', '.join(z.files)})")
+    if "c" in z.files:
+        raise InputError(f"{src}: field 'c': screening does not handle an output bias yet (it would screen the "
+                         "network without it); certify single checkpoints with 'relucert certify --exact-only'")
     W, A = z["W"], z["A"]
     if data is not None:
         pb = load_problem(data)
