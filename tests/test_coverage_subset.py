@@ -31,7 +31,7 @@ RUNS = (3, 17, 20, 27, 34, 45)
 # (run, checkpoint) -> (verdict, reason bucket or None)
 EXPECTED = {
     (3, "end"): ("not_stationary", "not near-stationary (no refinement)"),
-    (3, "mid@663"): ("inconclusive", "refinement left the pattern"),
+    (3, "mid@663"): ("inconclusive", "refined point too far"),   # pattern rounds: the nearest stationary point is too far
     (17, "end"): ("local_min", None),
     (17, "mid@468"): ("local_min", None),
     (20, "end"): ("local_min", None),

@@ -117,7 +117,7 @@ def test_certify_cli_paper_end_point(tmp_path):
 @pytest.mark.parametrize("run,verdicts,why", [
     # the middle plateaus: irrational stationary points, proven saddles by ball certificates
     ("2d_input_2d_output", ["saddle", "saddle", "saddle", "local_min"], None),
-    ("3d_input", ["saddle", "saddle", "saddle", "inconclusive"], "leaves the pattern"),
+    ("3d_input", ["saddle", "saddle", "saddle", "inconclusive"], "too far"),
 ])
 def test_screen_cli_vector_and_3d_trajectories(run, verdicts, why, tmp_path):
     # the plateau tables of the other two runs, and the reason printed for every inconclusive row

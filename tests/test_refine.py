@@ -64,9 +64,13 @@ def test_refined_point_keeps_ratio():
     assert abs(float(abs(A[0][0]) / abs(W[0][0])) - ratio0) < 1e-12
 
 
-def test_leaving_the_pattern_is_reported():
+def test_leaving_the_pattern_is_reported(monkeypatch):
     # x2 strictly positive for neuron 0 (relative 0.05 > any kink tolerance): on that pattern the fit needs
-    # v = (1, -1), so v.x2 < 0: the refined point leaves the pattern -> say so, stop, no verdict
+    # v = (1, -1), so v.x2 < 0: the refined point leaves the pattern -> say so, stop, no verdict.  (With
+    # the pattern rounds x2 becomes a kink and the point certifies, tests/test_refine_vector_rounds.py;
+    # here they are switched off.)
+    import relucert.refine.exact as exact
+    monkeypatch.setattr(exact, "PATTERN_ROUNDS", 0)
     data = {"activation": "relu", "X": [[1, 0], [0, 1]], "Y": [[1], [-1]], "W": [[1, 0.05]], "A": [[1]]}
     pb, pt, rf = _refined(data)
     assert rf["left_pattern"] == [[0, 1]]

@@ -259,7 +259,8 @@ def test_campaign_case_old_leaves_pattern_new_certifies(name, verdict):
         old = certify_checkpoint(pb, pt)
     finally:
         exact.LEAST_SQUARES = saved
-    assert old.verdict == "inconclusive" and old.refined["left_pattern"]
+    # legacy: the refined point leaves the pattern, or (vector output, after the replica reading) is too far
+    assert old.verdict == "inconclusive" and (old.refined["left_pattern"] or "too far" in old.refined["reason"])
     new = certify_checkpoint(pb, pt)
     rf = new.refined
     assert new.verdict == verdict, rf["reason"]

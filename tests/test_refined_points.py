@@ -61,7 +61,19 @@ def test_clear_cut_snapping_tries_nothing():
     assert pat.snapped and kink_neighbours(pb, pt, pat) == []
 
 
-def test_the_neighbour_that_decides_is_the_answer_and_the_report_says_so():
+def test_pattern_rounds_release_the_snapped_pair_at_the_chosen_tolerance():
+    # with pattern updates the chosen tolerance already decides: the snapped pair's float multiplier
+    # shows a descent off the kink, the round releases it and lands on the same local minimum
+    pb, pt = unclear_snap()
+    rep = certify_checkpoint(pb, pt)
+    rows = {r["direction"]: r for r in rep.refined["kink_alternatives"]}
+    assert rows["as chosen"]["verdict"] == "local_min" and rows["as chosen"]["used"]
+    assert rep.verdict == "local_min" and "kink released" in rep.refined["method"]
+
+
+def test_the_neighbour_that_decides_is_the_answer_and_the_report_says_so(monkeypatch):
+    import relucert.refine.exact as exact
+    monkeypatch.setattr(exact, "PATTERN_ROUNDS", 0)      # the fixed-pattern solve alone: it cannot release
     pb, pt = unclear_snap()
     rep = certify_checkpoint(pb, pt)
     rows = rep.refined["kink_alternatives"]

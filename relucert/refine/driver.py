@@ -119,37 +119,58 @@ def _apply_reading(problem: Problem, point: Point, pat: Pattern, reading: str):
 
 def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol: Tolerances,
                 least_squares: str | None = None) -> Refinement:
+    """Refine with pattern updates (``refine.exact.PATTERN_ROUNDS``); when that gives no certified
+    point (none found, it left its pattern, or it moved too far), refine on the checkpoint's own
+    pattern as well and keep that when it is certified: a nearby exact point on the checkpoint's
+    pattern (e.g. a certified not_stationary on a kink) says more than no point."""
+    first = _refine_one_pass(problem, point, pat, reading, tol, least_squares, rounds=True)
+    if first.result is not None or first.ball is not None or "pattern updated" not in first.note:
+        return first
+    fixed = _refine_one_pass(problem, point, pat, reading, tol, least_squares, rounds=False)
+    if fixed.result is None and fixed.ball is None:
+        return first
+    fixed.note = f"with pattern updates: {first.note}; on the checkpoint's own pattern instead: {fixed.note}"
+    return fixed
+
+
+def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str, tol: Tolerances,
+                     least_squares: str | None = None, rounds: bool = True) -> Refinement:
     start, changed = _apply_reading(problem, point, pat, reading)
+    updates: list | None = [] if rounds else None   # refine.exact.PatternUpdate: the pattern solved on
     try:
         if problem.k == 1:
-            new, note = refine_scalar(problem, start, pat, reading, least_squares=least_squares)
+            new, note = refine_scalar(problem, start, pat, reading, least_squares=least_squares,
+                                      pattern_out=updates)
         else:
             new, note = refine_grouped(problem, start, pat, reading, least_squares=least_squares)
             if new is None:
                 nunk = sum(d_unknowns(problem, pat, j) for j in range(start.m))
                 if nunk <= MAX_NEWTON_UNKNOWNS:
-                    new, note2 = refine_vector(problem, start, pat, reading)
+                    new, note2 = refine_vector(problem, start, pat, reading, pattern_out=updates)
                     note = f"{note}; {note2}"
                 else:
                     note += f"; high-precision Newton skipped ({nunk} unknowns > {MAX_NEWTON_UNKNOWNS})"
     except (ZeroDivisionError, ValueError, ArithmeticError) as e:
         new, note = None, f"refinement failed: {e}"
     ignore = changed if reading == "tiny_zero" else []
-    if problem.k > 1 and (new is None or pattern_flips(problem, new, pat, ignore)
+    final = updates[-1].pattern if updates else pat
+    merged_updates: list | None = [] if rounds else None
+    if problem.k > 1 and (new is None or pattern_flips(problem, new, final, ignore)
                           or _distance(problem, point, new).relative_to_scale > tol.max_move):
-        merged = refine_replicas(problem, start, pat, reading, tol)
+        merged = refine_replicas(problem, start, pat, reading, tol, pattern_out=merged_updates)
         if merged is not None and merged[0] is not None:
             new, note = merged[0], f"{note}; then {merged[1]}"
+            final = merged_updates[-1].pattern if merged_updates else pat
         elif merged is not None:
             note = f"{note}; then {merged[1]}"
     if new is None:
         return Refinement(reading, None, None, {}, note)
-    flips = pattern_flips(problem, new, pat, ignore)
+    flips = pattern_flips(problem, new, final, ignore)
     move = _distance(problem, point, new)
     dist = move.to_json()
     if flips:
         return Refinement(reading, None, new, dist,
-                          f"the refined point leaves the pattern ({len(flips)} sign changes); stopped", flips)
+                          f"{note}; the refined point leaves the pattern ({len(flips)} sign changes); stopped", flips)
     if move.relative_to_scale > tol.max_move:
         return Refinement(reading, None, new, dist,
                           f"{note}; the refined point is too far from the given one (move "

@@ -1,15 +1,18 @@
-"""Exact rational helpers shared by the refinements: least-norm solves, projection onto kinks,
-rational square roots, and the targets left to the neurons being refined."""
+"""Helpers shared by the refinements: exact least-norm solves, projection onto kinks, rational
+square roots, the targets left to the neurons being refined, and the pattern updates of the
+refinement rounds (``PatternUpdate``, ``crossings``, ``kink_allowed``, ``kink_releases``)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from flint import fmpq, fmpq_mat
 
 from relucert.core.formulas import forward
 from relucert.core.linalg import independent_subset, mat, project_out
-from relucert.core.problem import Problem
+from relucert.core.problem import Problem, fmpq_to_float
+from relucert.refine.classify import Pattern
 
 
 def rational_sqrt(x: float) -> fmpq:
@@ -138,3 +141,163 @@ def targets_without(problem: Problem, W: np.ndarray, A: np.ndarray, js: list) ->
         A0[j] = [fmpq(0)] * problem.k
     act = problem.activation
     return problem.Y - forward(problem.X, problem.Y, W, A0, act.alpha_plus, act.alpha_minus).F
+
+
+# ------------------------------------------------------------------------------------------------
+# pattern updates (THEORY §6.2, §6.3): when the nearest stationary point of the checkpoint's pattern
+# lies outside that pattern, the refinement walks from the checkpoint towards it and stops where the
+# first strict pair reaches its kink; that pair becomes a kink (or, when the neuron has no room for
+# one more kink, flips sign) and the solve is repeated on the updated pattern.  At a stationary point
+# of a pattern, a kink whose (float) multiplier shows a descent to one side is released to that side.
+# Every change is one round; at most PATTERN_ROUNDS rounds.  The pattern only proposes the point: the
+# driver checks the refined point against the pattern returned and certifies it exactly.
+# ------------------------------------------------------------------------------------------------
+
+PATTERN_ROUNDS = 16
+# a kink multiplier counts as wrong-signed beyond this fraction of sum_l |c_l| |x_l| / |x_i| (float)
+RELEASE_TOL = 1e-8
+
+
+@dataclass
+class PatternUpdate:
+    """The activation pattern a refined point was solved on (the checkpoint's, or the one the
+    rounds updated it to), and the rounds: one dict per round with "round" (1-based), "what"
+    ("kink", "flip" or "release"), "pairs" ([neuron, data, new sign] with 0 = kink), "at" (the
+    fraction of the step at which the pairs reached their kinks, for "kink"/"flip"), and "note"."""
+    pattern: Pattern
+    rounds: list = field(default_factory=list)
+
+    def changed_pairs(self, original: Pattern) -> list:
+        """[neuron, data, sign in ``original``, sign here] for every pair whose sign differs."""
+        a, b = original.signs, self.pattern.signs
+        return [[int(j), int(i), int(a[i, j]), int(b[i, j])] for i, j in zip(*np.nonzero(a != b))]
+
+    def describe(self, original: Pattern) -> str:
+        """One clause per round, and the net change, for the refinement's note ("" when none)."""
+        if not self.rounds:
+            return ""
+        parts = [f"round {r['round']}: {r['note']}" for r in self.rounds]
+        net = self.changed_pairs(original)
+        rounds = f"{len(self.rounds)} round{'s' if len(self.rounds) > 1 else ''}"
+        differ = f"{len(net)} pair{'s differ' if len(net) != 1 else ' differs'}"
+        return (f"pattern updated in {rounds}, pairs (neuron, data) (" + "; ".join(parts) + f"); {differ} from "
+                "the checkpoint's pattern: " + _pairs_text([[j, i, new] for j, i, _, new in net]))
+
+
+def _sign_text(s: int) -> str:
+    return "kink" if s == 0 else ("+" if s > 0 else "-")
+
+
+def _pairs_text(pairs: list) -> str:
+    """[[neuron, data, sign], ...] as "[(neuron, data) -> kink, ...]"."""
+    return "[" + ", ".join(f"({j}, {i}) -> {_sign_text(s)}" for j, i, s in pairs) + "]"
+
+
+def settle_rounds(rounds: list, r: int, pending: list, stop: str) -> tuple[list, str]:
+    """The rounds that led to the returned point (the first ``r``) and a note on the rest: the later
+    rounds tried and why they stopped (``stop``), and a kink of the returned point whose multiplier
+    still shows a descent (``pending``)."""
+    kept, rest = rounds[:r], rounds[r:]
+    parts = []
+    if rest:
+        parts.append("then " + "; ".join(f"round {x['round']}: {x['note']}" for x in rest)
+                     + (f"; {stop}" if stop else "")
+                     + f"; the refined point is the stationary point after round {r}, the last one found")
+    elif stop:
+        parts.append(stop)
+    if pending:
+        parts.append(f"at the refined point the kink {_pairs_text(pending)} still has a float multiplier "
+                     "showing a descent, so it is not expected to certify as stationary")
+    return kept, "; ".join(parts)
+
+
+def updated_pattern(pat: Pattern, signs: np.ndarray) -> Pattern:
+    """``pat`` with new signs (n x m, 0 = kink): the kink lists follow the signs, snapped entries are
+    kept while their pair is still a kink, statuses and sizes are unchanged."""
+    signs = np.array(signs, dtype=int)
+    kinks = [[i for i in range(signs.shape[0]) if signs[i, j] == 0] for j in range(signs.shape[1])]
+    snapped = [x for x in pat.snapped if signs[x[1], x[0]] == 0]
+    return Pattern(list(pat.status), kinks, snapped, signs, list(pat.sizes), pat.kink_tol)
+
+
+def kink_allowed(X: list, signs: np.ndarray, j: int, i: int) -> bool:
+    """Whether data point i can join neuron j's kinks: their points must keep rank < d (exact), else
+    the kinks would force w_j = 0."""
+    d = len(X[0])
+    rows = [X[q] for q in range(len(X)) if signs[q, j] == 0 or q == i]
+    return mat(rows).rank() < d if rows else True
+
+
+def crossings(Z_from, Z_to, signs: np.ndarray, neurons: list) -> list:
+    """Strict pairs whose sign is lost along the straight step from Z_from to Z_to (n x m arrays of
+    pre-activations, exact or float, linear along the step): [(t, j, i)] sorted by the fraction t of
+    the step at which z_ij reaches 0 (0 when it is not strictly on its side at the start)."""
+    out = []
+    for j in neurons:
+        for i in range(signs.shape[0]):
+            s = int(signs[i, j])
+            if s == 0:
+                continue
+            a, b = Z_from[i, j], Z_to[i, j]
+            if s * b > 0:
+                continue
+            t = a / (a - b) if s * a > 0 else a * 0
+            out.append((t, j, i))
+    out.sort(key=lambda x: (x[0], x[1], x[2]))
+    return out
+
+
+def apply_crossings(X: list, signs: np.ndarray, first: list) -> list:
+    """Make the pairs of ``first`` ([(j, i)]) kinks where the neuron has room (``kink_allowed``),
+    else flip their sign; updates ``signs`` in place and returns [[j, i, new sign]]."""
+    done = []
+    for j, i in first:
+        if kink_allowed(X, signs, j, i):
+            signs[i, j] = 0
+        else:
+            signs[i, j] = -signs[i, j]
+        done.append([int(j), int(i), int(signs[i, j])])
+    return done
+
+
+def kink_releases(problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.ndarray, neurons: list) -> list:
+    """Kinks of ``neurons`` whose multiplier shows a descent to one side, at a point stationary on
+    the pattern ``signs`` (floats; a proposal only): [[j, i, side]].
+
+    With c_i = a_j . e_i / n, b_j = sum_{strict} c_i sigma'(z_ij) x_i + alpha_- sum_{kinks} c_i x_i =
+    sum_{kinks} mu_i x_i and gamma_i = (alpha_+ - alpha_-) c_i, (S2) needs mu_i <= 0 <= mu_i + gamma_i
+    (THEORY §3.5, the separable case): mu_i > 0 is a descent to the negative side, mu_i + gamma_i < 0
+    to the positive one (when both, the steeper one).  Neurons whose kink points are dependent, or
+    whose b_j is not in their span (not stationary on the pattern), are left alone.  Sorted by the
+    descent rate (relative), steepest first; the rounds release one kink at a time."""
+    X = problem.Xf
+    n = problem.n
+    ap, am = fmpq_to_float(problem.activation.alpha_plus), fmpq_to_float(problem.activation.alpha_minus)
+    # outputs on the pattern's branches (a kink pair contributes sigma(0) = 0)
+    slopes = np.where(signs > 0, ap, np.where(signs < 0, am, 0.0))
+    E = (slopes * (X @ Wf.T)) @ Af - problem.Yf
+    out = []
+    for j in neurons:
+        K = [i for i in range(n) if signs[i, j] == 0 and np.any(X[i] != 0)]
+        if not K or not np.any(Af[j] != 0):
+            continue
+        XK = X[K]
+        if np.linalg.matrix_rank(XK) < len(K):
+            continue
+        c = E @ Af[j] / n
+        sl = np.where(signs[:, j] > 0, ap, np.where(signs[:, j] < 0, am, am))
+        b = (sl * c) @ X
+        mu, *_ = np.linalg.lstsq(XK.T, b, rcond=None)
+        scale = float(np.abs(c) @ np.linalg.norm(X, axis=1))
+        if np.linalg.norm(XK.T @ mu - b) > 1e-6 * max(scale, 1e-300):
+            continue
+        for q, i in enumerate(K):
+            xn = max(float(np.linalg.norm(X[i])), 1e-300)
+            tol = RELEASE_TOL * scale / xn
+            gam = (ap - am) * c[i]
+            down, up = mu[q], -(mu[q] + gam)          # descent rates to the negative / positive side
+            if max(down, up) > tol:
+                side = -1 if down >= up else 1
+                out.append((max(down, up) * xn / max(scale, 1e-300), [int(j), int(i), side]))
+    out.sort(key=lambda x: -x[0])
+    return [x[1] for x in out]

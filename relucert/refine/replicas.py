@@ -9,6 +9,7 @@ from flint import fmpq
 
 from relucert.core.problem import Point, Problem, fmpq_to_float
 from relucert.refine.classify import Pattern, Tolerances
+from relucert.refine.exact import PatternUpdate, updated_pattern
 from relucert.refine.scalar import refine_grouped
 from relucert.refine.vector import MAX_NEWTON_UNKNOWNS, d_unknowns, refine_vector
 
@@ -36,7 +37,8 @@ def replica_clusters(point: Point, pat: Pattern, angle: float) -> list:
     return out
 
 
-def refine_replicas(problem: Problem, start: Point, pat: Pattern, reading: str, tol: Tolerances):
+def refine_replicas(problem: Problem, start: Point, pat: Pattern, reading: str, tol: Tolerances,
+                    pattern_out: list | None = None):
     """Vector output: read near-parallel neurons of one activation pattern as exact replicas.
 
     Each cluster C is merged into one neuron (u, c) with the cluster's function when its members are
@@ -45,6 +47,9 @@ def refine_replicas(problem: Problem, start: Point, pat: Pattern, reading: str, 
     high-precision Newton); then the cluster is split back into copies (gamma_l u*, beta_l c* / gamma_l)
     with gamma_l = |w_l| / |u*| and beta_l from the projections of the original a_l on c* (sum 1),
     which reproduces the refined narrow network exactly (THEORY §6.3, §7.2).
+    With ``pattern_out`` (a list) the Newton on the narrow point may update its pattern
+    (``refine_vector``); the wide pattern of the returned point (every copy with its merged neuron's
+    signs) is then appended to it as an ``exact.PatternUpdate``.
     Returns (point or None, note), or None when there is nothing to merge."""
     clusters = replica_clusters(start, pat, tol.replica_angle)
     if not clusters:
@@ -76,13 +81,14 @@ def refine_replicas(problem: Problem, start: Point, pat: Pattern, reading: str, 
                    [pat.sizes[j] for j in keep], pat.kink_tol)
     names = ", ".join("{" + ",".join(map(str, cl)) + "}" for cl in clusters)
     label = f"{len(clusters)} replica clusters merged ({names}; angle < {tol.replica_angle:g} rad)"
+    narrow_out: list = []
     try:
         new, note = refine_grouped(problem, narrow, npat, reading)
         if new is None:
             nunk = sum(d_unknowns(problem, npat, j) for j in range(narrow.m))
             if nunk > MAX_NEWTON_UNKNOWNS:
                 return None, f"{label}: {note}; high-precision Newton skipped ({nunk} unknowns)"
-            new, note2 = refine_vector(problem, narrow, npat, reading)
+            new, note2 = refine_vector(problem, narrow, npat, reading, pattern_out=narrow_out)
             note = f"{note}; {note2}"
     except (ZeroDivisionError, ValueError, ArithmeticError) as e:
         return None, f"{label}: refinement failed: {e}"
@@ -110,4 +116,18 @@ def refine_replicas(problem: Problem, start: Point, pat: Pattern, reading: str, 
             beta = raw[l] / tot
             W[l] = [gam[l] * v for v in u]
             A[l] = [beta * v / gam[l] for v in c]
-    return Point(W, A), f"{label}, the narrower point refined ({note}), and split back exactly"
+    if pattern_out is not None:
+        # the wide pattern: neuron j keeps its own signs unless the narrow solve updated its column
+        signs = pat.signs.copy()
+        rounds = []
+        if narrow_out:
+            nsigns = narrow_out[-1].pattern.signs
+            for t, j in enumerate(keep):
+                for l in rep.get(j, [j]):
+                    signs[:, l] = nsigns[:, t]
+            # rounds in wide neuron numbers (a merged neuron by its first member)
+            for r in narrow_out[-1].rounds:
+                rounds.append(dict(r, pairs=[[keep[p[0]]] + list(p[1:]) for p in r["pairs"]]))
+        pattern_out.append(PatternUpdate(updated_pattern(pat, signs), rounds))
+    numbers = "; neuron numbers of the narrower point" if narrow_out and narrow_out[-1].rounds else ""
+    return Point(W, A), f"{label}, the narrower point refined ({note}{numbers}), and split back exactly"

@@ -13,12 +13,15 @@ from relucert.core.formulas import preactivations
 from relucert.core.linalg import independent_subset, mat, nullspace
 from relucert.core.problem import Point, Problem, fmpq_to_float
 from relucert.refine.classify import Pattern
-from relucert.refine.exact import (least_norm_solve, least_squares_choice, nearest_solve, project_onto_kinks,
-                                   rational_sqrt, split_metric_block, targets_without)
+import relucert.refine.exact as _exact
+from relucert.refine.exact import (PatternUpdate, _pairs_text, apply_crossings, crossings,
+                                   kink_releases, least_norm_solve, least_squares_choice, nearest_solve,
+                                   project_onto_kinks, rational_sqrt, settle_rounds, split_metric_block,
+                                   targets_without, updated_pattern)
 
 
 def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
-                  least_squares: str | None = None) -> tuple[Point | None, str]:
+                  least_squares: str | None = None, pattern_out: list | None = None) -> tuple[Point | None, str]:
     """Exact rational refinement for k = 1 (THEORY §6.2).
 
     Among all exact solutions v of the fixed-pattern system (kink equalities C v = 0 and M v = f*,
@@ -27,10 +30,20 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
     sum_j dv_j^T P_j^{-1} dv_j (``split_metric_block``: the theta-distance, to first order, after the
     split-back of step 4): dv = P K_b^T lam, (K_b P K_b^T) lam = r, exactly.  If that solution flips
     strict pairs (i, j) of the pattern, the rows x_i . dv_j = 0 are added for them (the pre-activation
-    keeps its checkpoint value, of the right sign) and the nearest solution of the enlarged system is
+    keeps its current value, of the right sign) and the nearest solution of the enlarged system is
     taken, up to ``PIN_ROUNDS`` rounds, as long as it stays consistent: the nearest solution of the
     fixed-pattern system among those that keep the flipped pairs where they were.  "legacy" is the
-    earlier diagonal relative weighting, never pinned."""
+    earlier diagonal relative weighting, never pinned, never pattern-updated.
+
+    Pattern updates (only with ``pattern_out``, a list; "nearest" only): when the solution still
+    leaves the pattern, v moves from its current value towards it, exactly, up to the first strict
+    pair that reaches its kink (the fraction t of the step is exact); that pair becomes a kink (or
+    flips sign when its neuron has no room for one more kink, ``exact.kink_allowed``) and the nearest
+    solution on the updated pattern is solved from there.  At a solution inside its pattern, kinks
+    whose float multiplier shows a descent to one side are released to that side
+    (``exact.kink_releases``) and the solve is repeated.  At most ``exact.PATTERN_ROUNDS`` rounds; a
+    pattern seen before ends them.  The pattern the returned point was solved on is appended to
+    ``pattern_out`` as an ``exact.PatternUpdate`` (the caller must check the point against it)."""
     n, d, m = problem.n, problem.d, start.m
     X = [problem.X[i].tolist() for i in range(n)]
     ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
@@ -45,77 +58,35 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
         kx = [X[i] for i in pat.kinks[j]]
         W[j] = project_onto_kinks(W[j].tolist(), kx)
     if not movable:
+        if pattern_out is not None:
+            pattern_out.append(PatternUpdate(pat))
         return Point(W, A), "no alive neuron to refine"
     y = targets_without(problem, W, A, movable)[:, 0].tolist()
     eps = [1 if A[j][0] > 0 else -1 for j in movable]
     v0 = []
     for j, e in zip(movable, eps):
         v0 += [abs(A[j][0]) * w for w in W[j].tolist()]
-    nv = len(movable) * d
-    # design M (n x nv): f_i = sum_j eps_j s_ij v_j.x_i on the pattern; kink rows C
-    M = [[fmpq(0)] * nv for _ in range(n)]
-    C = []
-    for t, (j, e) in enumerate(zip(movable, eps)):
-        for i in range(n):
-            sg = pat.signs[i, j]
-            if sg == 0:
-                row = [fmpq(0)] * nv
-                row[t * d:(t + 1) * d] = X[i]
-                C.append(row)
-                continue
-            s = ap if sg > 0 else am
-            for q in range(d):
-                M[i][t * d + q] = e * s * X[i][q]
-    # column space of M restricted to {C v = 0}
-    N = nullspace(C, nv) if C else None
-    if N is not None and not N:
-        return None, "the kink constraints leave no freedom"
-    B = [[sum((M[i][q] * N[c][q] for q in range(nv)), fmpq(0)) for c in range(len(N))] for i in range(n)] \
-        if N is not None else M
-    Bt = [[B[i][c] for i in range(n)] for c in range(len(B[0]))]
-    cols = independent_subset(Bt)
-    if cols:
-        Bb = mat([[B[i][c] for c in cols] for i in range(n)])
-        coef = (Bb.transpose() * Bb).solve(Bb.transpose() * fmpq_mat(n, 1, y))
-        fstar = [sum((Bb[i, c] * coef[c, 0] for c in range(len(cols))), fmpq(0)) for i in range(n)]
-    else:
-        fstar = [fmpq(0)] * n
-    # least-norm change of v: C (v0 + dv) = 0, M (v0 + dv) = fstar
-    K = C + M
-    Mv0 = [sum((r[q] * v0[q] for q in range(nv)), fmpq(0)) for r in K]
-    rhs = [-Mv0[i] for i in range(len(C))] + [fstar[i] - Mv0[len(C) + i] for i in range(n)]
+    sys_ = _ScalarSystem(X, y, movable, eps, ap, am, d, W, A)
+    rounds: list = []
+    cur, stop = pat, ""
     if least_squares_choice(least_squares) == "legacy":
+        K, rhs, why = sys_.build(pat, v0)
+        if K is None:
+            return None, why
         wts = []
         for t in range(len(movable)):
             vn = math.sqrt(sum(fmpq_to_float(x) ** 2 for x in v0[t * d:(t + 1) * d]))
             wts += [rational_sqrt(vn * vn) if vn > 0 else fmpq(1)] * d
         dv = least_norm_solve(K, rhs, wts)
+        if dv is None:
+            return None, "inconsistent refinement system"
+        v = [a + b for a, b in zip(v0, dv)]
     else:
         P = [split_metric_block(W[j].tolist(), abs(A[j][0])) for j in movable]
-        dv = nearest_solve(K, rhs, P)
-        pins: list = []
-        for _ in range(PIN_ROUNDS if dv is not None else 0):
-            # the nearest solution flips strict pairs of the pattern: pin each flipped pre-activation
-            # to its value at the checkpoint (same solution set, one more affine restriction) and take
-            # the nearest solution again; keep the unpinned one if that is inconsistent
-            flipped = _flipped_pairs(X, pat, movable, [a + b for a, b in zip(v0, dv)], d)
-            new = [(t, i) for t, i in flipped if (t, i) not in pins]
-            if not new:
-                break
-            pins += new
-            rows_, vals = [], []
-            for t, i in pins:
-                row = [fmpq(0)] * nv
-                row[t * d:(t + 1) * d] = X[i]
-                rows_.append(row)
-                vals.append(fmpq(0))     # the change of v_t . x_i is 0: it keeps the checkpoint's value
-            dv2 = nearest_solve(K + rows_, rhs + vals, P)
-            if dv2 is None:
-                break
-            dv = dv2
-    if dv is None:
-        return None, "inconsistent refinement system"
-    v = [a + b for a, b in zip(v0, dv)]
+        v, cur, rounds, stop = _scalar_rounds(problem, X, sys_, pat, v0, P, movable, pattern_out is not None)
+        if v is None:
+            return None, stop if not rounds else ("exact rational least squares on the pattern; "
+                                                  + PatternUpdate(cur, rounds).describe(pat) + "; " + stop)
     for t, (j, e) in enumerate(zip(movable, eps)):
         vj = v[t * d:(t + 1) * d]
         vn = math.sqrt(sum(fmpq_to_float(x) ** 2 for x in vj))
@@ -128,14 +99,193 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
         amag = rational_sqrt(kappa * vn)
         W[j] = [x / amag for x in vj]
         A[j] = [e * amag]
-    return Point(W, A), "exact rational least squares on the pattern"
+    note = "exact rational least squares on the pattern"
+    if pattern_out is not None:
+        upd = PatternUpdate(cur, rounds)
+        pattern_out.append(upd)
+        if rounds:
+            note += "; " + upd.describe(pat)
+        if stop:
+            note += "; " + stop
+        elif rounds:
+            note += "; the refined point solves the normal equations of the updated pattern exactly"
+    return Point(W, A), note
+
+
+def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Pattern, v0: list, P: list,
+                   movable: list, update: bool):
+    """The nearest solution, with pattern rounds when ``update`` (``refine_scalar``).
+
+    Returns (v or None, the pattern v was solved on, the rounds that led to it, a note on why the
+    rounds stopped early or "").  The returned v is the last solution that lies inside its pattern;
+    when there is none, the last solution found (it leaves its pattern; the caller reports that);
+    None when the very first system is inconsistent."""
+    v, cur, rounds = list(v0), pat, []
+    best = last_out = None            # (v, pattern, number of rounds) inside / outside its pattern
+    seen, stop = {pat.signs.tobytes()}, ""
+    while True:
+        vnew, why = sys_.nearest(cur, v, P)
+        if vnew is None:
+            if not rounds:
+                return None, cur, [], why
+            stop = f"after round {len(rounds)}: {why} on the updated pattern"
+            break
+        if not update:
+            return vnew, cur, [], ""
+        signs = cur.signs.copy()
+        cross = crossings(sys_.Z(v), sys_.Z(vnew), signs, movable)
+        if not cross:
+            Wf, Af = sys_.float_point(problem, vnew)
+            rel = kink_releases(problem, Wf, Af, signs, movable)[:1]
+            best = (vnew, cur, len(rounds), rel)
+            if not rel:
+                break
+            if len(rounds) >= _exact.PATTERN_ROUNDS:
+                stop = (f"the {_exact.PATTERN_ROUNDS} pattern rounds are used up (kink {_pairs_text(rel)} would be "
+                        "released)")
+                break
+            for j, i, side in rel:
+                signs[i, j] = side
+            v = vnew
+            rounds.append({"round": len(rounds) + 1, "what": "release", "pairs": rel, "at": None,
+                           "note": f"kink released {_pairs_text(rel)} (its float multiplier shows a descent "
+                                   "to that side)"})
+        else:
+            last_out = (vnew, cur, len(rounds))
+            if len(rounds) >= _exact.PATTERN_ROUNDS:
+                stop = f"the {_exact.PATTERN_ROUNDS} pattern rounds are used up"
+                break
+            t = cross[0][0]
+            first = [(j, i) for tt, j, i in cross if tt == t]
+            v = [a + t * (b - a) for a, b in zip(v, vnew)]        # exact: those pairs are now exactly 0
+            done = apply_crossings(X, signs, first)
+            what = "kink" if all(s_ == 0 for _, _, s_ in done) else "flip"
+            rounds.append({"round": len(rounds) + 1, "what": what, "pairs": done, "at": fmpq_to_float(t),
+                           "note": f"{_pairs_text(done)} (reached at {fmpq_to_float(t):.3g} of the step to the "
+                                   "pattern's nearest stationary point)"})
+        key = signs.tobytes()
+        if key in seen:
+            stop = f"round {len(rounds)} came back to a pattern already solved"
+            break
+        seen.add(key)
+        cur = updated_pattern(cur, signs)
+    if best is not None:
+        v, bpat, r, pending = best
+        kept, note = settle_rounds(rounds, r, pending, stop)
+        return v, bpat, kept, note
+    if last_out is not None:
+        v, lpat, r = last_out
+        return v, lpat, rounds[:r], (stop + "; " if stop else "") + "no solution inside its pattern was found"
+    return None, cur, rounds, stop
 
 
 # "nearest" choice, scalar output: when the nearest exact solution flips strict pairs of the pattern,
-# pin those pre-activations to their checkpoint values and take the nearest solution again, at most
+# pin those pre-activations to their current values and take the nearest solution again, at most
 # this many rounds (0: the plain nearest solution).  Pinned or not, it is an exact solution of the
 # same fixed-pattern system, and the driver re-checks the whole pattern exactly.
 PIN_ROUNDS = 8
+
+
+class _ScalarSystem:
+    """The fixed-pattern system of ``refine_scalar`` in v = (|a_j| w_j) of the movable neurons:
+    design M (f_i = sum_t eps_t s_it v_t . x_i), kink rows C, the pattern-optimal outputs f*."""
+
+    def __init__(self, X: list, y: list, movable: list, eps: list, ap, am, d: int, W=None, A=None):
+        self.X, self.y, self.movable, self.eps, self.ap, self.am, self.d = X, y, movable, eps, ap, am, d
+        self.n, self.nv = len(X), len(movable) * d
+        if W is not None:          # the whole network in floats (the fixed neurons' part is used)
+            self.fixed_W = np.array([[fmpq_to_float(x) for x in row] for row in W], dtype=float)
+            self.fixed_A = np.array([[fmpq_to_float(x) for x in row] for row in A], dtype=float)
+
+    def build(self, pat: Pattern, v: list):
+        """(K = C + M rows, rhs of K dv = rhs at v, None) or (None, None, why)."""
+        n, d, nv, X = self.n, self.d, self.nv, self.X
+        M = [[fmpq(0)] * nv for _ in range(n)]
+        C = []
+        for t, (j, e) in enumerate(zip(self.movable, self.eps)):
+            for i in range(n):
+                sg = pat.signs[i, j]
+                if sg == 0:
+                    row = [fmpq(0)] * nv
+                    row[t * d:(t + 1) * d] = X[i]
+                    C.append(row)
+                    continue
+                s = self.ap if sg > 0 else self.am
+                for q in range(d):
+                    M[i][t * d + q] = e * s * X[i][q]
+        # column space of M restricted to {C v = 0}
+        N = nullspace(C, nv) if C else None
+        if N is not None and not N:
+            return None, None, "the kink constraints leave no freedom"
+        B = [[sum((M[i][q] * N[c][q] for q in range(nv)), fmpq(0)) for c in range(len(N))] for i in range(n)] \
+            if N is not None else M
+        Bt = [[B[i][c] for i in range(n)] for c in range(len(B[0]))]
+        cols = independent_subset(Bt)
+        if cols:
+            Bb = mat([[B[i][c] for c in cols] for i in range(n)])
+            coef = (Bb.transpose() * Bb).solve(Bb.transpose() * fmpq_mat(n, 1, self.y))
+            fstar = [sum((Bb[i, c] * coef[c, 0] for c in range(len(cols))), fmpq(0)) for i in range(n)]
+        else:
+            fstar = [fmpq(0)] * n
+        # change dv of v: C (v + dv) = 0, M (v + dv) = fstar
+        K = C + M
+        Kv = [sum((r[q] * v[q] for q in range(nv)), fmpq(0)) for r in K]
+        rhs = [-Kv[i] for i in range(len(C))] + [fstar[i] - Kv[len(C) + i] for i in range(n)]
+        return K, rhs, None
+
+    def nearest(self, pat: Pattern, v: list, P: list):
+        """(the solution nearest v in the metric P, pinned as in ``refine_scalar``, None) or (None, why)."""
+        K, rhs, why = self.build(pat, v)
+        if K is None:
+            return None, why
+        d, nv, X = self.d, self.nv, self.X
+        dv = nearest_solve(K, rhs, P)
+        if dv is None:
+            return None, "inconsistent refinement system"
+        pins: list = []
+        for _ in range(PIN_ROUNDS):
+            # the nearest solution flips strict pairs of the pattern: pin each flipped pre-activation
+            # to its current value (same solution set, one more affine restriction) and take the
+            # nearest solution again; keep the unpinned one if that is inconsistent
+            flipped = _flipped_pairs(X, pat, self.movable, [a + b for a, b in zip(v, dv)], d)
+            new = [(t, i) for t, i in flipped if (t, i) not in pins]
+            if not new:
+                break
+            pins += new
+            rows_, vals = [], []
+            for t, i in pins:
+                row = [fmpq(0)] * nv
+                row[t * d:(t + 1) * d] = X[i]
+                rows_.append(row)
+                vals.append(fmpq(0))     # the change of v_t . x_i is 0: it keeps its current value
+            dv2 = nearest_solve(K + rows_, rhs + vals, P)
+            if dv2 is None:
+                break
+            dv = dv2
+        return [a + b for a, b in zip(v, dv)], None
+
+    def Z(self, v: list) -> np.ndarray:
+        """v_t . x_i as an n x m object array (columns of the movable neurons; sign of z_ij)."""
+        d = self.d
+        m = max(self.movable) + 1
+        Z = np.empty((self.n, m), dtype=object)
+        Zm = mat(self.X) * fmpq_mat(d, len(self.movable), [v[t * d + q] for q in range(d)
+                                                          for t in range(len(self.movable))])
+        for t, j in enumerate(self.movable):
+            for i in range(self.n):
+                Z[i, j] = Zm[i, t]
+        return Z
+
+    def float_point(self, problem: Problem, v: list):
+        """Float (W, A) of the whole network with the movable neurons at (v_t, eps_t) and the fixed
+        ones as they are (the kink multipliers' signs do not change under the positive rescaling of
+        the split-back)."""
+        Wf, Af = self.fixed_W.copy(), self.fixed_A.copy()
+        d = self.d
+        for t, (j, e) in enumerate(zip(self.movable, self.eps)):
+            Wf[j] = [fmpq_to_float(x) for x in v[t * d:(t + 1) * d]]
+            Af[j] = [float(e)]
+        return Wf, Af
 
 
 def _flipped_pairs(X: list, pat: Pattern, movable: list, v: list, d: int) -> list:

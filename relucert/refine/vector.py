@@ -1,20 +1,32 @@
-"""Vector output, rank-constrained groups (THEORY §6.3): least-norm Newton at high precision
-(mpmath) on the loss restricted to the activation pattern, then rational rounding and an exact
+"""Vector output, rank-constrained groups (THEORY §6.3): the stationary point of the activation
+pattern nearest the checkpoint, by damped least-norm Newton on the pattern-restricted gradient
+(float64 first, with pattern updates, then mpmath at high precision), rational rounding and an exact
 refit of the output weights."""
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from fractions import Fraction
 
+import numpy as np
 from flint import fmpq, fmpq_mat
 
 from relucert.core.formulas import forward
 from relucert.core.hessian import PatternLoss
 from relucert.core.linalg import independent_subset, mat, nullspace
-from relucert.core.problem import Point, Problem
+from relucert.core.problem import Point, Problem, exact_to_float, fmpq_to_float
 from relucert.refine.classify import Pattern
-from relucert.refine.exact import least_norm_solve, project_onto_kinks, targets_without
+import relucert.refine.exact as _exact
+from relucert.refine.exact import (PatternUpdate, _pairs_text, apply_crossings, crossings,
+                                   kink_releases, least_norm_solve, project_onto_kinks, settle_rounds,
+                                   targets_without, updated_pattern)
 
 MAX_NEWTON_UNKNOWNS = 60
+FLOAT_ITERS = 3000      # float stage: damped Newton iterations at most, all rounds together
+FLOAT_GTOL = 1e-13      # float stage: converged below this relative gradient (max |g| / (max|y| max|x|))
+FLOAT_NEAR = 1e-8       # float stage: below this the high-precision stage may still finish the job
+ROUND_ITERS = 500       # float stage: steps allowed after each pattern change
+LIMIT_KINK = 1e-9       # float stage: a strict pair with |w.x| / (|w||x|) below this at a stationary point is a kink
 
 
 def d_unknowns(problem: Problem, pat: Pattern, j: int) -> int:
@@ -23,12 +35,33 @@ def d_unknowns(problem: Problem, pat: Pattern, j: int) -> int:
 
 
 def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dps: int = 60,
-                  iters: int = 40) -> tuple[Point | None, str]:
-    """Least-norm Newton in mpmath on the pattern-restricted gradient, then rational rounding.
+                  iters: int = 40, pattern_out: list | None = None) -> tuple[Point | None, str]:
+    """The stationary point of the pattern nearest ``start``: damped least-norm Newton, then
+    rational rounding and an exact refit of the output weights.
 
     The alive neuron t moves as w_t = N_t^T u_t, the rows of N_t spanning the inputs orthogonal to
-    its kinks (so the kinks stay exact); the loss on the pattern, its gradient and Hessian in
-    (u_t, a_t) are core's ``PatternLoss`` with mpmath's once-rounded sums."""
+    its kinks (so the kinks stay exact), with output weights a_t.  Newton is for the equations
+    g(theta) = 0 of the pattern-restricted gradient, from the checkpoint, each step the
+    Levenberg-Marquardt step  argmin |g + H s|^2 + mu^2 |s|^2  (least norm: near-null directions of H,
+    such as the rescalings (u_t, a_t) -> (c u_t, a_t / c), hardly move), mu adapted by the gain ratio
+    (a trust region), a step kept only when |g| decreases.  Two stages:
+
+    1. float64 (``_float_stage``), from the checkpoint, until the relative gradient is below
+       ``FLOAT_GTOL``.  With ``pattern_out`` (a list) the pattern is updated on the way: a step that
+       would carry a strict pair across its kink is cut where the first pair reaches it, that pair
+       becomes a kink (or flips sign when its neuron has no room for another kink) and Newton goes on
+       on the new pattern; at a stationary point of the pattern, kinks whose float multiplier shows a
+       descent are released to that side (``exact.kink_releases``); at most ``exact.PATTERN_ROUNDS``
+       changes.  Each neuron is finally rescaled (c u_t, a_t / c), which changes nothing in the
+       network, to the c nearest its checkpoint values.  Without ``pattern_out`` the pattern is never
+       changed.
+    2. mpmath at ``dps`` digits on the final pattern (core's ``PatternLoss`` with once-rounded sums),
+       from the float result, mu = |g| / |theta|, at most ``iters`` steps.
+
+    The pattern of the returned point is appended to ``pattern_out`` as an ``exact.PatternUpdate``
+    (the caller must check the point against it).  When the float stage does not come near a
+    stationary point (relative gradient above ``FLOAT_NEAR``) nothing is returned, with the gradient
+    and the move in the note."""
     import mpmath as mp
     n, d, k, m = problem.n, problem.d, problem.k, start.m
     act = problem.activation
@@ -36,11 +69,21 @@ def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dp
     movable = [j for j in range(m) if pat.status[j] == "alive"]
     X = [problem.X[i].tolist() for i in range(n)]
     for j in range(m):
-        if j not in movable and not all(v == 0 for v in W[j]):
+        if not all(v == 0 for v in W[j]):
             W[j] = project_onto_kinks(W[j].tolist(), [X[i] for i in pat.kinks[j]])
     if not movable:
+        if pattern_out is not None:
+            pattern_out.append(PatternUpdate(pat))
         return Point(W, A), "no alive neuron to refine"
-    Nbs = [nullspace([X[i] for i in pat.kinks[j]], d) for j in movable]        # p_t x d, exact
+    fl = _float_stage(problem, W, A, start, pat, movable, update=pattern_out is not None)
+    cur = fl.pattern
+    upd = PatternUpdate(cur, fl.rounds)
+    head = f"damped least-norm Newton from the checkpoint (float64: {fl.iters} steps, gradient {fl.grad:.1e}"
+    head += f"{', ' + upd.describe(pat) if fl.rounds else ''}{'; ' + fl.stop if fl.stop else ''})"
+    if fl.grad > FLOAT_NEAR:
+        return None, (f"{head}: it found no stationary point (relative gradient still {fl.grad:.1e} > "
+                      f"{FLOAT_NEAR:g}, after moving {fl.move:.2e} relative to |theta|)")
+    Nbs = [nullspace([X[i] for i in cur.kinks[j]], d) for j in movable]        # p_t x d, exact
     blocks = [len(Nb) for Nb in Nbs]
     Hx = forward(problem.X, problem.Y, W, A, act.alpha_plus, act.alpha_minus).H   # sigma(z_ij), exact
     with mp.workdps(dps):
@@ -57,51 +100,319 @@ def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dp
         loss = PatternLoss(
             X=[[mpq(v) for v in row] for row in X],
             N=[[[mpq(v) for v in col] for col in Nb] for Nb in Nbs],
-            slopes=[[None if pat.signs[i, j] == 0 else
-                      mpq(act.alpha_plus if pat.signs[i, j] > 0 else act.alpha_minus) for i in range(n)]
+            slopes=[[None if cur.signs[i, j] == 0 else
+                      mpq(act.alpha_plus if cur.signs[i, j] > 0 else act.alpha_minus) for i in range(n)]
                      for j in movable],
             offset=[[base[i][c] - mpq(problem.Y[i][c]) for c in range(k)] for i in range(n)],
             fsum=mp.fsum)
-        # unknowns, neuron by neuron: u_t (least squares N_t^T u = w_t), a_t
+        # unknowns, neuron by neuron: u_t (least squares N_t^T u = w_t, w_t the float result), a_t
         theta = []
         for t, j in enumerate(movable):
             Nm = loss.N[t]
-            wj = [mpq(v) for v in W[j].tolist()]
+            wj = [mp.mpf(float(v)) for v in fl.W[j]]
             if Nm:
                 G = mp.matrix([[mp.fsum(a * b for a, b in zip(Nm[p], Nm[q])) for q in range(len(Nm))]
                                for p in range(len(Nm))])
                 rhs = mp.matrix([mp.fsum(a * b for a, b in zip(Nm[p], wj)) for p in range(len(Nm))])
                 u = mp.lu_solve(G, rhs)
                 theta += [u[p] for p in range(len(Nm))]
-            theta += [mpq(v) for v in A[j].tolist()]
-        th = list(theta)
-        gnorm = None
-        for _ in range(iters):
-            g, Hl = loss.gradient_hessian(th)
-            gnorm = max(abs(v) for v in g)
-            if gnorm < mp.mpf(10) ** (-(dps - 10)):
-                break
-            ev, Q = mp.eigsy(mp.matrix(Hl))
-            lmax = max(abs(ev[i]) for i in range(len(th)))
-            cut = lmax * mp.mpf(10) ** (-(dps // 3))
-            step = [mp.mpf(0)] * len(th)
-            for e_i in range(len(th)):
-                if abs(ev[e_i]) > cut:
-                    coef = mp.fsum(Q[p, e_i] * g[p] for p in range(len(th))) / ev[e_i]
-                    for p in range(len(th)):
-                        step[p] -= coef * Q[p, e_i]
-            th = [a + b for a, b in zip(th, step)]
+            theta += [mp.mpf(float(v)) for v in fl.A[j]]
+        th, gnorm, steps = _mp_newton(mp, loss, theta, dps, iters)
         pos = 0
         for t, j in enumerate(movable):
-            # round to rationals with ~dps-5 digits; kinks stay exact since w = N^T u with rational u
+            # round to rationals with dps - 5 significant digits (a non-zero value stays non-zero);
+            # kinks stay exact since w = N^T u with rational u
             uq = [_mp_to_fmpq(x, dps) for x in th[pos:pos + blocks[t]]]
             W[j] = [sum((uq[p] * Nbs[t][p][q] for p in range(blocks[t])), fmpq(0)) for q in range(d)]
             A[j] = [_mp_to_fmpq(x, dps) for x in th[pos + blocks[t]:pos + blocks[t] + k]]
             pos += blocks[t] + k
-        note = f"least-norm Newton ({dps} digits, gradient {mp.nstr(gnorm, 3)}), rational rounding"
+        note = f"{head}, then {dps} digits: {steps} steps, gradient {mp.nstr(gnorm, 3)}; rational rounding"
     if _refit_output_weights(problem, W, A, movable):
         note += ", output weights re-fitted exactly"
+    if pattern_out is not None:
+        pattern_out.append(upd)
     return Point(W, A), note
+
+
+def _mp_newton(mp, loss: PatternLoss, theta: list, dps: int, iters: int):
+    """Damped least-norm Newton in mpmath on loss.gradient_hessian: the step
+    -sum_e lambda_e (q_e . g) / (lambda_e^2 + mu^2) q_e over the eigenpairs of H, mu = |g| / |theta|
+    (Newton's step where |lambda_e| >> mu, hardly any move along near-null directions), mu^2 enlarged
+    tenfold while |g| (Euclidean; the step is a descent direction for it) does not decrease; stops
+    after 5 steps in a row that do not halve |g|; below 10^-(dps - 10) only undamped steps that still
+    decrease |g|, down to 10^-(dps - 3).  Returns (theta, max |g|, steps taken)."""
+    th = list(theta)
+    P = len(th)
+    g, Hl = loss.gradient_hessian(th)
+    norm2 = lambda v: mp.sqrt(mp.fsum(x * x for x in v))
+    gnorm = norm2(g)
+    steps = slow = 0
+    tiny = mp.mpf(10) ** (-(dps - 10))       # converged; then steps only while they still help,
+    floor = mp.mpf(10) ** (-(dps - 3))       # down to the working precision (a rational zero rounds exactly)
+    for _ in range(iters):
+        gmax = max(abs(v) for v in g)
+        if gmax < floor:
+            break
+        ev, Q = mp.eigsy(mp.matrix(Hl))
+        lmax = max(abs(ev[i]) for i in range(P))
+        if lmax == 0:
+            break
+        ge = [mp.fsum(Q[p, e] * g[p] for p in range(P)) for e in range(P)]
+        mu2 = (gnorm / max(norm2(th), tiny)) ** 2
+        for _try in range(1 if gmax < tiny else 16):
+            step = [mp.mpf(0)] * P
+            for e in range(P):
+                coef = ev[e] * ge[e] / (ev[e] ** 2 + mu2)
+                for p in range(P):
+                    step[p] -= coef * Q[p, e]
+            cand = [a + b for a, b in zip(th, step)]
+            g2, H2 = loss.gradient_hessian(cand)
+            gn2 = norm2(g2)
+            if gn2 < gnorm:
+                slow = slow + 1 if gn2 > gnorm / 2 else 0
+                th, g, Hl, gnorm = cand, g2, H2, gn2
+                steps += 1
+                break
+            mu2 *= 10
+        else:
+            break
+        if slow >= 5:             # no longer converging (a flat, degenerate stationary set): stop here
+            break
+    return th, max(abs(v) for v in g), steps
+
+
+# ------------------------------------------------------------------------------------------------
+# float64 stage
+# ------------------------------------------------------------------------------------------------
+
+class _FloatLoss:
+    """The half_mean loss on a fixed pattern in float64, numpy (the same formulas as core's
+    ``PatternLoss``): neuron t of ``movable`` moves as w_t = N_t^T u_t with orthonormal rows N_t
+    spanning the inputs orthogonal to its kinks; theta = (u_0, a_0, u_1, a_1, ...)."""
+
+    def __init__(self, problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.ndarray, movable: list):
+        X = problem.Xf
+        self.X, self.n, self.d, self.k = X, problem.n, problem.d, problem.k
+        self.movable = movable
+        ap = fmpq_to_float(problem.activation.alpha_plus)
+        am = fmpq_to_float(problem.activation.alpha_minus)
+        fixed = [j for j in range(Wf.shape[0]) if j not in movable]
+        sl_all = np.where(signs > 0, ap, np.where(signs < 0, am, 0.0))
+        base = (sl_all[:, fixed] * (X @ Wf[fixed].T)) @ Af[fixed] if fixed else np.zeros((self.n, self.k))
+        self.offset = base - problem.Yf
+        self.S = sl_all[:, movable]
+        self.N = []
+        for j in movable:
+            K = X[signs[:, j] == 0]
+            if len(K):
+                _, sv, vt = np.linalg.svd(K)
+                r = int((sv > 1e-12 * max(sv[0], 1e-300)).sum())
+                self.N.append(vt[r:])
+            else:
+                self.N.append(np.eye(self.d))
+
+    def pack(self, Wf: np.ndarray, Af: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.concatenate([N @ Wf[j], Af[j]]) for N, j in zip(self.N, self.movable)])
+
+    def unpack(self, th: np.ndarray, Wf: np.ndarray, Af: np.ndarray):
+        """Copies of (Wf, Af) with the movable neurons set from theta."""
+        W, A = Wf.copy(), Af.copy()
+        pos = 0
+        for N, j in zip(self.N, self.movable):
+            p = len(N)
+            W[j] = N.T @ th[pos:pos + p]
+            A[j] = th[pos + p:pos + p + self.k]
+            pos += p + self.k
+        return W, A
+
+    def gradient_hessian(self, th: np.ndarray):
+        n, k, X = self.n, self.k, self.X
+        parts, pos = [], 0
+        for N in self.N:
+            p = len(N)
+            parts.append((N, th[pos:pos + p], th[pos + p:pos + p + k], pos))
+            pos += p + k
+        E = self.offset.copy()
+        for t, (N, u, a, _) in enumerate(parts):
+            E += np.outer(self.S[:, t] * (X @ (N.T @ u)), a)
+        P = len(th)
+        J = np.zeros((n * k, P))
+        H2 = np.zeros((P, P))
+        for t, (N, u, a, pos) in enumerate(parts):
+            p = len(N)
+            h = self.S[:, t] * (X @ (N.T @ u))
+            dh = self.S[:, t][:, None] * (X @ N.T)
+            for c in range(k):
+                J[c::k, pos:pos + p] = a[c] * dh
+                J[c::k, pos + p + c] = h
+                H2[pos:pos + p, pos + p + c] += dh.T @ E[:, c] / n
+        return J.T @ E.reshape(-1) / n, J.T @ J / n + H2 + H2.T
+
+
+@dataclass
+class _FloatResult:
+    W: np.ndarray
+    A: np.ndarray
+    pattern: Pattern
+    rounds: list = field(default_factory=list)
+    grad: float = math.inf        # relative max |g| at the result
+    iters: int = 0
+    move: float = 0.0             # |theta - theta_0| / |theta_0|
+    stop: str = ""
+
+
+def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, pat: Pattern, movable: list,
+                 update: bool) -> _FloatResult:
+    """Damped least-norm Newton (Levenberg-Marquardt, gain-ratio update of mu) in float64 from the
+    checkpoint, with the pattern updates of ``refine_vector`` when ``update``."""
+    Xf = problem.Xf
+    scale = max(float(np.abs(problem.Yf).max()) * float(np.linalg.norm(Xf, axis=1).max()), 1e-300)
+    W0, A0 = exact_to_float(start.W), exact_to_float(start.A)
+    norm0 = max(math.sqrt(float((W0 ** 2).sum() + (A0 ** 2).sum())), 1e-300)
+    Wc, Ac = exact_to_float(W), exact_to_float(A)          # projected onto the kinks
+    cur, signs = pat, pat.signs.copy()
+    rounds: list = []
+    seen = {signs.tobytes()}
+    best = None                       # (W, A, pattern, rounds used, grad, pending release) at the last stationary point
+    stop = ""
+
+    def grad_rel(g):
+        return float(np.abs(g).max()) / scale if len(g) else 0.0
+
+    def restart():
+        f = _FloatLoss(problem, Wc, Ac, signs, movable)
+        th = f.pack(Wc, Ac)
+        g, H = f.gradient_hessian(th)
+        return f, th, g, H
+
+    f, th, g, H = restart()
+    ev, Q = np.linalg.eigh(H)
+    mu, nu = 1e-3 * max(float(np.abs(ev).max()), 1e-300), 2.0
+    it = 0
+    since = 0                         # steps since the last pattern change
+    while it < FLOAT_ITERS:
+        gr = grad_rel(g)
+        if gr < FLOAT_GTOL:
+            Wc, Ac = f.unpack(th, Wc, Ac)
+            # strict pairs that Newton brought onto their kinks in the limit (|z| / (|w||x|) below
+            # LIMIT_KINK, not yet across) are kinks of the stationary point: make them kinks first
+            limit = _limit_kinks(Xf, Wc, signs, movable) if update else []
+            if limit:
+                if len(rounds) >= _exact.PATTERN_ROUNDS:
+                    stop = f"the {_exact.PATTERN_ROUNDS} pattern rounds are used up"
+                    break
+                done = apply_crossings([list(r) for r in problem.X.tolist()], signs, limit)
+                rounds.append({"round": len(rounds) + 1, "what": "kink", "pairs": done, "at": 1.0,
+                               "note": f"{_pairs_text(done)} (on the kink at the stationary point, up to "
+                                       "float rounding)"})
+            else:
+                rel = kink_releases(problem, Wc, Ac, signs, movable)[:1] if update else []
+                best = (Wc.copy(), Ac.copy(), cur, len(rounds), gr, rel)
+                if not rel:
+                    break
+                if len(rounds) >= _exact.PATTERN_ROUNDS:
+                    stop = (f"the {_exact.PATTERN_ROUNDS} pattern rounds are used up (kink {_pairs_text(rel)} would be "
+                            "released)")
+                    break
+                for j, i, side in rel:
+                    signs[i, j] = side
+                rounds.append({"round": len(rounds) + 1, "what": "release", "pairs": rel, "at": None,
+                               "note": f"kink released {_pairs_text(rel)} (its float multiplier shows a descent "
+                                       "to that side)"})
+        else:
+            if since >= ROUND_ITERS:
+                stop = f"no stationary point within {ROUND_ITERS} steps after round {len(rounds)}"
+                break
+            it += 1
+            since += 1
+            ge = Q.T @ g
+            step = -Q @ (ev * ge / (ev ** 2 + mu ** 2))
+            g2, H2 = f.gradient_hessian(th + step)
+            pred = float(g @ g - np.sum((g + H @ step) ** 2))
+            rho = float(g @ g - g2 @ g2) / pred if pred > 0 else -1.0
+            if not rho > 0:
+                mu, nu = mu * nu, nu * 2
+                if not math.isfinite(mu) or mu > 1e30 * max(float(np.abs(ev).max()), 1e-300):
+                    stop = "the damped steps stopped decreasing the gradient"
+                    break
+                continue
+            if update:
+                Wa, Aa = f.unpack(th, Wc, Ac)
+                Wb, Ab = f.unpack(th + step, Wc, Ac)
+                cross = crossings(Xf @ Wa.T, Xf @ Wb.T, signs, movable)
+            else:
+                cross = []
+            if not cross:
+                th, g, H = th + step, g2, H2
+                mu, nu = mu * max(1 / 3, 1 - (2 * rho - 1) ** 3), 2.0
+                ev, Q = np.linalg.eigh(H)
+                continue
+            if len(rounds) >= _exact.PATTERN_ROUNDS:
+                stop = f"the {_exact.PATTERN_ROUNDS} pattern rounds are used up"
+                break
+            t = cross[0][0]
+            first = [(j, i) for tt, j, i in cross if tt <= t + 1e-12]
+            Wc, Ac = Wa + t * (Wb - Wa), Aa + t * (Ab - Aa)
+            done = apply_crossings([list(r) for r in problem.X.tolist()], signs, first)
+            what = "kink" if all(s_ == 0 for _, _, s_ in done) else "flip"
+            rounds.append({"round": len(rounds) + 1, "what": what, "pairs": done, "at": float(t),
+                           "note": f"{_pairs_text(done)} (reached at {float(t):.3g} of a Newton step)"})
+        since = 0
+        key = signs.tobytes()
+        if key in seen and rounds and rounds[-1]["what"] == "release":
+            stop = f"round {len(rounds)} came back to a pattern already solved"
+            break
+        seen.add(key)
+        cur = updated_pattern(cur, signs)
+        f, th, g, H = restart()
+        ev, Q = np.linalg.eigh(H)
+        nu = 2.0
+    else:
+        stop = f"{FLOAT_ITERS} float steps used up"
+    if best is not None:
+        Wc, Ac, cur, r, gr, pending = best
+        rounds, stop = settle_rounds(rounds, r, pending, stop)
+    else:
+        Wc, Ac = f.unpack(th, Wc, Ac)
+        gr = grad_rel(g)
+    _rescale_toward(Wc, Ac, W0, A0, movable)
+    move = math.sqrt(float(((Wc - W0) ** 2).sum() + ((Ac - A0) ** 2).sum())) / norm0
+    return _FloatResult(Wc, Ac, cur, rounds, gr, it, move, stop.lstrip("; "))
+
+
+def _limit_kinks(Xf: np.ndarray, Wf: np.ndarray, signs: np.ndarray, movable: list) -> list:
+    """Strict pairs (j, i) of ``movable`` with |w_j . x_i| / (|w_j| |x_i|) < LIMIT_KINK."""
+    xn = np.linalg.norm(Xf, axis=1)
+    out = []
+    for j in movable:
+        wn = float(np.linalg.norm(Wf[j]))
+        for i in range(Xf.shape[0]):
+            if signs[i, j] != 0 and abs(float(Xf[i] @ Wf[j])) < LIMIT_KINK * wn * xn[i]:
+                out.append((j, i))
+    return out
+
+
+def _rescale_toward(Wf: np.ndarray, Af: np.ndarray, W0: np.ndarray, A0: np.ndarray, movable: list) -> None:
+    """Rescale each movable neuron (c w, a / c), c > 0 (the same network), to the c minimising
+    |c w - w0|^2 + |a / c - a0|^2 (Newton on the 1-D problem; kept only when it is nearer)."""
+    for j in movable:
+        w, a, w0, a0 = Wf[j], Af[j], W0[j], A0[j]
+        if not (w @ w > 0 and a @ a > 0):
+            continue
+        dist = lambda c: float(((c * w - w0) ** 2).sum() + ((a / c - a0) ** 2).sum())
+        c = 1.0
+        for _ in range(100):
+            d1 = 2 * (c * w - w0) @ w - 2 * (a / c - a0) @ a / c ** 2
+            d2 = 2 * (w @ w) + 6 * (a @ a) / c ** 4 - 4 * (a0 @ a) / c ** 3
+            c2 = c - d1 / d2 if d2 > 0 else c * (0.5 if d1 > 0 else 2.0)
+            c2 = min(max(c2, c / 4), 4 * c)
+            if abs(c2 - c) <= 1e-15 * c:
+                c = c2
+                break
+            c = c2
+        if c > 0 and math.isfinite(c) and dist(c) < dist(1.0):
+            Wf[j] = c * w
+            Af[j] = a / c
 
 
 def _refit_output_weights(problem: Problem, W, A, movable: list) -> bool:
@@ -132,6 +443,14 @@ def _refit_output_weights(problem: Problem, W, A, movable: list) -> bool:
 
 
 def _mp_to_fmpq(x, dps: int) -> fmpq:
+    """x rounded to dps - 5 significant decimal digits, as an exact rational (0 only for x = 0)."""
     import mpmath as mp
-    fr = Fraction(int(mp.nint(x * mp.mpf(10) ** (dps - 5))), 10 ** (dps - 5))
+    if x == 0:
+        return fmpq(0)
+    e = int(mp.floor(mp.log10(abs(x))))
+    digits = dps - 5 - 1 - e                       # decimal places giving dps - 5 significant digits
+    if digits >= 0:
+        fr = Fraction(int(mp.nint(x * mp.mpf(10) ** digits)), 10 ** digits)
+    else:
+        fr = Fraction(int(mp.nint(x / mp.mpf(10) ** (-digits))) * 10 ** (-digits))
     return fmpq(fr.numerator, fr.denominator)
