@@ -161,7 +161,7 @@ def test_seeded_run_fixed_pattern_leaves_rounds_certify(seed, k, verdict):
     upd = out[-1]
     assert upd.rounds and upd.changed_pairs(pat) and "pattern updated" in note
     assert pattern_flips(pb, new, upd.pattern, []) == []
-    assert driver._distance(pb, pt, new).relative_to_scale < Tolerances().max_move
+    assert driver.distance_moved(pb, pt, new).relative_to_scale < Tolerances().max_move
     res = certify(pb, new)
     assert res.verdict == verdict, note
     assert require_valid(res.certificate) == verdict

@@ -36,7 +36,7 @@ from relucert.core.formulas import forward, half_mean_loss, linear_part, output_
 from relucert.core.problem import Point, Problem, exact_to_float, fmpq_to_float
 from relucert.errors import InputError
 from relucert.refine.classify import Tolerances, effective_kink_tol, float_gradient_norm
-from relucert.refine.driver import _distance
+from relucert.refine.driver import distance_moved
 
 METHODS = ("lbfgs", "flow")
 STOP_REASONS = ("gradient below gtol", "no further decrease", "max_steps", "time limit")
@@ -391,6 +391,6 @@ def converge(problem: Problem, point: Point, *, method: str = "lbfgs", max_steps
     grad = float_gradient_norm(problem, new, effective_kink_tol(problem, new, tol))
     rec.finish(steps, end_loss)
     return Converged(point=new, start_loss=start_loss, end_loss=end_loss, steps=steps, method=method,
-                     gradient_relative=grad, distance=_distance(problem, start_point, new).to_json(),
+                     gradient_relative=grad, distance=distance_moved(problem, start_point, new).to_json(),
                      stopped=reason, history=rec.history, loss_convention=problem.loss,
                      start_gradient_relative=start_grad, seconds=time.perf_counter() - t0)

@@ -90,7 +90,9 @@ class Move:
                 "relative": self.relative, "relative_to_scale": self.relative_to_scale}
 
 
-def _distance(problem: Problem, p0: Point, p1: Point) -> Move:
+def distance_moved(problem: Problem, p0: Point, p1: Point) -> Move:
+    """How far refinement (or the dynamics) moved theta from p0 to p1: the Move of this module, the
+    one distance measure that refinement, --converge and the reports use."""
     W0, A0, W1, A1 = p0.Wf, p0.Af, p1.Wf, p1.Af
     dW, dA = np.abs(W1 - W0), np.abs(A1 - A0)
     mx = float(max(dW.max(initial=0), dA.max(initial=0)))
@@ -156,7 +158,7 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
     final = updates[-1].pattern if updates else pat
     merged_updates: list | None = [] if rounds else None
     if problem.k > 1 and (new is None or pattern_flips(problem, new, final, ignore)
-                          or _distance(problem, point, new).relative_to_scale > tol.max_move):
+                          or distance_moved(problem, point, new).relative_to_scale > tol.max_move):
         merged = refine_replicas(problem, start, pat, reading, tol, pattern_out=merged_updates)
         if merged is not None and merged[0] is not None:
             new, note = merged[0], f"{note}; then {merged[1]}"
@@ -166,7 +168,7 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
     if new is None:
         return Refinement(reading, None, None, {}, note)
     flips = pattern_flips(problem, new, final, ignore)
-    move = _distance(problem, point, new)
+    move = distance_moved(problem, point, new)
     dist = move.to_json()
     if flips:
         return Refinement(reading, None, new, dist,
@@ -315,7 +317,7 @@ def _dead_read_as_zero(problem: Problem, point: Point, best: Refinement) -> Refi
         A[j] = [fmpq(0)] * problem.k
     zero = Point(W, A)
     res = certify(problem, zero)
-    return Refinement("dead_read_as_zero", res, zero, _distance(problem, point, zero).to_json(),
+    return Refinement("dead_read_as_zero", res, zero, distance_moved(problem, point, zero).to_json(),
                       f"the {best.reading} refined point with dead neurons {js} (within {FRAGILE:g} |theta| of "
                       "reviving) set to exactly zero", read_as_dead=js)
 
