@@ -7,7 +7,9 @@ per-checkpoint numpy loop (same formulas, one checkpoint at a time) and, when to
 a per-checkpoint PyTorch autograd loop (loss.backward() for the gradients, one torch thread).
 Against them: the screen as committed at HEAD ("before", loaded from ``git show
 HEAD:relucert/tools/screen.py``, when git has it) and the screen of the work tree, with the fused
-numba kernel (when numba is installed) and with its numpy fallback, each with 1 and 2 threads.
+numba kernel (when numba is installed) and with its numpy fallback, each with 1 and 2 threads, and
+the same with an output bias c per checkpoint (1 thread; the bias-free rows must not get slower, the
+with-c rows give the cost of c).
 Every method runs once per round, the rounds interleaved, and the best round counts (the machine
 may be shared); the table gives ratios, not times. Memory: peak of Python-tracked allocations
 (tracemalloc) while screening 10^6 small checkpoints read from a memory-mapped file (the
@@ -83,16 +85,16 @@ def original_screen():
     return mod
 
 
-def with_kernel(use: bool, fn):
-    """Run fn with the fused kernel (loaded beforehand) or with the numpy fallback."""
+def with_kernel(use: bool, fn, mod=screen):
+    """Run fn with the fused kernel of module ``mod`` (loaded beforehand) or with its numpy fallback."""
     def run():
-        saved = screen._KERNEL
+        saved = mod._KERNEL
         if not use:
-            screen._KERNEL = False
+            mod._KERNEL = False
         try:
             return fn()
         finally:
-            screen._KERNEL = saved
+            mod._KERNEL = saved
     return run
 
 
@@ -120,15 +122,17 @@ def main():
         have_torch = False
     old = original_screen()
     kernel = screen._fused_kernel()    # import numba and load (or compile) the kernel before timing
+    old_kernel = old._fused_kernel() if old is not None and kernel is not None else None
     print(f"fused kernel: {'numba' if kernel is not None else 'unavailable (numba not installed): numpy only'}; "
           f"before = {'HEAD' if old is not None else 'unavailable (no git)'}; usable CPUs {screen._usable_cpus()}; "
           f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; best of {args.rounds} interleaved rounds")
     cases = [("small m=50 n=7 d=3", 50, 7, 3, 20000 if args.quick else 200000, 2000),
              ("large m=1000 n=1000 d=10", 1000, 1000, 10, 10 if args.quick else 60, 10 if args.quick else 30)]
-    print(f"{'case':<26} {'method':<32} {'x numpy loop':>13} {'x autograd':>11}")
+    print(f"{'case':<26} {'method':<40} {'x numpy loop':>13} {'x autograd':>11}")
     scale = []
     for name, m, n, d, T, Tb in cases:
         pb, W, A = make(T, m, n, d)
+        C = np.random.default_rng(1).normal(size=(T, pb.k))
         Ts = T if old is None or m < 1000 else max(2, T // 4)      # HEAD's screen is slow on the large case
         methods = {"numpy loop": (lambda: numpy_loop(pb, W[:Tb], A[:Tb]), Tb)}
         if have_torch:
@@ -136,18 +140,23 @@ def main():
         if old is not None:
             old.screen_arrays(pb, W[:10], A[:10])
             for th in (1, 2):
-                methods[f"before (HEAD), {th} thread{'s' * (th > 1)}"] = (
-                    lambda th=th: old.screen_arrays(pb, W[:Ts], A[:Ts], per_neuron=False, workers=th), Ts)
+                methods[f"before (HEAD), numpy fallback, {th} thread{'s' * (th > 1)}"] = (with_kernel(
+                    False, lambda th=th: old.screen_arrays(pb, W[:Ts], A[:Ts], per_neuron=False, workers=th), old), Ts)
+            if old_kernel is not None:
+                methods["before (HEAD), numba kernel, 1 thread"] = (with_kernel(
+                    True, lambda: old.screen_arrays(pb, W, A, per_neuron=False), old), T)
         for use in ((True, False) if kernel is not None else (False,)):
             for th in (1, 2):
                 label = f"now, {'numba kernel' if use else 'numpy fallback'}, {th} thread{'s' * (th > 1)}"
                 run = with_kernel(use, lambda th=th: screen_arrays(pb, W, A, per_neuron=False, workers=th))
                 methods[label] = (run, T)
+            label = f"now, {'numba kernel' if use else 'numpy fallback'}, with c, 1 thread"
+            methods[label] = (with_kernel(use, lambda: screen_arrays(pb, W, A, c=C, per_neuron=False)), T)
         with_kernel(False, lambda: screen_arrays(pb, W[:10], A[:10]))()
         rates = best_rates(methods, args.rounds)
         base, tl = rates["numpy loop"], rates.get("autograd", float("nan"))
         for i, (label, r) in enumerate((k, v) for k, v in rates.items() if k not in ("numpy loop", "autograd")):
-            print(f"{name if i == 0 else '':<26} {label:<32} {r / base:>13.2f} {r / tl:>11.1f}")
+            print(f"{name if i == 0 else '':<26} {label:<40} {r / base:>13.2f} {r / tl:>11.1f}")
         scale.append(f"{name}: numpy loop {base:,.0f}/s, autograd {tl:,.0f}/s")
     print("(for scale: " + "; ".join(scale) + ")")
     # memory for 10^6 small checkpoints (10^5 with --quick)

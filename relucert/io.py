@@ -587,15 +587,24 @@ def map_state_dict(sd: dict, d: int, k: int | None, keys: str | None = None, sou
         raise InputError(f"{source}: tensor(s) not used by the network (W = {w_in}"
                          + (f" with bias {b_in}" if b_in else "") + f", A = {w_out}^T): {_list(sd, unused)}; a "
                          f"parameter is never dropped, so the checkpoint is refused{hint}")
-    W = _exact_float64(w_in, sd[w_in], source)
-    if b_in is not None:
-        W = np.concatenate([W, _exact_float64(b_in, sd[b_in], source)[:, None]], axis=1)
-    A = _exact_float64(w_out, sd[w_out], source).T.copy()
-    c = None if b_out is None else _exact_float64(b_out, sd[b_out], source).copy()
+    W, A, c = assemble_weights(sd, w_in, b_in, w_out, b_out, source)
     roles = {"input_weight": w_in, "hidden_bias": b_in, "output_weight": w_out, "m": m,
              "dtypes": tuple(dict.fromkeys(_dtype_name(sd[key]) for key in used)),
              "output_bias": b_out, "c": c}
     return W, A, roles
+
+
+def assemble_weights(sd: dict, w_in: str, b_in: str | None, w_out: str, b_out: str | None,
+                     source: str = "checkpoint") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(W, A, c) as fresh float64 arrays (never views of the tensors), exactly, from the tensors of an
+    already checked mapping (``map_state_dict``'s roles): W = (input weight | hidden bias), A = output
+    weight^T, c = output bias or None."""
+    W = _exact_float64(w_in, sd[w_in], source)
+    W = np.concatenate([W, _exact_float64(b_in, sd[b_in], source)[:, None]], axis=1) if b_in is not None \
+        else W.copy()
+    A = _exact_float64(w_out, sd[w_out], source).T.copy()
+    c = None if b_out is None else _exact_float64(b_out, sd[b_out], source).copy()
+    return W, A, c
 
 
 def weights_from_state_dict(sd: dict, d: int, keys: str | None = None, source: str = "checkpoint",
@@ -646,15 +655,30 @@ def torch_output_bias(info: TorchLoadInfo):
     return [Fraction(v) for v in info.c]
 
 
+def state_dict_point(sd: dict, pb: Problem, *, keys: str | None = None, source: str = "state_dict",
+                     prefix: str = "", container: str = "state_dict", ignored: tuple[str, ...] = ()
+                     ) -> tuple[Problem, Point, TorchLoadInfo]:
+    """Problem, point and mapping of a one-hidden-layer state_dict (raw tensors or arrays) for the data
+    of ``pb``, exactly (``map_state_dict``): a hidden bias is folded into a constant-1 column appended
+    to X (``with_constant_column``), an output bias becomes the point's c.  The one place where a
+    state_dict becomes a point: the file loader and ``relucert.from_torch`` (a live model) both use it."""
+    W, A, roles = map_state_dict(sd, pb.d, pb.k, keys, source, prefix, output_bias=True)
+    c = roles["c"]
+    info = TorchLoadInfo(source, container, prefix, roles["input_weight"], roles["hidden_bias"],
+                         roles["output_weight"], pb.d, roles["m"], pb.k, roles["dtypes"], ignored,
+                         roles["output_bias"], None if c is None else tuple(str(v) for v in _exact_values(c)))
+    if info.hidden_bias is not None:
+        pb = with_constant_column(pb)
+    return pb, Point.make(W, A, pb, c=c), info      # floats -> exact binary values (core.problem.to_fmpq)
+
+
 def load_torch_info(ckpt: str, data: str, keys: str | None = None) -> tuple[Problem, Point, TorchLoadInfo]:
     """Problem, point and the parameter mapping of a checkpoint (.pt/.pth/.safetensors) with a data file.
     With a hidden bias the problem's X has a constant-1 column appended (``info.bias_column``); an output
     bias becomes the point's c, exactly (``info.output_bias``)."""
     pb = load_problem(data)
-    W, A, info = torch_weights(ckpt, pb, keys, output_bias=True)
-    if info.hidden_bias is not None:
-        pb = with_constant_column(pb)
-    return pb, Point.make(W, A, pb, c=torch_output_bias(info)), info
+    sd, container, prefix, ignored = read_checkpoint(ckpt)
+    return state_dict_point(sd, pb, keys=keys, source=ckpt, prefix=prefix, container=container, ignored=ignored)
 
 
 def load_torch(ckpt: str, data: str, keys: str | None = None) -> tuple[Problem, Point]:

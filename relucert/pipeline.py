@@ -45,7 +45,6 @@ class CheckpointReport:
     refine_mode: str = "auto"
     converged: "Converged | None" = None            # refine.converge.Converged: where the dynamics led
     at_converged: "CheckpointReport | None" = None  # the report of the converged point
-    refine_skipped: str | None = None     # why refinement / --converge did not run although asked or due
 
     @property
     def about_refined(self) -> bool:
@@ -161,7 +160,6 @@ class CheckpointReport:
         g["escape_path_losses"] = escape_path_losses(self.given)
         out["given"] = g
         out["float_gradient_relative"] = self.float_gradient_relative
-        out["refine_skipped"] = self.refine_skipped
         out["refined"] = self.refined
         out["converged"] = self.converged_json()
         out["independent_check"] = self.independent_check
@@ -212,8 +210,6 @@ class CheckpointReport:
             if amb:
                 lines.append(f"  {len(amb)} ambiguit{'y' if len(amb) == 1 else 'ies'} decided (listed under the "
                              "refined point below)")
-        elif self.refine_skipped is not None:
-            lines.append(f"  {self.refine_skipped}")
         elif self.refine_mode != "never" and res.verdict not in DECISIVE:
             if self.float_gradient_relative == float("inf"):
                 lines.append("  not refined: the point's numbers exceed the float range that refinement works in")
@@ -319,10 +315,6 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
                                  check_mode=check_mode, check_limit=check_limit)
     if converge is None or report.verdict in DECISIVE:
         return report
-    if point.c is not None:
-        report.refine_skipped = ((report.refine_skipped + "; ") if report.refine_skipped else "") + \
-            OUTPUT_BIAS_NOT_FOLLOWED
-        return report
     from relucert.refine.converge import converge as follow
     c = follow(problem, point, method=converge, progress=progress, tolerances=report.tolerances,
                **(converge_options or {}))
@@ -337,10 +329,6 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
 
 
 CONVERGE_METHODS = ("lbfgs", "flow")
-OUTPUT_BIAS_NOT_REFINED = ("not refined: the point has an output bias c, which refinement does not handle yet "
-                           "(docs/biases.md §8.10); the verdict is about the point exactly as given")
-OUTPUT_BIAS_NOT_FOLLOWED = ("training dynamics not followed (--converge): they do not carry an output bias c yet; "
-                            "the verdict is about the point exactly as given")
 
 
 def _certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
@@ -357,13 +345,7 @@ def _certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
     res = certify(problem, point, method=method)
     refined = None
     grad = None
-    skipped = None
-    if refine_mode != "never" and point.c is not None:
-        # refinement (refine/) does not know the output bias yet: it would refine and certify the
-        # network without c, another network (docs/biases.md §8.10)
-        if refine_mode == "always" or res.verdict not in DECISIVE:
-            skipped = OUTPUT_BIAS_NOT_REFINED
-    elif refine_mode != "never":
+    if refine_mode != "never":
         if _float_views_finite(problem, point):
             grad = float_gradient_norm(problem, point, effective_kink_tol(problem, point, tol))
         elif refine_mode == "always":
@@ -373,7 +355,7 @@ def _certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
             grad = float("inf")       # beyond the float range: refinement (float-guided) cannot run
         if refine_mode == "always" or (res.verdict not in DECISIVE and grad <= tol.stationary):
             refined = refine_point(problem, point, tol)
-    report = CheckpointReport(res, refined, grad, tol, refine_mode=refine_mode, refine_skipped=skipped)
+    report = CheckpointReport(res, refined, grad, tol, refine_mode=refine_mode)
     report.independent_check = independent_check(report.certificates(), problem, point,
                                                  check_mode=check_mode, limit=check_limit)
     return report
@@ -383,6 +365,8 @@ def _float_views_finite(problem: Problem, point: Point) -> bool:
     with np.errstate(over="ignore", invalid="ignore"):
         views = (problem.Xf, problem.Yf, point.Wf, point.Af)
         if not all(np.isfinite(v).all() for v in views):
+            return False
+        if point.c is not None and not (np.isfinite(point.cf).all() and float(np.abs(point.cf).max()) < 1e150):
             return False
         # the float forward pass must stay finite too (|z| and outputs far inside the float range)
         scale = (np.abs(views[0]).max() * np.abs(views[2]).max() * np.abs(views[3]).max() * views[0].shape[1]

@@ -761,17 +761,22 @@ def test_certify_checkpoint_with_c_exact_only():
 
 
 def test_certify_checkpoint_with_c_never_refines_c_away():
+    # refinement carries c (issue 14): the given point's certificate keeps its c, a refined point has
+    # one too (refinement never drops it), and every certificate is accepted by the checker
     import relucert
     for name in sorted(CE):
         _, pb, pt, res = ce(name)
         for mode in ("auto", "always"):
-            try:
-                rep = relucert.certify_checkpoint(pb, pt, refine_mode=mode)
-            except relucert.InputError:
-                continue                    # refusing to refine a point with c is fine
-            assert rep.verdict == res.verdict, (name, mode, rep.verdict)
+            rep = relucert.certify_checkpoint(pb, pt, refine_mode=mode)
+            assert rep.given.verdict == res.verdict, (name, mode, rep.given.verdict)
+            assert rep.given.certificate["point"]["c"] == res.certificate["point"]["c"]
+            if mode == "auto":              # CE2 is decided as given, CE1 and CE3 are far from stationary
+                assert rep.refined is None and rep.verdict == res.verdict, (name, rep.verdict)
+            else:
+                assert rep.refined is not None and "c" in rep.refined["point"], name
             for _, cert in rep.certificates():
-                assert cert.get("point", {}).get("c") == res.certificate["point"]["c"]
+                assert "c" in cert["point"]
+                assert check_certificate(cert).ok
 
 
 def test_converge_and_other_commands_never_drop_c(tmp_path):
@@ -781,20 +786,30 @@ def test_converge_and_other_commands_never_drop_c(tmp_path):
     import relucert
     _, pb, pt, res = ce(sorted(CE)[0])
     rep = relucert.certify_checkpoint(pb, pt, converge="lbfgs")
-    assert rep.converged is None and rep.verdict == res.verdict
-    if res.verdict not in ("local_min", "saddle", "global_min"):
-        assert "output bias" in rep.refine_skipped
+    # CE1 with c free is not stationary; the dynamics (with c among the parameters) lead to a fit:
+    # f = 0 * relu(w x) + c with c -> 1 reaches loss 0 (up to float rounding, then refined exactly)
+    assert res.verdict == "not_stationary" and rep.converged is not None
+    assert rep.converged.point.c is not None and rep.converged.end_loss < 1e-20
+    assert rep.verdict == "global_min"
+    for _, cert in rep.certificates():
+        assert "c" in cert["point"] and check_certificate(cert).ok
     f = tmp_path / "withc.json"
     f.write_text(_json.dumps(dict(pb.to_json(), **pt.to_json())))
     assert "c" in _json.loads(f.read_text())
-    for cmd in (["symmetry"], ["derive"], ["embed", "--add-neuron", "zero"]):
+    for cmd in (["symmetry", "--json"], ["derive"], ["embed", "--add-neuron", "zero", "--json"]):
         r = subprocess.run([sys.executable, "-m", "relucert.cli", cmd[0], str(f)] + cmd[1:],
                            capture_output=True, text=True, timeout=120)
-        assert r.returncode == 2 and "does not handle an output bias" in r.stderr, (cmd, r.stderr)
+        assert r.returncode == 0, (cmd, r.stderr)
+        if cmd[0] == "symmetry":
+            assert _json.loads(r.stdout)["output_bias"]["c"] == res.certificate["point"]["c"]
+        elif cmd[0] == "derive":
+            assert "dL/dc (at the point) = -1/2" in r.stdout
+        else:
+            assert _json.loads(r.stdout)["point"]["c"] == res.certificate["point"]["c"]
     import numpy as np
     traj = tmp_path / "t.npz"
     np.savez(traj, W=np.zeros((2, 1, 1)), A=np.ones((2, 1, 1)), X=np.ones((2, 1)), Y=np.ones((2, 1)),
              c=np.zeros((2, 1)))
-    r = subprocess.run([sys.executable, "-m", "relucert.cli", "screen", str(traj)], capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 2 and "output bias" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "relucert.cli", "screen", str(traj), "--json", "--no-certify"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and _json.loads(r.stdout)["final"]["grad_c"] == 1.0   # e = (-1, -1): |e_bar| = 1

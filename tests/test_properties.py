@@ -738,7 +738,12 @@ def test_strategies_reach_every_verdict_and_branch():
                 esc_methods.add(item["escape"]["method"])
 
     run()
-    assert verdicts == set(VERDICTS), verdicts
+    # the kink second-order route (issue 13) now decides the vector-output points these strategies
+    # used to leave inconclusive; the class it leaves open is pinned by a hand case instead
+    assert verdicts >= set(VERDICTS) - {"inconclusive"}, verdicts
+    from cases import CASES
+    from relucert.io import problem_point_from_dict
+    assert certify(*problem_point_from_dict(CASES["vec_inconclusive"][0])).verdict == "inconclusive"
     assert {"cones", "zero_output"} <= stat_methods, stat_methods
     assert {"zero_derivative", "direction", "scalar_nonzero_a", "rays"} <= esc_methods, esc_methods
     assert saddle_kinds == {"escape_path", "second_order"}, saddle_kinds

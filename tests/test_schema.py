@@ -405,3 +405,25 @@ def test_output_bias_certificates_validate_and_broken_ones_do_not():
         c = copy.deepcopy(cert)
         mutate(c)
         assert errors(c), mutate
+
+
+def test_kink_second_order_certificates_validate_and_broken_ones_do_not():
+    """The piece-wise second-order proof at kinks (docs/second_order_kinks.md) and a saddle found on a
+    piece: both validate; structural breakage of the new evidence is rejected by the schema."""
+    pb, pt = problem_point_from_dict({"activation": "relu", "X": [[1, 0], [1, 0], [0, 1]],
+                                      "Y": [[1, 0], [1, 0], [0, 1]], "W": [[1, 0]], "A": [[1, 0]]})
+    cert = certify(pb, pt).certificate
+    assert cert["verdict"] == "local_min" and "kink_second_order" in cert["evidence"]
+    assert_valid(cert)
+    assert require_valid(cert) == "local_min"
+    for mutate in [
+        lambda c: c["evidence"]["kink_second_order"].pop("frozen"),
+        lambda c: c["evidence"]["kink_second_order"]["pieces"][0].update(signs=[0]),
+        lambda c: c["evidence"]["kink_second_order"]["pieces"][0].update(mu=["-1"]),
+        lambda c: c["evidence"]["kink_second_order"]["pieces"][0].update(extra=1),
+        lambda c: c["evidence"]["kink_second_order"]["groups"][0].update(data=[]),
+        lambda c: c.update(verdict="saddle"),
+    ]:
+        c = copy.deepcopy(cert)
+        mutate(c)
+        assert errors(c), mutate

@@ -23,6 +23,7 @@ LAYERS = {
     "relucert.tools": 6,
     "relucert.claims": 7,
     "relucert.commands": 8, "relucert.cli": 8,
+    "relucert.torch": 8,               # live PyTorch models and the training Monitor (uses tools, pipeline)
     "relucert": 9,                     # the public API (relucert/__init__.py)
 }
 

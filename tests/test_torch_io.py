@@ -546,21 +546,26 @@ def test_screen_directory_with_hidden_biases(tmp_path, capsys):
     assert certified == "local_min" and verdicts == {certified}, (verdicts, certified)
 
 
-def test_screen_directory_refusals_match_certify(tmp_path, capsys):
+def test_screen_directory_reads_c_and_refusals_match_certify(tmp_path, capsys):
     X, Y, W, b, A = CASES["local_min"]
     data = write_data(tmp_path / "data.json", X, Y)
     d = tmp_path / "ob"
     d.mkdir()
     for step in range(3):
-        torch.save(mlp(W, b, A, c=[0.0]).state_dict(), d / f"ckpt_{step}.pt")
-    # screen does not carry an output bias: it refuses it (never dropped); certify reads it as c
-    with pytest.raises(InputError, match=r"output bias '2.bias'.*never dropped"):
-        load_trajectory(str(d), data)
+        torch.save(mlp(W, b, A, c=[0.5]).state_dict(), d / f"ckpt_{step}.pt")
+    # screen and certify both read the output bias exactly into c (never dropped)
+    traj = load_trajectory(str(d), data)
+    assert traj.c is not None and traj.c.shape == (3, 1) and (traj.c == 0.5).all()
+    assert "2.bias -> c" in traj.source
     code, out, err = cli(capsys, "certify", "--torch", str(d / "ckpt_0.pt"), "--data", data, "--json",
                          "--exact-only")
     assert code == 0 and json.loads(out)["torch_mapping"]["output_bias"] == "2.bias", err
-    code, _, err = cli(capsys, "screen", str(d), "--data", data)
-    one_line_error(code, err, "output bias '2.bias'")
+    code, out, err = cli(capsys, "screen", str(d), "--data", data, "--json", "--no-certify")
+    assert code == 0, err
+    # |dL/dc| = |mean residual| (half_mean), the same network at every checkpoint: by hand in float64
+    x = np.asarray(X, dtype=float).reshape(len(X), -1)
+    e = (2.0 * np.maximum(x @ np.array([1.0]) - 1.0, 0.0)) + 0.5 - np.asarray(Y, dtype=float).ravel()
+    assert np.allclose(json.loads(out)["per_checkpoint"]["grad_c"], [abs(e.mean())] * 3, rtol=1e-12, atol=0)
     # --keys dropping the hidden bias: refused in screen as in certify
     d2 = tmp_path / "hb"
     d2.mkdir()

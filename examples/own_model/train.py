@@ -7,8 +7,8 @@ initialisation, on 24 points of a random teacher network plus noise; Adam for 20
 mse_loss, then L-BFGS until the gradient is tiny (as one does before asking what the end point is).
 Writes DIR/ckpt.pt (torch.save(model.state_dict())) and DIR/data.json (X, Y, activation, loss).
 The hidden layer keeps its bias (relucert folds it exactly into a constant input column); the
-output layer has none, because output biases are not supported yet (issue 14): relucert refuses
-them rather than drop them.
+output layer has none here, to keep the README walk-through short. examples/torch/ trains PyTorch's
+default model, with biases in both layers (the output bias becomes relucert's c).
 """
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from fractions import Fraction as Q
 from typing import Any
 
 from .limits import LimitError, active_limits, load_json, parse_exact, read_text
-from .reference import (D, dot as _dot, dsigma, half_mean_loss, hessian, mean_residual, output_grad, preactivations,
-                        residuals, sigma)
+from .reference import (D, dot as _dot, dsigma, half_mean_loss, hessian, jacobian, mean_residual, output_grad,
+                        preactivations, residuals, sigma)
 
 FORMAT = "verifier-certificate/1"
 MORSE_BOTT_MAX_PARAMS = 400     # the O(P^3) Fraction re-check of a Morse-Bott proof stays bounded
@@ -378,7 +378,8 @@ def _check_second_order(inst: _Instance, so: dict) -> None:
     _need(_vec(so.get("polynomial"), "second_order polynomial", 5) == [Q(0), c1, c2, c3, c4],
           "second_order: recorded ray polynomial differs")
     _need(c1 == 0, "second_order: L'(theta;Delta) != 0")
-    _need(c2 < 0, "second_order: the t^2 coefficient is not negative")
+    lead = next((v for v in (c2, c3, c4) if v != 0), Q(0))
+    _need(lead < 0, "second_order: the first non-zero coefficient of t^2, t^3, t^4 is not negative")
     _need((so.get("t_max") is None and tmax is None) or
           (so.get("t_max") is not None and tmax is not None and _q(so["t_max"], "t_max") == tmax),
           "second_order: recorded t_max differs")
@@ -454,6 +455,167 @@ def _check_morse_bott(inst: _Instance, mb: dict) -> None:
     _need(mb.get("hessian_rank") == rank and mb.get("tangent_dimension") == len(tangent)
           and mb.get("parameters") == P and mb.get("dead_neurons") == dead,
           "morse_bott: recorded rank / tangent dimension / dead neurons differ")
+
+
+KINK_MAX_PIECES = 4096          # 2^12 sign vectors over the kink groups
+KINK_MAX_PARAMS = 400
+
+
+def _kink_groups(inst: _Instance, frozen=()) -> list:
+    """[(j, nu, [(i, lam)])]: the data x_i = lam nu != 0 on neuron j's kink, grouped by line (the
+    frozen neurons left out)."""
+    out = []
+    for j in range(inst.m):
+        if j in frozen:
+            continue
+        by: dict = {}
+        for i, x in enumerate(inst.X):
+            if inst.Z[i][j] == 0 and any(v != 0 for v in x):
+                key, lam = _canon(x)
+                by.setdefault(key, []).append((i, lam))
+        out += [(j, list(key), mem) for key, mem in by.items()]
+    return out
+
+
+def _pos_def(M: list[list[Q]]) -> bool:
+    """Positive definite: symmetric elimination without pivoting has every pivot > 0."""
+    M = [list(r) for r in M]
+    for p in range(len(M)):
+        if not M[p][p] > 0:
+            return False
+        for l in range(p + 1, len(M)):
+            f = M[l][p] / M[p][p]
+            if f != 0:
+                M[l] = [x - f * y for x, y in zip(M[l], M[p])]
+    return True
+
+
+def _check_kink_second_order(inst: _Instance, ks: dict) -> None:
+    """Local minimum by second-order sufficiency on every polynomial piece (docs/second_order_kinks.md):
+    for every sign vector s over the kink groups, exact multipliers mu >= 0 with
+    b_{s,j} = sum_g mu_g s_g nu_g (so L'(theta; Delta) >= 0 on the piece's cone, = 0 only on V_s), and
+    the piece's Hessian, re-derived here, positive definite on V_s ∩ slice ∩ (the data each neuron
+    sees on the piece; neurons seeing nothing fixed; the input weights of the frozen neurons -- a_j = 0,
+    D_j identically 0 -- fixed, their kinks not enumerated)."""
+    m, d, k, n = inst.m, inst.d, inst.k, inst.n
+    nc = 0 if inst.c is None else k
+    P = m * (d + k) + nc
+    _need(P <= KINK_MAX_PARAMS, f"kink_second_order: {P} parameters, more than this checker re-derives "
+                                f"({KINK_MAX_PARAMS})")
+    frozen = ks.get("frozen")
+    _need(isinstance(frozen, list) and all(isinstance(j, int) and not isinstance(j, bool) and 0 <= j < m
+                                           for j in frozen) and len(set(frozen)) == len(frozen),
+          "kink_second_order: frozen must list distinct neuron indices")
+    for j in frozen:
+        Lin, hinges = inst.merged(j)
+        _need(all(v == 0 for v in inst.A[j]) and not hinges and all(v == 0 for row in Lin for v in row),
+              f"kink_second_order: frozen neuron {j} needs a_j = 0 and D_j identically 0")
+    lifted = ks.get("lifted")
+    _need(isinstance(lifted, list) and all(isinstance(j, int) and not isinstance(j, bool) and 0 <= j < m
+                                           for j in lifted) and len(set(lifted)) == len(lifted)
+          and not set(lifted) & set(frozen), "kink_second_order: lifted must list distinct neurons, none frozen")
+    for j in lifted:
+        Lin, hinges = inst.merged(j)
+        _need(all(v == 0 for v in inst.A[j]) and not hinges and all(v == 0 for row in Lin for v in row)
+              and all(inst.sig(inst.Z[i][j]) == 0 for i in range(n)),
+              f"kink_second_order: lifted neuron {j} needs a_j = 0, D_j identically 0 and sigma(z_ij) = 0")
+    groups = _kink_groups(inst, frozen)
+    rec = ks.get("groups")
+    _need(isinstance(rec, list) and len(rec) == len(groups), "kink_second_order: the kink groups differ")
+    for g, ((j, nu, mem), r) in enumerate(zip(groups, rec)):
+        _need(isinstance(r, dict) and r.get("neuron") == j and _vec(r.get("normal"), "normal", d) == nu
+              and r.get("data") == [i for i, _ in mem], f"kink_second_order: kink group {g} differs")
+    G = len(groups)
+    _need(2 ** G <= KINK_MAX_PIECES, f"kink_second_order: {2 ** G} pieces, more than the cap {KINK_MAX_PIECES}")
+    pieces = ks.get("pieces")
+    _need(isinstance(pieces, list), "kink_second_order: pieces must be a list")
+    by_signs = {}
+    for p in pieces:
+        _need(isinstance(p, dict) and isinstance(p.get("signs"), list) and len(p["signs"]) == G
+              and all(v in (1, -1) and not isinstance(v, bool) for v in p["signs"]),
+              "kink_second_order: a piece needs one sign +-1 per kink group")
+        _need(tuple(p["signs"]) not in by_signs, "kink_second_order: a piece is listed twice")
+        by_signs[tuple(p["signs"])] = p
+    _need(set(by_signs) == set(itertools.product((1, -1), repeat=G)),
+          "kink_second_order: the pieces do not cover every sign vector of the kink groups")
+
+    def wi(j, q):
+        return j * d + q
+
+    def ai(j, c):
+        return m * d + j * k + c
+
+    def unit(t):
+        return [Q(1) if u == t else Q(0) for u in range(P)]
+    for signs, p in by_signs.items():
+        mu = _vec(p.get("mu"), "kink_second_order mu", G)
+        _need(all(v >= 0 for v in mu), f"kink_second_order: piece {list(signs)}: a multiplier is negative")
+        slope = {(i, j): inst.am for j in range(m) for i, x in enumerate(inst.X)
+                 if inst.Z[i][j] == 0 and any(v != 0 for v in x)}
+        for (j, nu, mem), sg in zip(groups, signs):
+            for i, lam in mem:
+                slope[(i, j)] = inst.ap if (lam > 0) == (sg > 0) else inst.am
+
+        def s_of(i, j):
+            return slope[(i, j)] if (i, j) in slope else inst.dsig(inst.Z[i][j])
+        rows = []
+        beta = []                   # the lifted neurons' columns d f / d beta (docs/second_order_kinks.md §3)
+        for j in range(m):
+            b = [Q(0)] * d
+            seen_rows = []
+            for i, x in enumerate(inst.X):
+                if all(v == 0 for v in x):
+                    continue
+                s = s_of(i, j)
+                f = s * _dot(inst.A[j], inst.E[i]) / n
+                b = [u + f * v for u, v in zip(b, x)]
+                if s != 0:
+                    seen_rows.append(x)
+            rhs = [Q(0)] * d
+            for g, ((jj, nu, _), sg) in enumerate(zip(groups, signs)):
+                if jj == j:
+                    rhs = [u + mu[g] * sg * v for u, v in zip(rhs, nu)]
+            _need(j in frozen or b == rhs, f"kink_second_order: piece {list(signs)}, neuron {j}: the multiplier "
+                                           f"identity b = sum mu_g s_g nu_g fails")
+            U, _ = _rref(seen_rows, d) if seen_rows else ([], [])
+            if j in frozen:          # w_j fixed, a_j free; never dropped (its kinks are not enumerated)
+                rows += [unit(wi(j, q)) for q in range(d)]
+                continue
+            if not U or j in lifted:
+                rows += [unit(wi(j, q)) for q in range(d)] + [unit(ai(j, c)) for c in range(k)]
+                for u in (U if j in lifted else []):
+                    for c in range(k):
+                        col = [Q(0)] * (n * k)
+                        for i, x in enumerate(inst.X):
+                            if any(v != 0 for v in x):
+                                col[i * k + c] = s_of(i, j) * _dot(u, x)
+                        beta.append(col)
+                continue
+            for r in _nullspace(U, d):
+                rows.append([r[q] if jj == j else Q(0) for jj in range(m) for q in range(d)] + [Q(0)] * (m * k + nc))
+            sl = ([inst.W[j][q] if jj == j else Q(0) for jj in range(m) for q in range(d)] +
+                  [-inst.A[j][c] if jj == j else Q(0) for jj in range(m) for c in range(k)] + [Q(0)] * nc)
+            rows.append(sl)
+            for g, (jj, nu, _) in enumerate(groups):
+                if jj == j and mu[g] > 0 and _rank(U + [nu], d) == len(U):
+                    rows.append([nu[q] if j2 == j else Q(0) for j2 in range(m) for q in range(d)] +
+                                [Q(0)] * (m * k + nc))
+        B = _nullspace(rows, P)
+        _need(p.get("dimension") == len(B) + len(beta),
+              f"kink_second_order: piece {list(signs)}: recorded dimension differs")
+        H = hessian(inst.X, inst.Z, inst.E, inst.A, inst.ap, inst.am, output_bias=inst.c is not None,
+                    kink_slopes=slope)
+        HB = [[_dot(row, v) for row in H] for v in B]
+        M = [[_dot(u, hv) for hv in HB] for u in B]
+        if beta:                    # [[M, (1/n) (J B^T)^T J_beta], [., (1/n) J_beta^T J_beta]]
+            J = jacobian(inst.X, inst.Z, inst.A, inst.ap, inst.am, output_bias=inst.c is not None, kink_slopes=slope)
+            JB = [[_dot(row, v) for v in B] for row in J]
+            M12 = [[sum((JB[r][a] * col[r] for r in range(len(J))), Q(0)) / n for col in beta] for a in range(len(B))]
+            M22 = [[_dot(c1, c2) / n for c2 in beta] for c1 in beta]
+            M = [M[a] + M12[a] for a in range(len(B))] + \
+                [[M12[a][l] for a in range(len(B))] + M22[l] for l in range(len(beta))]
+        _need(_pos_def(M), f"kink_second_order: piece {list(signs)}: the Hessian is not positive definite on "
+                           f"V_s ∩ slice")
 
 
 def _check_descent(inst: _Instance, ns: dict) -> None:
@@ -886,7 +1048,14 @@ def derive_verdict(cert: dict) -> str:
         if _check_escape(inst, j, es):
             (esc_zero if all(v == 0 for v in inst.A[j]) else esc_nonzero).append(j)
     if verdict == "local_min":
-        mb = ev.get("morse_bott")
+        mb, kso = ev.get("morse_bott"), ev.get("kink_second_order")
+        _need(mb is None or kso is None, "local_min: give one of morse_bott, kink_second_order")
+        if kso is not None:
+            _need(isinstance(kso, dict), "local_min: malformed kink_second_order evidence")
+            _need(all_stat, "local_min needs every neuron certified stationary")
+            _need(not esc_zero, "local_min but an escape neuron with a_j = 0 is recorded")
+            _check_kink_second_order(inst, kso)
+            return verdict
         if mb is not None:
             _need(isinstance(mb, dict), "local_min: malformed morse_bott evidence")
             _need(all_stat, "local_min needs every neuron certified stationary")
@@ -898,6 +1067,7 @@ def derive_verdict(cert: dict) -> str:
         return verdict
     if verdict == "saddle":
         _need(all_stat, "saddle needs every neuron certified stationary")
+        _need("kink_second_order" not in ev and "morse_bott" not in ev, "saddle, but the evidence holds a local-minimum proof")
         ep, so = ev.get("escape_path"), ev.get("second_order")
         _need((ep is None) != (so is None), "saddle needs exactly one of: an escape path, a second-order ray")
         if ep is not None:
@@ -911,6 +1081,7 @@ def derive_verdict(cert: dict) -> str:
     _need("escape_path" not in ev and "second_order" not in ev,
           "inconclusive, but the evidence holds a saddle proof (escape path or second-order ray)")
     _need("morse_bott" not in ev, "inconclusive, but the evidence holds a Morse-Bott proof")
+    _need("kink_second_order" not in ev, "inconclusive, but the evidence holds a kink second-order proof")
     decided = all_stat and not undecided_escape
     _need(not (decided and esc_zero), "inconclusive, but an escape neuron with a_j = 0 makes it a saddle")
     _need(not (decided and not esc_nonzero), "inconclusive, but the evidence proves a local minimum")

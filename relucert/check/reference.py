@@ -25,7 +25,7 @@ from __future__ import annotations
 from fractions import Fraction as Q
 
 __all__ = ["dot", "sigma", "dsigma", "preactivations", "outputs", "residuals", "half_mean_loss", "loss",
-           "mean_residual", "output_grad", "D", "weight_grad", "gradient", "hessian"]
+           "mean_residual", "output_grad", "D", "weight_grad", "gradient", "hessian", "jacobian"]
 
 
 def dot(u, v) -> Q:
@@ -121,11 +121,13 @@ def gradient(X, Y, W, A, ap: Q, am: Q, c=None) -> tuple[list[list[Q]], list[list
     return weight_grad(X, Z, E, A, ap, am), output_grad(Z, E, ap, am)
 
 
-def hessian(X, Z, E, A, ap: Q, am: Q, output_bias: bool = False) -> list[list[Q]]:
+def hessian(X, Z, E, A, ap: Q, am: Q, output_bias: bool = False, kink_slopes: dict | None = None) -> list[list[Q]]:
     """Exact Hessian of the half_mean loss in (W row-major, A row-major) at a smooth point, from
     f_c(x_i) = sum_j a_jc s_ij (w_j . x_i) (+ c_c) with the slopes s_ij fixed near theta:
     H = (1/n) sum_i [J_i^T J_i + sum_c e_ic d^2 f_c(x_i)], d^2 f_c / da_jc dw_jq = s_ij x_iq.
-    With ``output_bias`` the parameters are (W, A, c), c last: df_c / dc_c = 1, f is linear in c."""
+    With ``output_bias`` the parameters are (W, A, c), c last: df_c / dc_c = 1, f is linear in c.
+    ``kink_slopes`` {(i, j): s_ij} fixes the slope of every kink pair (z_ij = 0, x_i != 0): then this
+    is the Hessian at 0 of the loss polynomial on the piece where those pairs move to that side."""
     n, d, m = len(X), len(X[0]), len(A)
     k = len(A[0])
     P = m * (d + k) + (k if output_bias else 0)
@@ -141,7 +143,7 @@ def hessian(X, Z, E, A, ap: Q, am: Q, output_bias: bool = False) -> list[list[Q]
             J = {m * (d + k) + c: Q(1)} if output_bias else {}
             for j in range(m):
                 z = Z[i][j]
-                s = dsigma(z, ap, am)
+                s = kink_slopes[(i, j)] if kink_slopes is not None and (i, j) in kink_slopes else dsigma(z, ap, am)
                 if z != 0:
                     J[ai(j, c)] = s * z
                 for q in range(d):
@@ -153,9 +155,32 @@ def hessian(X, Z, E, A, ap: Q, am: Q, output_bias: bool = False) -> list[list[Q]
             e = E[i][c]
             if e != 0:
                 for j in range(m):
-                    s = dsigma(Z[i][j], ap, am)
+                    s = (kink_slopes[(i, j)] if kink_slopes is not None and (i, j) in kink_slopes
+                         else dsigma(Z[i][j], ap, am))
                     for q in range(d):
                         if x[q] != 0:
                             H[ai(j, c)][wi(j, q)] += e * s * x[q] / n
                             H[wi(j, q)][ai(j, c)] += e * s * x[q] / n
     return H
+
+
+def jacobian(X, Z, A, ap: Q, am: Q, output_bias: bool = False, kink_slopes: dict | None = None) -> list[list[Q]]:
+    """J (row i k + c, columns as in :func:`hessian`): df_c(x_i)/dtheta with the slopes s_ij fixed
+    (``kink_slopes`` on the kink pairs): df_c/da_jc = s_ij z_ij, df_c/dw_jq = a_jc s_ij x_iq, df_c/dc_c = 1."""
+    d, m = len(X[0]), len(A)
+    k = len(A[0])
+    P = m * (d + k) + (k if output_bias else 0)
+    J = []
+    for i, x in enumerate(X):
+        for c in range(k):
+            row = [Q(0)] * P
+            if output_bias:
+                row[m * (d + k) + c] = Q(1)
+            for j in range(m):
+                z = Z[i][j]
+                s = kink_slopes[(i, j)] if kink_slopes is not None and (i, j) in kink_slopes else dsigma(z, ap, am)
+                row[m * d + j * k + c] = s * z
+                for q in range(d):
+                    row[j * d + q] = A[j][c] * s * x[q]
+            J.append(row)
+    return J

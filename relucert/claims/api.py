@@ -125,7 +125,8 @@ def claim(statement: str, generator: Callable | tuple, *, name: str | None = Non
 
 
 LIBRARY_MODULES = ["relucert.claims.library", "relucert.claims.related_tangent", "relucert.claims.related_trainable",
-                   "relucert.claims.related_bumps", "relucert.claims.related_permutation"]
+                   "relucert.claims.related_bumps", "relucert.claims.related_permutation",
+                   "relucert.claims.kink_routes"]
 
 
 def load_library() -> dict[str, Claim]:

@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--converge-time", type=float, default=120.0, metavar="SECONDS",
                    help="with --converge: at most this long (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    p.add_argument("--latex", metavar="OUT.tex",
+                   help="write the neuron table (status, kinks, S1, S2, escape, why) of the point the verdict is "
+                        "about as a LaTeX booktabs tabular, the verdict and facts as %%-comments above it")
     p.add_argument("--all", action="store_true",
                    help="batch: certify every checkpoint of FILE (a folder of point files, certificates and, with "
                         "--data, torch checkpoints; or a trajectory .npz), one JSON line per checkpoint")
@@ -53,8 +56,8 @@ def add_parser(sub) -> None:
                         "unpickled; float16/bfloat16/float32/float64 weights are converted exactly. The layers are "
                         "found by shape; a hidden bias b is folded exactly: X gets a constant-1 column appended "
                         "(x' = (x, 1), w'_j = (w_j, b_j), the same function and loss landscape) and the report says "
-                        "so. An output bias is read exactly into c (the point is then certified exactly as given: refinement "
-                        "does not carry c yet); any tensor the mapping does not use is refused, never dropped")
+                        "so. An output bias is read exactly into c, a free parameter that refinement and --converge move "
+                        "with the rest; any tensor the mapping does not use is refused, never dropped")
     p.add_argument("--data", metavar="DATA",
                    help="data file for --torch (.json or .npz with X, Y, activation, loss); X without a constant "
                         "column (with a hidden bias the loader appends one)")
@@ -102,7 +105,8 @@ def run(args) -> int:
         v = getattr(args, name)
         if not (v >= 0) or v == float("inf"):
             raise InputError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
-    for opt, path in (("--certificate", args.certificate), ("--save-refined", args.save_refined)):
+    for opt, path in (("--certificate", args.certificate), ("--save-refined", args.save_refined),
+                      ("--latex", getattr(args, "latex", None))):
         if path:
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
@@ -127,6 +131,8 @@ def run(args) -> int:
         bar.close()
     if args.certificate:
         write_certificates(report, args.certificate)
+    if args.latex:
+        write_text(args.latex, latex_neuron_table(report, problem, args.method))
     saved = None
     if args.save_refined:
         try:
@@ -150,6 +156,8 @@ def run(args) -> int:
     print(report.text())
     if args.certificate:
         print(f"certificate written to {args.certificate}")
+    if args.latex:
+        print(f"LaTeX neuron table written to {args.latex}")
     if isinstance(saved, dict):
         print(f"refined point written to {args.save_refined} (read it with symmetry, derive, embed or certify)")
     return _saved_status(args, saved)
@@ -162,7 +170,7 @@ def run_batch(args, tol) -> int:
         raise InputError("--workers and --dask apply to --all (batch certification)")
     if not args.file:
         raise InputError("--all needs a FILE: a folder or a trajectory .npz")
-    for opt in ("certificate", "save_refined", "index"):
+    for opt in ("certificate", "save_refined", "index", "latex"):
         if getattr(args, opt) is not None:
             raise InputError(f"--{opt.replace('_', '-')} applies to one checkpoint, not to --all "
                              "(use --certificates DIR)")
@@ -214,3 +222,30 @@ def write_certificates(report, path: str) -> None:
     if report.about_refined:
         with open(path[:-5] + ".given.json" if path.endswith(".json") else path + ".given", "w") as fh:
             json.dump(report.given.certificate, fh, indent=1)
+
+
+def latex_neuron_table(report, problem, method: str = "auto") -> str:
+    """The neuron table of the point ``report.verdict`` is about, as a booktabs tabular: the refined (or
+    converged) point's when its certificate is an ordinary one (re-derived exactly, and used only when
+    it gives the same verdict), else the given point's, and the %-comments say which."""
+    from relucert.check import FORMAT
+    from relucert.decide.certify import certify
+    from relucert.tools.render import result_latex
+    head = f"relucert certify: {report.verdict} for the {report.about}"
+    if report.about != "given point" and report.certificate.get("format") == FORMAT:
+        pt = report.refined_point()
+        if pt is not None:
+            res = certify(problem, pt, method=method)
+            if res.verdict == report.verdict:
+                return f"% {head}\n" + result_latex(res, about=f"the {report.about}")
+    if report.about != "given point":
+        head += "; the table is the given point's (the verdict's point has no ordinary certificate)"
+    return f"% {head}\n" + result_latex(report.given)
+
+
+def write_text(path: str, text: str) -> None:
+    try:
+        with open(path, "w") as fh:
+            fh.write(text)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror}") from None

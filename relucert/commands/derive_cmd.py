@@ -5,7 +5,6 @@ import sys
 
 import sympy as sp
 
-from relucert.commands import refuse_output_bias
 from relucert.errors import InputError
 from relucert.io import load
 from relucert.tools.symbolic import SymbolicModel
@@ -86,7 +85,6 @@ def _status(problem, point, pattern, j) -> str:
 
 def run(args) -> int:
     problem, point = load(args.file, args.index)
-    refuse_output_bias(point, "derive", args.file)
     model = SymbolicModel.from_problem(problem, point)
     pat = model.pattern
     n, d, k, m = problem.n, problem.d, problem.k, point.m
@@ -103,7 +101,9 @@ def run(args) -> int:
     act = problem.activation
     out.text(f"problem: n={n} data points, d={d} inputs, k={k} outputs, m={m} neurons; activation "
              f"{act.name} (alpha+ = {act.alpha_plus}, alpha- = {act.alpha_minus})")
+    has_c = point.c is not None
     out.text("loss: L = (1/2n) sum_i ||e_i||^2 (half_mean), e_i = f(x_i) - y_i, f(x) = sum_j a_j sigma(w_j . x)"
+             + (" + c (output bias c, a free parameter)" if has_c else "")
              + ("" if problem.loss == "half_mean" else f"; the file's convention '{problem.loss}' is "
                 f"{problem.loss_factor()} x this"))
     out.text("activation pattern: sign of z_ij = w_j . x_i over the data points (0 = kink, z_ij = 0)")
@@ -119,16 +119,33 @@ def run(args) -> int:
         out.text("on a kink the pattern polynomials below use the branch alpha- (directions with "
                  "x_i . Delta w_j <= 0); L'(theta; Delta), D_j and phi_j are exact for every direction")
 
+    if has_c:
+        out.text(f"output bias: c = {_vec(point.c, out.digits)}")
     L_val = model.at_point(model.loss())
     out.formula("L (at the point)", r"L(\theta)", L_val, indent="")
+    args_txt, args_tex = ("W, A, c", "W, A, c") if has_c else ("W, A", "W, A")
     if len(model.params()) <= FULL_LOSS_PARAMS:
         if kink_neurons:
-            out.formula("L(W, A) near the point", r"L(W, A)", sp.expand(model.local_loss()), indent="")
+            out.formula(f"L({args_txt}) near the point", rf"L({args_tex})", sp.expand(model.local_loss()), indent="")
         else:
-            out.formula("L(W, A) on this pattern", r"L(W, A)", sp.expand(model.loss()), indent="")
+            out.formula(f"L({args_txt}) on this pattern", rf"L({args_tex})", sp.expand(model.loss()), indent="")
     res = [model.residual_at_point(i) for i in range(n)]
     if n * k <= 40:
         out.formula("residuals e_i (rows)", r"e", sp.Matrix(res), indent="")
+    if has_c:
+        cs = model.bias_params()
+        out.text("dL/dc = (1/n) sum_i e_i, the mean residual over every data point (docs/biases.md §3.2); "
+                 "stationarity needs it to vanish: (S0) sum_i e_i = 0")
+        out.formula("dL/dc on this pattern" + (" (branch alpha- on the kinks)" if kink_neurons else ""),
+                    r"\partial L/\partial c", [sp.expand(g) for g in model.gradient(cs)], indent="")
+        eb = model.mean_residual(at_point=True)
+        out.formula("dL/dc (at the point)", r"\partial L/\partial c(\theta)", eb, indent="")
+        out.text("(S0) " + ("holds: sum_i e_i = 0" if all(v == 0 for v in eb) else
+                            "fails: sum_i e_i != 0, so the point is not stationary (Delta c = -e_bar descends)"))
+        if len(model.params()) <= FULL_LOSS_PARAMS:
+            out.formula("Hessian of L in (W, A, c) at the point (parameters " + ", ".join(map(str, model.params()))
+                        + ")" + (" (branch alpha- on the kinks)" if kink_neurons else ""),
+                        r"\nabla^2_{(W, A, c)} L", model.at_point(model.hessian()), indent="")
     if m <= SMALL_M:
         out.formula("L'(theta; Delta)", r"L'(\theta;\Delta)", model.directional_derivative(at_point=True, form="max"), indent="")
 

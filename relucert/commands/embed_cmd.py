@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import sys
 
-from relucert.commands import refuse_output_bias
 from relucert.errors import InputError
 from relucert.io import load, point_file
 
@@ -56,7 +55,6 @@ def _operation(args, problem, point):
 def run(args) -> int:
     from relucert.tools.embedding import embed_and_certify
     problem, point = load(args.file, args.index)
-    refuse_output_bias(point, "embed", args.file)
     emb = _operation(args, problem, point)
     wide = point_file(problem, emb.after)
     if args.output:
@@ -102,9 +100,12 @@ def describe(emb) -> str:
     else:
         what = f"permuted neurons: new l <- old {p['perm']}"
     c = emb.check
+    bias = ""
+    if emb.after.c is not None:
+        bias = f"; output bias c = ({', '.join(str(v) for v in emb.after.c.tolist())}) carried unchanged"
     return (f"{what}; width {emb.before.m} -> {emb.after.m}\n"
             f"function unchanged (exact): outputs equal on {c['data_points_equal']} data points and "
-            f"{c['extra_inputs_equal']} extra rational inputs; canonical hinge form equal")
+            f"{c['extra_inputs_equal']} extra rational inputs; canonical hinge form equal{bias}")
 
 
 def comparison_text(cmp: dict) -> str:

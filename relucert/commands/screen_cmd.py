@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from relucert.errors import InputError
 from relucert.refine import Tolerances
 
 from relucert.tools.screen import (PlateauOptions, certify_plateaus, detect_plateaus, drift_line, is_gradient_descent,
@@ -25,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--keys", help="state_dict keys IN_W,OUT_W or IN_W,IN_B,OUT_W (a hidden bias is folded exactly "
                    "into a constant-1 input column; see relucert certify --help)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--latex", metavar="OUT.tex", help="write the plateau table (verdict, plateau, steps, loss, reading, "
+                   "escape neurons, grown neurons) as a LaTeX booktabs tabular; with --no-certify the plateaus' "
+                   "step ranges only")
     p.add_argument("--plot", metavar="OUT.(png|pdf|svg)", help="write the loss / neuron plots, format from the "
                    "extension: .png (300 dpi), .pdf or .svg (vector) (needs matplotlib)")
     p.add_argument("--plot-neurons", type=int, default=20, metavar="N",
@@ -63,8 +67,12 @@ def run(args) -> int:
     if args.plot:
         from relucert.tools.plots import check_plot_path
         check_plot_path(args.plot)       # a bad extension or missing matplotlib fails before the work
+    if args.latex:
+        folder = os.path.dirname(os.path.abspath(args.latex))
+        if not os.path.isdir(folder):
+            raise InputError(f"--latex {args.latex}: folder {folder} does not exist")
     traj = load_trajectory(args.trajectory, args.data, args.keys)
-    sc = screen_arrays(traj.problem, traj.W, traj.A, tol_kink=args.tol_kink, tol_tiny=args.tol_tiny,
+    sc = screen_arrays(traj.problem, traj.W, traj.A, c=traj.c, tol_kink=args.tol_kink, tol_tiny=args.tol_tiny,
                        progress=not args.json and traj.T > 20000, workers=args.workers)
     if traj.loss is None:
         traj.loss = sc.loss
@@ -77,14 +85,15 @@ def run(args) -> int:
     heading = None
     if args.converge:
         from relucert.commands.progress import progress_bar
-        from relucert.core.problem import Point
         from relucert.pipeline import certify_checkpoint
-        last = Point.make(traj.W[-1], traj.A[-1], traj.problem)
+        last = traj.point(traj.T - 1)          # with the checkpoint's output bias c, if any
         bar = progress_bar("converging from the last checkpoint", quiet=args.quiet or args.json)
         heading = certify_checkpoint(traj.problem, last, converge=args.converge, progress=bar,
                                      tolerances=Tolerances(kink=args.tol_kink, tiny=args.tol_tiny))
         if bar is not None:
             bar.close()
+    if args.latex:
+        _write_latex(args.latex, traj, plateaus, rows, opts)
     plot_data = None
     if args.plot:
         from relucert.tools.plots import plot_screen
@@ -99,6 +108,8 @@ def run(args) -> int:
                "per_checkpoint": {"step": traj.step.tolist(), "loss": sc.loss.tolist(), "grad_A": sc.grad_A.tolist(),
                                   "grad_W": sc.grad_W.tolist(), "near_kink": sc.near_kink.tolist(),
                                   "tiny": sc.tiny.tolist(), "dead": sc.dead.tolist()}}
+        if sc.grad_c is not None:
+            out["per_checkpoint"]["grad_c"] = sc.grad_c.tolist()
         out["optimizer"] = traj.optimizer
         if sc.balance is not None and is_gradient_descent(traj.optimizer) is not False:
             out["balance_drift_max"] = float(np.abs(sc.balance - sc.balance[0]).max())
@@ -116,7 +127,7 @@ def run(args) -> int:
     f = sc.row(traj.T - 1)
     print(f"final checkpoint (step {int(traj.step[-1])}): loss ({traj.problem.loss}) {f['loss']:.10g}, "
           f"|dL/dA| {f['grad_A']:.2e}, |dL/dW| off kinks {f['grad_W']:.2e}, near-kink pairs {f['near_kink']}, "
-          f"tiny {f['tiny']}, dead {f['dead']}")
+          f"tiny {f['tiny']}, dead {f['dead']}" + (f", |dL/dc| {f['grad_c']:.2e}" if "grad_c" in f else ""))
     dl = drift_line(sc, traj.optimizer)
     if dl:
         print(dl)
@@ -147,7 +158,29 @@ def run(args) -> int:
         print(heading.answer_text())
     if args.plot:
         print(f"plot written to {args.plot}")
+    if args.latex:
+        print(f"LaTeX plateau table written to {args.latex}")
     return 0
+
+
+def _write_latex(path: str, traj, plateaus, rows, opts) -> None:
+    """The plateau table as a booktabs tabular (verdict first); uncertified plateaus: their step ranges."""
+    from relucert.tools.render import latex_table, plateau_latex
+    notes = [f"relucert screen {traj.source}: {traj.T} checkpoints, {len(plateaus)} plateau(s) "
+             f"(relative change <= {opts.rel_change:g} per {opts.window_frac:g} of the run, lasting >= "
+             f"{opts.min_frac:g} of it)"]
+    if rows:
+        text = plateau_latex(rows, traj.problem.loss, comments=notes)
+    else:
+        text = latex_table(["plateau", "steps", "merged spikes"],
+                           [[str(i + 1), f"{int(traj.step[p[0]])}-{int(traj.step[p[1]])}",
+                             str(int(getattr(p, "spikes", 0)))] for i, p in enumerate(plateaus)],
+                           right=(0, 2), comments=notes + ["not certified (--no-certify)"])
+    try:
+        with open(path, "w") as fh:
+            fh.write(text)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror}") from None
 
 
 def _default(o):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import sys
 
-from relucert.commands import refuse_output_bias
 from relucert.errors import InputError
 from relucert.io import load
 from relucert.decide.report import short_number
@@ -44,7 +43,6 @@ def run(args) -> int:
     if not args.file:
         raise InputError("symmetry needs a FILE (or --count --max-width M)")
     problem, point = load(args.file, args.index)
-    refuse_output_bias(point, "symmetry", args.file)
     an = S.analyze(problem, point, do_hessian=not args.no_hessian)
     if args.json:
         json.dump(an, sys.stdout, indent=1, default=str)
@@ -86,6 +84,9 @@ def analysis_text(an: dict) -> str:
         L.append(f"anti-parallel pairs: {an['antiparallel_pairs'][:10]}")
     if "sign_symmetry" in an:
         L.append(an["sign_symmetry"])
+    if "output_bias" in an:
+        L.append(f"output bias c = ({_short(an['output_bias']['c'])}): unchanged by rescalings and permutations; "
+                 "|w_j|^2 - |a_j|^2 is still conserved; the Hessian is the joint one in (W, A, c)")
     r = an["rescaling"]
     L.append(f"rescaling: {r['dimension']} neuron(s) with a one-dimensional orbit (c w, a / c)")
     p = an["permutation"]
@@ -102,6 +103,24 @@ def analysis_text(an: dict) -> str:
                      f"{'all equal' if fl['flat'] else _short(list(d0['loss_at_delta'].values()))}")
     else:
         L.append("flat lines: none (no two neurons share an input weight)")
+    if "constant_neuron_lines" in an:
+        cl = an["constant_neuron_lines"]
+        if not cl:
+            L.append("constant-neuron lines (a_j + delta, c - h_j delta): none (no neuron has the same activation "
+                     "h_j != 0 on every data point)")
+        else:
+            L.append("constant-neuron lines (a_j + delta, c - h_j delta), sigma(w_j . x_i) = h_j on every data point:")
+        for ln in cl[:20]:
+            for e in ln["directions"][:4]:
+                extra = []
+                if "in_hessian_kernel" in e:
+                    extra.append("in ker H" if e["in_hessian_kernel"] else
+                                 "NOT in ker H: negative curvature u^T H u = " + e["negative_curvature"]["u_H_u"])
+                if e["every_point_critical"] is not None:
+                    extra.append("every point critical" if e["every_point_critical"] else "not every point critical")
+                L.append(f"  neuron {ln['neuron']}, output {e['output']}, h = {ln['h']}: "
+                         f"{'exactly flat' if ln['flat'] else 'NOT FLAT'}"
+                         + (f"; {'; '.join(extra)}" if extra else ""))
     h = an.get("hessian")
     if h is not None:
         if not h["available"]:

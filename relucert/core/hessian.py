@@ -62,27 +62,22 @@ def second_order_obstructions(problem: Problem, point: Point) -> list[str]:
     return out
 
 
-def hessian(problem: Problem, point: Point) -> list[list[fmpq]]:
-    """Exact Hessian of the half_mean loss in theta = (W row-major, A row-major[, c]).
+def kink_pairs(problem: Problem, point: Point, Z=None) -> list[tuple[int, int]]:
+    """The kink pairs (i, j): x_i != 0 and w_j . x_i = 0 exactly (zero neurons included)."""
+    if Z is None:
+        Z = forward_point(problem, point).Z
+    X = rows(problem.X)
+    return [(i, j) for j in range(point.m) for i in range(problem.n) if Z[i, j] == 0 and not is_zero(X[i])]
 
-    H = (1/n) J^T J + C, with J_i = df(x_i)/dtheta (df_c/da_jc' = sigma(z_ij) [c = c'],
-    df_c/dw_jq = a_jc sigma'(z_ij) x_iq and, with an output bias, df_c/dc_c' = [c = c']) and C the
-    symmetric coupling of a_j and w_j given by the linear map r -> D_j(r) (C[a_jc, w_jq] = (D_j)_{cq});
-    from the ray expansion of docs/theory.md §2 (docs/biases.md §3.1 with dc),
-    c2 = (1/2n) sum |u_i (+ dc)|^2 + sum_j Delta a_j . D_j(Delta w_j) = Delta^T H Delta / 2.
-    With an output bias the J^T J part holds the blocks of docs/biases.md §5.1: d^2L/dc^2 = I_k,
-    d^2L/dc da_j = (1/n) sum_i sigma(z_ij) I_k, d^2L/dc dw_j = (1/n) sum_i sigma'(z_ij) a_j x_i^T
-    (the half_mean convention; the mse loss is 2/k times it).
-    Only valid where second_order_obstructions() is empty."""
-    obs = second_order_obstructions(problem, point)
-    if obs:
-        raise ValueError("no second-order expansion: " + "; ".join(obs))
+
+def jacobian(problem: Problem, point: Point, kink_slopes: dict | None = None) -> list[list[fmpq]]:
+    """J (n k rows, row i k + c; P columns in the order of ``param_index``): df_c(x_i)/dtheta on the
+    piece of ``kink_slopes`` (see ``hessian``; None: sigma'(z_ij), for smooth points)."""
     n, d, k, m = problem.n, problem.d, problem.k, point.m
     fw = forward_point(problem, point)
     Z, S, Hs = fw.Z, fw.S, fw.H
     X = rows(problem.X)
     A = rows(point.A)
-    W = rows(point.W)
     wi, ai, P = param_index(m, d, k, point.c is not None)
     ci = bias_index(m, d, k)
     J = [[fmpq(0)] * P for _ in range(n * k)]
@@ -95,18 +90,68 @@ def hessian(problem: Problem, point: Point) -> list[list[fmpq]]:
                 h = Hs[i, j]
                 if h != 0:
                     row[ai(j, c)] = h
-                if Z[i, j] != 0 and A[j][c] != 0:
-                    f = A[j][c] * S[i, j]
+                slope = S[i, j] if kink_slopes is None or Z[i, j] != 0 else kink_slopes.get((i, j))
+                if (Z[i, j] != 0 or (kink_slopes is not None and slope is not None)) and A[j][c] != 0:
+                    f = A[j][c] * slope
                     for q in range(d):
                         if X[i][q] != 0:
                             row[wi(j, q)] = f * X[i][q]
+    return J
+
+
+def hessian(problem: Problem, point: Point, kink_slopes: dict | None = None) -> list[list[fmpq]]:
+    """Exact Hessian of the half_mean loss in theta = (W row-major, A row-major[, c]).
+
+    H = (1/n) J^T J + C, with J_i = df(x_i)/dtheta (df_c/da_jc' = sigma(z_ij) [c = c'],
+    df_c/dw_jq = a_jc sigma'(z_ij) x_iq and, with an output bias, df_c/dc_c' = [c = c']) and C the
+    symmetric coupling of a_j and w_j given by the linear map r -> D_j(r) (C[a_jc, w_jq] = (D_j)_{cq});
+    from the ray expansion of docs/theory.md §2 (docs/biases.md §3.1 with dc),
+    c2 = (1/2n) sum |u_i (+ dc)|^2 + sum_j Delta a_j . D_j(Delta w_j) = Delta^T H Delta / 2.
+    With an output bias the J^T J part holds the blocks of docs/biases.md §5.1: d^2L/dc^2 = I_k,
+    d^2L/dc da_j = (1/n) sum_i sigma(z_ij) I_k, d^2L/dc dw_j = (1/n) sum_i sigma'(z_ij) a_j x_i^T
+    (the half_mean convention; the mse loss is 2/k times it).
+    Only valid where second_order_obstructions() is empty -- unless ``kink_slopes`` is given: a dict
+    {(i, j): slope} with one slope (alpha_plus or alpha_minus) for EVERY kink pair (``kink_pairs``).
+    Then this is the Hessian at 0 of the polynomial piece L_s(Delta) of the loss on the closed cone
+    where each kink pair moves to the side of its slope (sigma((w_j + dw_j).x_i) = s_ij dw_j.x_i
+    there): the same formula with sigma'(z_ij) replaced by s_ij on the kink pairs, and the coupling
+    C[a_jc, w_jq] = (1/n) sum_i s_ij e_ic x_iq (docs/second_order_kinks.md §2)."""
+    if kink_slopes is None:
+        obs = second_order_obstructions(problem, point)
+        if obs:
+            raise ValueError("no second-order expansion: " + "; ".join(obs))
+    else:
+        pairs = kink_pairs(problem, point)
+        require(set(kink_slopes) == set(pairs), "kink_slopes must give a slope for every kink pair")
+        act = problem.activation
+        require(all(v in (act.alpha_plus, act.alpha_minus) for v in kink_slopes.values()),
+                "a kink slope must be alpha_plus or alpha_minus")
+    n, d, k, m = problem.n, problem.d, problem.k, point.m
+    fw = forward_point(problem, point)
+    Z, S = fw.Z, fw.S
+    X = rows(problem.X)
+    W = rows(point.W)
+    wi, ai, P = param_index(m, d, k, point.c is not None)
+    J = jacobian(problem, point, kink_slopes)
     Jm = fmpq_mat(n * k, P, [v for r in J for v in r]) if n * k and P else fmpq_mat(n * k, P)
     GN = Jm.transpose() * Jm
     H = [[GN[r, c] / n for c in range(P)] for r in range(P)]
     E = rows(fw.E)
     for j in range(m):
-        Lin, hinges = derivative_form(problem, E, W[j])
-        require(not hinges, "the Hessian is only defined off the kinks")
+        if kink_slopes is not None:
+            Lin = [[fmpq(0)] * d for _ in range(k)]
+            for i in range(n):
+                s = kink_slopes.get((i, j), S[i, j]) if Z[i, j] == 0 else S[i, j]
+                if s == 0:
+                    continue
+                for c in range(k):
+                    if E[i][c] != 0:
+                        for q in range(d):
+                            if X[i][q] != 0:
+                                Lin[c][q] += s * E[i][c] * X[i][q] / n
+        else:
+            Lin, hinges = derivative_form(problem, E, W[j])
+            require(not hinges, "the Hessian is only defined off the kinks")
         for c in range(k):
             for q in range(d):
                 v = Lin[c][q]

@@ -19,6 +19,7 @@ from relucert.decide.escape import EscapeDecision, choose_step, escape_path_poly
 from relucert.core.formulas import ExactState, loss_half_mean, ray_coefficients
 from relucert.core.linalg import dot
 from relucert.core.problem import Point, Problem, fmpq_to_float
+from relucert.decide.kinks import decide_kinks
 from relucert.decide.second_order import morse_bott, second_order_ray
 from relucert.decide.stationarity import PhiDecision, decide_phi
 
@@ -268,11 +269,30 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
                                        f"tangent space of the critical manifold (rescaling orbits, dead neurons; "
                                        f"dimension {mb['tangent_dimension']}): a Morse-Bott local minimum",
                           escape_neurons)
+        kd = decide_kinks(state)
+        if kd["verdict"] == "local_min":
+            ev["kink_second_order"] = kd["evidence"]
+            return finish("local_min", f"vector output, escape neurons {escape_neurons} with a_j != 0: second-order "
+                                       f"sufficiency on every kink piece ({kd['reason']})", escape_neurons)
+        if kd["verdict"] == "saddle":
+            ev["second_order"] = kd["evidence"]
+            return finish("saddle", f"vector output, escape neurons {escape_neurons} with a_j != 0: {kd['reason']}",
+                          escape_neurons)
         return finish("inconclusive", f"vector output: escape neurons {escape_neurons} have a_j != 0; "
                                       "Theorems A/B decide nothing here, no second-order descent ray was "
                                       "found (along the escape neurons' flat directions, or the Hessian at a "
-                                      "smooth point), and no Morse-Bott proof applies", escape_neurons)
+                                      "smooth point), no Morse-Bott proof applies, and the kink second-order "
+                                      f"test stops: {kd['reason']}", escape_neurons)
     if unknown_escape:
+        kd = decide_kinks(state)       # needs no escape status: only stationarity (checked above)
+        if kd["verdict"] == "local_min":
+            ev["kink_second_order"] = kd["evidence"]
+            return finish("local_min", f"escape status of neurons {unknown_escape} undecided, but second-order "
+                                       f"sufficiency holds on every kink piece ({kd['reason']})", escape_neurons)
+        if kd["verdict"] == "saddle":
+            ev["second_order"] = kd["evidence"]
+            return finish("saddle", f"escape status of neurons {unknown_escape} undecided; {kd['reason']}",
+                          escape_neurons)
         return finish("inconclusive", f"escape status of neurons {unknown_escape} undecided", escape_neurons)
     return finish("local_min", "stationary and no escape neuron (Theorem A)", [])
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from relucert.core.formulas import forward, linear_part, output_grad, preactivations, weight_grad
+from relucert.core.formulas import forward, linear_part, mean_residual, output_grad, preactivations, weight_grad
 from relucert.core.problem import Point, Problem, fmpq_to_float
 
 
@@ -206,10 +206,12 @@ def snap_gap(problem: Problem, point: Point, pat: Pattern) -> SnapGap | None:
 def float_gradient_norm(problem: Problem, point: Point, kink_tol: float = Tolerances.kink) -> float:
     """max |dL/dtheta| (half_mean, float) relative to max|y| max|x|.  Pairs within ``kink_tol`` of a
     kink are left out of the W-gradient and its component along their x_i is projected out: on a
-    kink the multiplier of x_i is free, so only the rest must vanish near a stationary point."""
+    kink the multiplier of x_i is free, so only the rest must vanish near a stationary point.
+    With an output bias c the residuals include it and its gradient, the mean residual (docs/biases.md
+    §3.2), counts too."""
     X, Y, W, A = problem.Xf, problem.Yf, point.Wf, point.Af
     ap, am = fmpq_to_float(problem.activation.alpha_plus), fmpq_to_float(problem.activation.alpha_minus)
-    fw = forward(X, Y, W, A, ap, am)
+    fw = forward(X, Y, W, A, ap, am, point.cf)
     G = output_grad(fw.H, fw.E)
     scale = np.outer(np.linalg.norm(X, axis=1), np.linalg.norm(W, axis=1))
     near = np.abs(fw.Z) <= kink_tol * scale
@@ -220,4 +222,6 @@ def float_gradient_norm(problem: Problem, point: Point, kink_tol: float = Tolera
             coef, *_ = np.linalg.lstsq(Nj.T, GW[j], rcond=None)
             GW[j] = GW[j] - Nj.T @ coef
     g = max(float(np.abs(G).max()), float(np.abs(GW).max()))
+    if point.c is not None:
+        g = max(g, float(np.abs(mean_residual(fw.E)).max()))
     return g / max(float(np.abs(Y).max()) * float(np.linalg.norm(X, axis=1).max()), 1e-300)

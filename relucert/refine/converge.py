@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from relucert.core.formulas import forward, half_mean_loss, linear_part, output_grad, weight_grad
+from relucert.core.formulas import forward, half_mean_loss, linear_part, mean_residual, output_grad, weight_grad
 from relucert.core.problem import Point, Problem, exact_to_float, fmpq_to_float
 from relucert.errors import InputError
 from relucert.refine.classify import Tolerances, effective_kink_tol, float_gradient_norm
@@ -94,10 +94,12 @@ def _float_view(a: np.ndarray, what: str) -> np.ndarray:
 
 
 class _Loss:
-    """Loss and gradient in the problem's convention on the flat theta = (W, A), by the core's
-    formulas; remembers the best point evaluated."""
+    """Loss and gradient in the problem's convention on the flat theta = (W, A), or (W, A, c) with an
+    output bias c (``has_c``; dL/dc = mean residual, docs/biases.md §3.2), by the core's formulas;
+    remembers the best point evaluated."""
 
-    def __init__(self, problem: Problem, m: int):
+    def __init__(self, problem: Problem, m: int, has_c: bool = False):
+        self.has_c = has_c
         self.X, self.Y = problem.Xf, problem.Yf
         act = problem.activation
         self.ap, self.am = fmpq_to_float(act.alpha_plus), fmpq_to_float(act.alpha_minus)
@@ -108,13 +110,17 @@ class _Loss:
         self.best = (math.inf, None)
 
     def split(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        md = self.m * self.d
-        return theta[:md].reshape(self.m, self.d), theta[md:].reshape(self.m, self.k)
+        md, mk = self.m * self.d, self.m * self.k
+        return theta[:md].reshape(self.m, self.d), theta[md:md + mk].reshape(self.m, self.k)
+
+    def bias(self, theta: np.ndarray) -> np.ndarray | None:
+        """The output bias part of theta (a view), None without one."""
+        return theta[self.m * (self.d + self.k):] if self.has_c else None
 
     def value(self, theta: np.ndarray) -> float:
         W, A = self.split(theta)
         with np.errstate(over="ignore", invalid="ignore"):
-            fw = forward(self.X, self.Y, W, A, self.ap, self.am)
+            fw = forward(self.X, self.Y, W, A, self.ap, self.am, self.bias(theta))
             v = float(half_mean_loss(fw.E)) * self.factor
         v = v if math.isfinite(v) else math.inf
         if v < self.best[0]:
@@ -124,11 +130,12 @@ class _Loss:
     def value_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         W, A = self.split(theta)
         with np.errstate(over="ignore", invalid="ignore"):
-            fw = forward(self.X, self.Y, W, A, self.ap, self.am)
+            fw = forward(self.X, self.Y, W, A, self.ap, self.am, self.bias(theta))
             v = float(half_mean_loss(fw.E)) * self.factor
             gA = output_grad(fw.H, fw.E)
             gW = weight_grad(linear_part(fw.S, fw.E, self.X), A)
-            g = np.concatenate([gW.ravel(), gA.ravel()]) * self.factor
+            parts = [gW.ravel(), gA.ravel()] + ([mean_residual(fw.E)] if self.has_c else [])
+            g = np.concatenate(parts) * self.factor
         if not (math.isfinite(v) and np.isfinite(g).all()):
             return math.inf, np.zeros_like(theta)
         if v < self.best[0]:
@@ -233,7 +240,8 @@ def _slide(f: _Loss, g: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         Nj = f.X[pairs[:, j]]
         coef, *_ = np.linalg.lstsq(Nj.T, gW[j], rcond=None)
         gW[j] = gW[j] - Nj.T @ coef
-    return np.concatenate([gW.ravel(), gA.ravel()])
+    gc = f.bias(g)
+    return np.concatenate([gW.ravel(), gA.ravel()] + ([gc] if gc is not None else []))
 
 
 def _flow(f: _Loss, theta0: np.ndarray, max_steps: int, gtol: float, rec: _Recorder):
@@ -360,12 +368,14 @@ def converge(problem: Problem, point: Point, *, method: str = "lbfgs", max_steps
             raise InputError(f"converge: {what} has entries beyond the float64 range; the float dynamics "
                              "cannot run on it")
     W0, A0 = _float_view(point.W, "W"), _float_view(point.A, "A")
-    f = _Loss(problem, point.m)
-    theta0 = np.concatenate([W0.ravel(), A0.ravel()])
+    has_c = point.c is not None
+    c0 = _float_view(point.c.reshape(1, -1), "c")[0] if has_c else None
+    f = _Loss(problem, point.m, has_c)
+    theta0 = np.concatenate([W0.ravel(), A0.ravel()] + ([c0] if has_c else []))
     start_loss = f.value(theta0)
     if not math.isfinite(start_loss):
         raise InputError("converge: the float64 loss of the start point is not finite")
-    start_point = Point.make(W0, A0, problem)        # the start's float values, exactly
+    start_point = Point.make(W0, A0, problem, c=c0)  # the start's float values, exactly
     start_grad = float_gradient_norm(problem, start_point, effective_kink_tol(problem, start_point, tol))
     rec = _Recorder(max_steps, progress, t0, float(time_limit))
     rec.step(0, start_loss)
@@ -387,7 +397,9 @@ def converge(problem: Problem, point: Point, *, method: str = "lbfgs", max_steps
         # never report an end above the start
         theta, end_loss = theta0, start_loss
     W1, A1 = f.split(theta)
-    new = Point.make(W1.copy(), A1.copy(), problem)   # exact dyadic conversion of the float64 values
+    c1 = f.bias(theta)
+    new = Point.make(W1.copy(), A1.copy(), problem,   # exact dyadic conversion of the float64 values
+                     c=None if c1 is None else c1.copy())
     grad = float_gradient_norm(problem, new, effective_kink_tol(problem, new, tol))
     rec.finish(steps, end_loss)
     return Converged(point=new, start_loss=start_loss, end_loss=end_loss, steps=steps, method=method,

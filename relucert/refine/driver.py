@@ -32,13 +32,12 @@ from relucert.core.problem import Point, Problem, fmpq_to_float
 from relucert.decide.ball import ball_certificate
 from relucert.decide.certify import Result, certify, escape_path_losses
 from relucert.decide.escape import escape_test
-from relucert.errors import InputError
 import relucert.refine.exact as _exact
 from relucert.refine.classify import (Pattern, SnapGap, Tolerances, classify, pattern_flips, snap_gap,
                                       snapped_dead_pattern)
 from relucert.refine.replicas import refine_replicas
 from relucert.refine.scalar import refine_grouped, refine_scalar
-from relucert.refine.vector import MAX_NEWTON_UNKNOWNS, d_unknowns, refine_vector
+from relucert.refine.vector import refine_vector
 
 READINGS = ("as_given", "tiny_output_zero", "tiny_zero")
 DECISIVE = ("local_min", "saddle", "global_min")
@@ -78,16 +77,22 @@ class Refinement:
 class Move:
     """Distance moved: max-abs, relative to |theta|, and relative to the problem's own parameter
     scale sqrt(max|y| / max|x|) (the size of a balanced neuron whose output is of the targets' size;
-    a refinement to the origin from a tiny point is a small move on that scale)."""
+    a refinement to the origin from a tiny point is a small move on that scale).  With an output
+    bias, theta = (W, A, c): c counts in max_abs, |theta| and the move, and ``max_abs_c`` is its own
+    part (None, and absent from the JSON, for a network without one)."""
     max_abs: float
     max_abs_W: float
     max_abs_A: float
     relative: float
     relative_to_scale: float
+    max_abs_c: float | None = None
 
     def to_json(self) -> dict:
-        return {"max_abs": self.max_abs, "max_abs_W": self.max_abs_W, "max_abs_A": self.max_abs_A,
-                "relative": self.relative, "relative_to_scale": self.relative_to_scale}
+        out = {"max_abs": self.max_abs, "max_abs_W": self.max_abs_W, "max_abs_A": self.max_abs_A,
+               "relative": self.relative, "relative_to_scale": self.relative_to_scale}
+        if self.max_abs_c is not None:
+            out["max_abs_c"] = self.max_abs_c
+        return out
 
 
 def distance_moved(problem: Problem, p0: Point, p1: Point) -> Move:
@@ -96,12 +101,25 @@ def distance_moved(problem: Problem, p0: Point, p1: Point) -> Move:
     W0, A0, W1, A1 = p0.Wf, p0.Af, p1.Wf, p1.Af
     dW, dA = np.abs(W1 - W0), np.abs(A1 - A0)
     mx = float(max(dW.max(initial=0), dA.max(initial=0)))
-    norm0 = math.sqrt(float((W0 ** 2).sum() + (A0 ** 2).sum()))
-    norm_d = math.sqrt(float((dW ** 2).sum() + (dA ** 2).sum()))
+    sq0 = float((W0 ** 2).sum() + (A0 ** 2).sum())
+    sqd = float((dW ** 2).sum() + (dA ** 2).sum())
+    mc = None
+    if p0.c is not None or p1.c is not None:
+        # a point without c is a point with c = 0 of the same function class only when the other has c;
+        # refinement never adds or drops c, so both have it here
+        c0 = p0.cf if p0.c is not None else np.zeros(problem.k)
+        c1 = p1.cf if p1.c is not None else np.zeros(problem.k)
+        dc = np.abs(c1 - c0)
+        mc = float(dc.max(initial=0))
+        mx = max(mx, mc)
+        sq0 += float((c0 ** 2).sum())
+        sqd += float((dc ** 2).sum())
+    norm0 = math.sqrt(sq0)
+    norm_d = math.sqrt(sqd)
     scale = math.sqrt(max(float(np.abs(problem.Yf).max()), 1e-300) /
                       max(float(np.linalg.norm(problem.Xf, axis=1).max()), 1e-300))
     return Move(mx, float(dW.max(initial=0)), float(dA.max(initial=0)),
-                norm_d / norm0 if norm0 > 0 else norm_d, norm_d / max(norm0, scale * math.sqrt(p0.m)))
+                norm_d / norm0 if norm0 > 0 else norm_d, norm_d / max(norm0, scale * math.sqrt(p0.m)), mc)
 
 
 def _apply_reading(problem: Problem, point: Point, pat: Pattern, reading: str):
@@ -116,7 +134,7 @@ def _apply_reading(problem: Problem, point: Point, pat: Pattern, reading: str):
             A[j] = [fmpq(0)] * problem.k
             W[j] = [fmpq(0)] * problem.d
             notes.append(j)
-    return Point(W, A), notes
+    return Point(W, A, None if point.c is None else point.c.copy()), notes
 
 
 def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol: Tolerances,
@@ -146,12 +164,8 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
         else:
             new, note = refine_grouped(problem, start, pat, reading, least_squares=least_squares)
             if new is None:
-                nunk = sum(d_unknowns(problem, pat, j) for j in range(start.m))
-                if nunk <= MAX_NEWTON_UNKNOWNS:
-                    new, note2 = refine_vector(problem, start, pat, reading, pattern_out=updates)
-                    note = f"{note}; {note2}"
-                else:
-                    note += f"; high-precision Newton skipped ({nunk} unknowns > {MAX_NEWTON_UNKNOWNS})"
+                new, note2 = refine_vector(problem, start, pat, reading, pattern_out=updates)
+                note = f"{note}; {note2}"
     except (ZeroDivisionError, ValueError, ArithmeticError) as e:
         new, note = None, f"refinement failed: {e}"
     ignore = changed if reading == "tiny_zero" else []
@@ -258,7 +272,6 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
     ``least_squares`` picks the solution of the exact fixed-pattern solves among all exact
     solutions: "nearest" (the checkpoint's nearest, default) or "legacy" (the earlier diagonal
     weighting); None means ``refine.exact.LEAST_SQUARES``."""
-    _refuse_output_bias(point)
     tol = tol or Tolerances()
     pat = classify(problem, point, tol)
     tiny = [j for j, s in enumerate(pat.status) if s == "tiny"]
@@ -315,7 +328,7 @@ def _dead_read_as_zero(problem: Problem, point: Point, best: Refinement) -> Refi
     for j in js:
         W[j] = [fmpq(0)] * problem.d
         A[j] = [fmpq(0)] * problem.k
-    zero = Point(W, A)
+    zero = Point(W, A, None if best.point.c is None else best.point.c.copy())
     res = certify(problem, zero)
     return Refinement("dead_read_as_zero", res, zero, distance_moved(problem, point, zero).to_json(),
                       f"the {best.reading} refined point with dead neurons {js} (within {FRAGILE:g} |theta| of "
@@ -490,14 +503,6 @@ def refine_point(problem: Problem, point: Point, tol: Tolerances | None = None,
                      + ("" if chosen == 0 else ", the nearest refinement that decides"),
              "verdicts": verdicts}]
     return out
-
-
-def _refuse_output_bias(point: Point) -> None:
-    """Refinement does not carry an output bias c yet (docs/biases.md §8.10): the refined points would be
-    points of the network without c, so a point with c is refused, never silently refined without it."""
-    if point.c is not None:
-        raise InputError("refinement does not handle an output bias c yet (docs/biases.md §8.10); certify the "
-                         "point exactly as given (--exact-only)")
 
 
 def refined_report(problem: Problem, point: Point, info: dict) -> dict:

@@ -143,6 +143,23 @@ def targets_without(problem: Problem, W: np.ndarray, A: np.ndarray, js: list) ->
     return problem.Y - forward(problem.X, problem.Y, W, A0, act.alpha_plus, act.alpha_minus).F
 
 
+def exact_vector(vals) -> np.ndarray:
+    """A 1-D object array of fmpq (an output bias c) from a list of exact numbers."""
+    out = np.empty(len(vals), dtype=object)
+    out[:] = [v if isinstance(v, fmpq) else fmpq(v) for v in vals]
+    return out
+
+
+def centring_bias(problem: Problem, W: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """The output bias c* that makes the residuals of (W, A, c*) sum to zero, (S0) of
+    docs/biases.md §3.3, exactly: c* = (1/n) sum_i (y_i - sum_j a_j sigma(w_j . x_i)) over ALL data
+    points (zero inputs included).  For fixed (W, A) the loss is (1/2n) sum |e_i - e_bar|^2 +
+    |c - c*|^2 / 2 (§4.6), so c* is the least-squares output bias."""
+    R = targets_without(problem, W, A, [])
+    n = problem.n
+    return exact_vector([sum(R[:, q].tolist(), fmpq(0)) / n for q in range(problem.k)])
+
+
 # ------------------------------------------------------------------------------------------------
 # pattern updates (THEORY §6.2, §6.3): when the nearest stationary point of the checkpoint's pattern
 # lies outside that pattern, the refinement walks from the checkpoint towards it and stops where the
@@ -260,7 +277,8 @@ def apply_crossings(X: list, signs: np.ndarray, first: list) -> list:
     return done
 
 
-def kink_releases(problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.ndarray, neurons: list) -> list:
+def kink_releases(problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.ndarray, neurons: list,
+                  cf: np.ndarray | None = None) -> list:
     """Kinks of ``neurons`` whose multiplier shows a descent to one side, at a point stationary on
     the pattern ``signs`` (floats; a proposal only): [[j, i, side]].
 
@@ -269,13 +287,16 @@ def kink_releases(problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.nd
     (THEORY §3.5, the separable case): mu_i > 0 is a descent to the negative side, mu_i + gamma_i < 0
     to the positive one (when both, the steeper one).  Neurons whose kink points are dependent, or
     whose b_j is not in their span (not stationary on the pattern), are left alone.  Sorted by the
-    descent rate (relative), steepest first; the rounds release one kink at a time."""
+    descent rate (relative), steepest first; the rounds release one kink at a time.  ``cf``: the
+    output bias (floats, k), None for a network without one; it enters the residuals only."""
     X = problem.Xf
     n = problem.n
     ap, am = fmpq_to_float(problem.activation.alpha_plus), fmpq_to_float(problem.activation.alpha_minus)
     # outputs on the pattern's branches (a kink pair contributes sigma(0) = 0)
     slopes = np.where(signs > 0, ap, np.where(signs < 0, am, 0.0))
     E = (slopes * (X @ Wf.T)) @ Af - problem.Yf
+    if cf is not None:
+        E = E + np.asarray(cf, dtype=float)[None, :]
     out = []
     for j in neurons:
         K = [i for i in range(n) if signs[i, j] == 0 and np.any(X[i] != 0)]

@@ -11,7 +11,7 @@ from relucert.core.problem import Point, Problem, fmpq_to_float
 from relucert.refine.classify import Pattern, Tolerances
 from relucert.refine.exact import PatternUpdate, updated_pattern
 from relucert.refine.scalar import refine_grouped
-from relucert.refine.vector import MAX_NEWTON_UNKNOWNS, d_unknowns, refine_vector
+from relucert.refine.vector import refine_vector
 
 
 def replica_clusters(point: Point, pat: Pattern, angle: float) -> list:
@@ -75,7 +75,7 @@ def refine_replicas(problem: Problem, start: Point, pat: Pattern, reading: str, 
             An[t] = [fmpq(*float(v / sc).as_integer_ratio()) for v in c]
         else:
             Wn[t], An[t] = start.W[j], start.A[j]
-    narrow = Point(Wn, An)
+    narrow = Point(Wn, An, None if start.c is None else start.c.copy())   # the output bias is carried as it is
     npat = Pattern([pat.status[j] for j in keep], [pat.kinks[j] for j in keep],
                    [x for x in pat.snapped if x[0] not in drop], pat.signs[:, keep],
                    [pat.sizes[j] for j in keep], pat.kink_tol)
@@ -85,9 +85,6 @@ def refine_replicas(problem: Problem, start: Point, pat: Pattern, reading: str, 
     try:
         new, note = refine_grouped(problem, narrow, npat, reading)
         if new is None:
-            nunk = sum(d_unknowns(problem, npat, j) for j in range(narrow.m))
-            if nunk > MAX_NEWTON_UNKNOWNS:
-                return None, f"{label}: {note}; high-precision Newton skipped ({nunk} unknowns)"
             new, note2 = refine_vector(problem, narrow, npat, reading, pattern_out=narrow_out)
             note = f"{note}; {note2}"
     except (ZeroDivisionError, ValueError, ArithmeticError) as e:
@@ -130,4 +127,4 @@ def refine_replicas(problem: Problem, start: Point, pat: Pattern, reading: str, 
                 rounds.append(dict(r, pairs=[[keep[p[0]]] + list(p[1:]) for p in r["pairs"]]))
         pattern_out.append(PatternUpdate(updated_pattern(pat, signs), rounds))
     numbers = "; neuron numbers of the narrower point" if narrow_out and narrow_out[-1].rounds else ""
-    return Point(W, A), f"{label}, the narrower point refined ({note}{numbers}), and split back exactly"
+    return Point(W, A, None if new.c is None else new.c.copy()), f"{label}, the narrower point refined ({note}{numbers}), and split back exactly"

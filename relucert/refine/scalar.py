@@ -17,7 +17,7 @@ import relucert.refine.exact as _exact
 from relucert.refine.exact import (PatternUpdate, _pairs_text, apply_crossings, crossings,
                                    kink_releases, least_norm_solve, least_squares_choice, nearest_solve,
                                    project_onto_kinks, rational_sqrt, settle_rounds, split_metric_block,
-                                   targets_without, updated_pattern)
+                                   targets_without, updated_pattern, centring_bias, exact_vector)
 
 
 def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
@@ -57,16 +57,21 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
             continue
         kx = [X[i] for i in pat.kinks[j]]
         W[j] = project_onto_kinks(W[j].tolist(), kx)
+    has_c = start.c is not None       # the output bias c is one more unknown, the last one of v
     if not movable:
         if pattern_out is not None:
             pattern_out.append(PatternUpdate(pat))
+        if has_c:
+            return Point(W, A, centring_bias(problem, W, A)), "no alive neuron to refine; output bias centred exactly"
         return Point(W, A), "no alive neuron to refine"
     y = targets_without(problem, W, A, movable)[:, 0].tolist()
     eps = [1 if A[j][0] > 0 else -1 for j in movable]
     v0 = []
     for j, e in zip(movable, eps):
         v0 += [abs(A[j][0]) * w for w in W[j].tolist()]
-    sys_ = _ScalarSystem(X, y, movable, eps, ap, am, d, W, A)
+    if has_c:
+        v0.append(start.c[0])
+    sys_ = _ScalarSystem(X, y, movable, eps, ap, am, d, W, A, has_c=has_c)
     rounds: list = []
     cur, stop = pat, ""
     if least_squares_choice(least_squares) == "legacy":
@@ -77,12 +82,16 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
         for t in range(len(movable)):
             vn = math.sqrt(sum(fmpq_to_float(x) ** 2 for x in v0[t * d:(t + 1) * d]))
             wts += [rational_sqrt(vn * vn) if vn > 0 else fmpq(1)] * d
+        if has_c:
+            wts.append(abs(v0[-1]) if v0[-1] != 0 else fmpq(1))
         dv = least_norm_solve(K, rhs, wts)
         if dv is None:
             return None, "inconsistent refinement system"
         v = [a + b for a, b in zip(v0, dv)]
     else:
         P = [split_metric_block(W[j].tolist(), abs(A[j][0])) for j in movable]
+        if has_c:
+            P.append([[fmpq(1)]])     # c moves as itself: the Euclidean distance in c
         v, cur, rounds, stop = _scalar_rounds(problem, X, sys_, pat, v0, P, movable, pattern_out is not None)
         if v is None:
             return None, stop if not rounds else ("exact rational least squares on the pattern; "
@@ -100,6 +109,9 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
         W[j] = [x / amag for x in vj]
         A[j] = [e * amag]
     note = "exact rational least squares on the pattern"
+    cnew = exact_vector([v[-1]]) if has_c else None
+    if has_c:
+        note += " (output bias c among the unknowns)"
     if pattern_out is not None:
         upd = PatternUpdate(cur, rounds)
         pattern_out.append(upd)
@@ -109,7 +121,7 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
             note += "; " + stop
         elif rounds:
             note += "; the refined point solves the normal equations of the updated pattern exactly"
-    return Point(W, A), note
+    return Point(W, A, cnew), note
 
 
 def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Pattern, v0: list, P: list,
@@ -136,7 +148,7 @@ def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Patter
         cross = crossings(sys_.Z(v), sys_.Z(vnew), signs, movable)
         if not cross:
             Wf, Af = sys_.float_point(problem, vnew)
-            rel = kink_releases(problem, Wf, Af, signs, movable)[:1]
+            rel = kink_releases(problem, Wf, Af, signs, movable, sys_.float_c(vnew))[:1]
             best = (vnew, cur, len(rounds), rel)
             if not rel:
                 break
@@ -190,9 +202,12 @@ class _ScalarSystem:
     """The fixed-pattern system of ``refine_scalar`` in v = (|a_j| w_j) of the movable neurons:
     design M (f_i = sum_t eps_t s_it v_t . x_i), kink rows C, the pattern-optimal outputs f*."""
 
-    def __init__(self, X: list, y: list, movable: list, eps: list, ap, am, d: int, W=None, A=None):
+    def __init__(self, X: list, y: list, movable: list, eps: list, ap, am, d: int, W=None, A=None,
+                 has_c: bool = False):
         self.X, self.y, self.movable, self.eps, self.ap, self.am, self.d = X, y, movable, eps, ap, am, d
-        self.n, self.nv = len(X), len(movable) * d
+        # with an output bias, v ends with c: f_i = sum_t eps_t s_it v_t . x_i + c (a constant column)
+        self.has_c = has_c
+        self.n, self.nv = len(X), len(movable) * d + (1 if has_c else 0)
         if W is not None:          # the whole network in floats (the fixed neurons' part is used)
             self.fixed_W = np.array([[fmpq_to_float(x) for x in row] for row in W], dtype=float)
             self.fixed_A = np.array([[fmpq_to_float(x) for x in row] for row in A], dtype=float)
@@ -213,6 +228,9 @@ class _ScalarSystem:
                 s = self.ap if sg > 0 else self.am
                 for q in range(d):
                     M[i][t * d + q] = e * s * X[i][q]
+        if self.has_c:
+            for i in range(n):
+                M[i][nv - 1] = fmpq(1)
         # column space of M restricted to {C v = 0}
         N = nullspace(C, nv) if C else None
         if N is not None and not N:
@@ -287,6 +305,10 @@ class _ScalarSystem:
             Af[j] = [float(e)]
         return Wf, Af
 
+    def float_c(self, v: list):
+        """The output bias of v in floats (k = 1), or None without one."""
+        return np.array([fmpq_to_float(v[-1])]) if self.has_c else None
+
 
 def _flipped_pairs(X: list, pat: Pattern, movable: list, v: list, d: int) -> list:
     """(position t in movable, data i) whose strict sign in the pattern is not the sign of v_t . x_i."""
@@ -342,11 +364,15 @@ def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str,
     ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
     W, A = start.W.copy(), start.A.copy()
     groups = pat.alive_groups()
+    has_c = start.c is not None       # the output bias: one more unknown per output, a constant column
+    cvec = start.c.copy() if has_c else None
     for j in range(m):
         if pat.status[j] == "alive" or all(v == 0 for v in W[j]):
             continue
         W[j] = project_onto_kinks(W[j].tolist(), [X[i] for i in pat.kinks[j]])
     if not groups:
+        if has_c:
+            return Point(W, A, centring_bias(problem, W, A)), "no alive neuron to refine; output bias centred exactly"
         return Point(W, A), "no alive neuron to refine"
     targets = targets_without(problem, W, A, [j for js in groups.values() for j in js])
     blocks = []   # (signs, neurons, basis B (p x d rows), U (|g| x p))
@@ -377,6 +403,8 @@ def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str,
                 s_ = ap if sg[i] > 0 else (am if sg[i] < 0 else fmpq(0))
                 col.append(s_ * Zb[i, q])
             cols.append(col)
+    if has_c:
+        cols.append([fmpq(1)] * n)    # the output bias: last column of the design, last unknown
     Phi = [[cols[c][i] for c in range(len(cols))] for i in range(n)]
     basis = independent_subset(cols)
     if choice == "nearest":
@@ -384,7 +412,8 @@ def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str,
         # design is Phi_g u_t, so Phi (U^T A) = f* is linear in A and its least-norm correction is
         # the solution nearest the checkpoint's A
         KA = [[sum((Phi[i][pos_ + q] * U[t][q] for q in range(len(Bs))), fmpq(0))
-               for pos_, (sg, js, Bs, U) in _offsets(blocks) for t in range(len(js))] for i in range(n)]
+               for pos_, (sg, js, Bs, U) in _offsets(blocks) for t in range(len(js))]
+              + ([fmpq(1)] if has_c else []) for i in range(n)]
         alive = [j for sg, js, Bs, U in blocks for j in js]
     newC = []
     for c in range(k):
@@ -393,6 +422,8 @@ def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str,
         for sg, js, Bs, U in blocks:
             for q in range(len(Bs)):
                 theta0.append(sum((A[j][c] * U[t][q] for t, j in enumerate(js)), fmpq(0)))
+        if has_c:
+            theta0.append(cvec[c])
         if basis:
             Pb = mat([[cols[b][i] for b in basis] for i in range(n)])
             coef = (Pb.transpose() * Pb).solve(Pb.transpose() * fmpq_mat(n, 1, y))
@@ -408,6 +439,8 @@ def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str,
                 nrm = math.sqrt(sum(fmpq_to_float(v) ** 2 for v in theta0[pos_:pos_ + p_]))
                 wts += [rational_sqrt(nrm * nrm) if nrm > 0 else fmpq(1)] * p_
                 pos_ += p_
+            if has_c:
+                wts.append(abs(theta0[-1]) if theta0[-1] != 0 else fmpq(1))
             dth = least_norm_solve(Phi, rhs, wts)
         else:
             da = nearest_solve(KA, rhs)
@@ -415,10 +448,14 @@ def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str,
                 return None, _no_output_weights(blocks)
             for t, j in enumerate(alive):
                 A[j][c] = A[j][c] + da[t]
+            if has_c:
+                cvec[c] = cvec[c] + da[-1]
             continue
         if dth is None:
             return None, "inconsistent least-squares system"
         newC.append([a + b for a, b in zip(theta0, dth)])
+        if has_c:
+            cvec[c] = newC[-1][-1]
     # factor back (legacy): for each group and output c, sum_j a_j[c] u_j = C_g[c]
     pos = 0
     for sg, js, Bs, U in (blocks if choice == "legacy" else []):
@@ -435,5 +472,6 @@ def refine_grouped(problem: Problem, start: Point, pat: Pattern, reading: str,
             for t, j in enumerate(js):
                 A[j][c] = a0[t] + da[t]
         pos += p
-    return Point(W, A), (f"exact rational least squares over {len(blocks)} activation-pattern groups "
-                         f"(input weights projected onto their kinks, output weights re-solved)")
+    return Point(W, A, cvec), (f"exact rational least squares over {len(blocks)} activation-pattern groups "
+                               f"(input weights projected onto their kinks, output weights "
+                               f"{'and output bias ' if has_c else ''}re-solved)")

@@ -1,10 +1,12 @@
 """Vector output, rank-constrained groups (THEORY §6.3): the stationary point of the activation
 pattern nearest the checkpoint, by damped least-norm Newton on the pattern-restricted gradient
-(float64 first, with pattern updates, then mpmath at high precision), rational rounding and an exact
-refit of the output weights."""
+(float64 first, with pattern updates, then at high precision: mpmath eigsy steps up to
+EIGSY_UNKNOWNS unknowns, above that float64-Hessian steps against the exact gradient; no fixed cap,
+a time budget REFINE_SECONDS instead), rational rounding and an exact refit of the output weights."""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -19,9 +21,12 @@ from relucert.refine.classify import Pattern
 import relucert.refine.exact as _exact
 from relucert.refine.exact import (PatternUpdate, _pairs_text, apply_crossings, crossings,
                                    kink_releases, least_norm_solve, project_onto_kinks, settle_rounds,
-                                   targets_without, updated_pattern)
+                                   targets_without, updated_pattern, centring_bias, exact_vector)
 
-MAX_NEWTON_UNKNOWNS = 60
+EIGSY_UNKNOWNS = 60     # up to this many unknowns the high-precision steps come from mpmath's eigsy (as before);
+                        # above, from a float64 eigendecomposition against the exact gradient (``_fast_newton``)
+MAX_NEWTON_UNKNOWNS = math.inf   # no fixed cap on the unknowns any more (kept for scripts that read it)
+REFINE_SECONDS = 60.0   # time budget of one ``refine_vector`` call (float and high-precision stages together)
 FLOAT_ITERS = 3000      # float stage: damped Newton iterations at most, all rounds together
 FLOAT_GTOL = 1e-13      # float stage: converged below this relative gradient (max |g| / (max|y| max|x|))
 FLOAT_NEAR = 1e-8       # float stage: below this the high-precision stage may still finish the job
@@ -32,6 +37,12 @@ LIMIT_KINK = 1e-9       # float stage: a strict pair with |w.x| / (|w||x|) below
 def d_unknowns(problem: Problem, pat: Pattern, j: int) -> int:
     """Unknowns of neuron j in the Newton step: its input directions off its kinks, and a_j."""
     return problem.d - len(pat.kinks[j]) + problem.k if pat.status[j] == "alive" else 0
+
+
+def bias_unknowns(problem: Problem, point: Point) -> int:
+    """Unknowns the output bias adds to the Newton step: 0 without one, else the bias 'neuron' of
+    ``refine_vector`` (one input direction and k output weights)."""
+    return 0 if point.c is None else 1 + problem.k
 
 
 def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dps: int = 60,
@@ -55,8 +66,16 @@ def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dp
        changes.  Each neuron is finally rescaled (c u_t, a_t / c), which changes nothing in the
        network, to the c nearest its checkpoint values.  Without ``pattern_out`` the pattern is never
        changed.
-    2. mpmath at ``dps`` digits on the final pattern (core's ``PatternLoss`` with once-rounded sums),
-       from the float result, mu = |g| / |theta|, at most ``iters`` steps.
+    2. high precision on the final pattern, from the float result, mu = |g| / |theta|, at most
+       ``iters`` steps: up to ``EIGSY_UNKNOWNS`` unknowns mpmath at ``dps`` digits (core's
+       ``PatternLoss`` with once-rounded sums, eigsy of its Hessian: ``_mp_newton``); above, the same
+       steps from a float64 Hessian against the exact gradient (``_fast_newton``), to the same
+       10^-(dps - 3) gradient floor and the same rounding.  Either only proposes: the rational
+       rounding is decided by the exact engine.
+
+    The whole call has a time budget of ``REFINE_SECONDS``: when it runs out before the float stage
+    found a stationary point, or before the high-precision Newton converged, nothing is returned and
+    the note says so (the caller reports ``inconclusive`` with that reason).
 
     The pattern of the returned point is appended to ``pattern_out`` as an ``exact.PatternUpdate``
     (the caller must check the point against it).  When the float stage does not come near a
@@ -71,11 +90,15 @@ def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dp
     for j in range(m):
         if not all(v == 0 for v in W[j]):
             W[j] = project_onto_kinks(W[j].tolist(), [X[i] for i in pat.kinks[j]])
+    has_c = start.c is not None
     if not movable:
         if pattern_out is not None:
             pattern_out.append(PatternUpdate(pat))
+        if has_c:
+            return Point(W, A, centring_bias(problem, W, A)), "no alive neuron to refine; output bias centred exactly"
         return Point(W, A), "no alive neuron to refine"
-    fl = _float_stage(problem, W, A, start, pat, movable, update=pattern_out is not None)
+    deadline = time.monotonic() + REFINE_SECONDS
+    fl = _float_stage(problem, W, A, start, pat, movable, update=pattern_out is not None, deadline=deadline)
     cur = fl.pattern
     upd = PatternUpdate(cur, fl.rounds)
     head = f"damped least-norm Newton from the checkpoint (float64: {fl.iters} steps, gradient {fl.grad:.1e}"
@@ -85,6 +108,9 @@ def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dp
                       f"{FLOAT_NEAR:g}, after moving {fl.move:.2e} relative to |theta|)")
     Nbs = [nullspace([X[i] for i in cur.kinks[j]], d) for j in movable]        # p_t x d, exact
     blocks = [len(Nb) for Nb in Nbs]
+    nunk = sum(blocks) + k * len(movable) + bias_unknowns(problem, start)
+    if nunk > EIGSY_UNKNOWNS:
+        return _refine_fast(problem, W, A, movable, Nbs, fl, head, upd, pattern_out, has_c, dps, iters, deadline)
     Hx = forward(problem.X, problem.Y, W, A, act.alpha_plus, act.alpha_minus).H   # sigma(z_ij), exact
     with mp.workdps(dps):
         mpq = lambda q: mp.mpf(int(q.p)) / int(q.q)
@@ -97,19 +123,29 @@ def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dp
                 if Hx[i, j] != 0:
                     for c in range(k):
                         base[i][c] += mpq(Hx[i, j] * A[j][c])
-        loss = PatternLoss(
-            X=[[mpq(v) for v in row] for row in X],
-            N=[[[mpq(v) for v in col] for col in Nb] for Nb in Nbs],
-            slopes=[[None if cur.signs[i, j] == 0 else
+        Xmp = [[mpq(v) for v in row] for row in X]
+        Nmp = [[[mpq(v) for v in col] for col in Nb] for Nb in Nbs]
+        slopes_mp = [[None if cur.signs[i, j] == 0 else
                       mpq(act.alpha_plus if cur.signs[i, j] > 0 else act.alpha_minus) for i in range(n)]
-                     for j in movable],
+                     for j in movable]
+        if has_c:
+            # the output bias as one more moving 'neuron' on a constant input coordinate: every x_i
+            # gets a last coordinate 1 that no real neuron uses (their N_t get a 0 there), and the
+            # bias neuron moves along that coordinate only, with slope 1 on every data point, so its
+            # output u * a is c.  Its rescaling (u, a) -> (s u, a / s) is one more near-null direction
+            # of H, which the least-norm steps hardly move along, as for every neuron
+            Xmp = [row + [mp.mpf(1)] for row in Xmp]
+            Nmp = [[col + [mp.mpf(0)] for col in Nt] for Nt in Nmp] + [[[mp.mpf(0)] * d + [mp.mpf(1)]]]
+            slopes_mp = slopes_mp + [[mp.mpf(1)] * n]
+        loss = PatternLoss(
+            X=Xmp, N=Nmp, slopes=slopes_mp,
             offset=[[base[i][c] - mpq(problem.Y[i][c]) for c in range(k)] for i in range(n)],
             fsum=mp.fsum)
         # unknowns, neuron by neuron: u_t (least squares N_t^T u = w_t, w_t the float result), a_t
         theta = []
         for t, j in enumerate(movable):
             Nm = loss.N[t]
-            wj = [mp.mpf(float(v)) for v in fl.W[j]]
+            wj = [mp.mpf(float(v)) for v in fl.W[j]] + ([mp.mpf(0)] if has_c else [])
             if Nm:
                 G = mp.matrix([[mp.fsum(a * b for a, b in zip(Nm[p], Nm[q])) for q in range(len(Nm))]
                                for p in range(len(Nm))])
@@ -117,7 +153,13 @@ def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dp
                 u = mp.lu_solve(G, rhs)
                 theta += [u[p] for p in range(len(Nm))]
             theta += [mp.mpf(float(v)) for v in fl.A[j]]
-        th, gnorm, steps = _mp_newton(mp, loss, theta, dps, iters)
+        if has_c:
+            theta += [mp.mpf(1)] + [mp.mpf(float(v)) for v in fl.c]
+        th, gnorm, steps, out_of_time = _mp_newton(mp, loss, theta, dps, iters, deadline)
+        if out_of_time:
+            return None, (f"{head}, then {dps} digits: {steps} steps, gradient {mp.nstr(gnorm, 3)}: inconclusive, "
+                          f"the time budget of {REFINE_SECONDS:g} s (refine.vector.REFINE_SECONDS) ran out before "
+                          "the high-precision Newton converged")
         pos = 0
         for t, j in enumerate(movable):
             # round to rationals with dps - 5 significant digits (a non-zero value stays non-zero);
@@ -126,21 +168,26 @@ def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dp
             W[j] = [sum((uq[p] * Nbs[t][p][q] for p in range(blocks[t])), fmpq(0)) for q in range(d)]
             A[j] = [_mp_to_fmpq(x, dps) for x in th[pos + blocks[t]:pos + blocks[t] + k]]
             pos += blocks[t] + k
+        cvec = None
+        if has_c:
+            cvec = exact_vector([_mp_to_fmpq(th[pos] * th[pos + 1 + q], dps) for q in range(k)])
         note = f"{head}, then {dps} digits: {steps} steps, gradient {mp.nstr(gnorm, 3)}; rational rounding"
-    if _refit_output_weights(problem, W, A, movable):
-        note += ", output weights re-fitted exactly"
+    if _refit_output_weights(problem, W, A, movable, cvec):
+        note += ", output weights re-fitted exactly" if cvec is None else \
+            ", output weights and output bias re-fitted exactly"
     if pattern_out is not None:
         pattern_out.append(upd)
-    return Point(W, A), note
+    return Point(W, A, cvec), note
 
 
-def _mp_newton(mp, loss: PatternLoss, theta: list, dps: int, iters: int):
+def _mp_newton(mp, loss: PatternLoss, theta: list, dps: int, iters: int, deadline: float = math.inf):
     """Damped least-norm Newton in mpmath on loss.gradient_hessian: the step
     -sum_e lambda_e (q_e . g) / (lambda_e^2 + mu^2) q_e over the eigenpairs of H, mu = |g| / |theta|
     (Newton's step where |lambda_e| >> mu, hardly any move along near-null directions), mu^2 enlarged
     tenfold while |g| (Euclidean; the step is a descent direction for it) does not decrease; stops
     after 5 steps in a row that do not halve |g|; below 10^-(dps - 10) only undamped steps that still
-    decrease |g|, down to 10^-(dps - 3).  Returns (theta, max |g|, steps taken)."""
+    decrease |g|, down to 10^-(dps - 3).  Returns (theta, max |g|, steps taken, whether the time
+    ``deadline`` (time.monotonic()) passed before it converged)."""
     th = list(theta)
     P = len(th)
     g, Hl = loss.gradient_hessian(th)
@@ -149,9 +196,13 @@ def _mp_newton(mp, loss: PatternLoss, theta: list, dps: int, iters: int):
     steps = slow = 0
     tiny = mp.mpf(10) ** (-(dps - 10))       # converged; then steps only while they still help,
     floor = mp.mpf(10) ** (-(dps - 3))       # down to the working precision (a rational zero rounds exactly)
+    out_of_time = False
     for _ in range(iters):
         gmax = max(abs(v) for v in g)
         if gmax < floor:
+            break
+        if time.monotonic() > deadline:
+            out_of_time = gmax >= tiny
             break
         ev, Q = mp.eigsy(mp.matrix(Hl))
         lmax = max(abs(ev[i]) for i in range(P))
@@ -178,7 +229,7 @@ def _mp_newton(mp, loss: PatternLoss, theta: list, dps: int, iters: int):
             break
         if slow >= 5:             # no longer converging (a flat, degenerate stationary set): stop here
             break
-    return th, max(abs(v) for v in g), steps
+    return th, max(abs(v) for v in g), steps, out_of_time
 
 
 # ------------------------------------------------------------------------------------------------
@@ -188,12 +239,15 @@ def _mp_newton(mp, loss: PatternLoss, theta: list, dps: int, iters: int):
 class _FloatLoss:
     """The half_mean loss on a fixed pattern in float64, numpy (the same formulas as core's
     ``PatternLoss``): neuron t of ``movable`` moves as w_t = N_t^T u_t with orthonormal rows N_t
-    spanning the inputs orthogonal to its kinks; theta = (u_0, a_0, u_1, a_1, ...)."""
+    spanning the inputs orthogonal to its kinks (or the rows of ``bases``); theta = (u_0, a_0, u_1, a_1,
+    ..., c), the output bias c (k entries, added to every output) last when ``has_c``."""
 
-    def __init__(self, problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.ndarray, movable: list):
+    def __init__(self, problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.ndarray, movable: list,
+                 has_c: bool = False, bases: list | None = None):
         X = problem.Xf
         self.X, self.n, self.d, self.k = X, problem.n, problem.d, problem.k
         self.movable = movable
+        self.has_c = has_c
         ap = fmpq_to_float(problem.activation.alpha_plus)
         am = fmpq_to_float(problem.activation.alpha_minus)
         fixed = [j for j in range(Wf.shape[0]) if j not in movable]
@@ -202,6 +256,9 @@ class _FloatLoss:
         self.offset = base - problem.Yf
         self.S = sl_all[:, movable]
         self.N = []
+        if bases is not None:           # the caller's bases N_t (p_t x d, any full-rank rows)
+            self.N = [np.asarray(Nt, dtype=float).reshape(-1, self.d) for Nt in bases]
+            return
         for j in movable:
             K = X[signs[:, j] == 0]
             if len(K):
@@ -211,11 +268,18 @@ class _FloatLoss:
             else:
                 self.N.append(np.eye(self.d))
 
-    def pack(self, Wf: np.ndarray, Af: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.concatenate([N @ Wf[j], Af[j]]) for N, j in zip(self.N, self.movable)])
+    def pack(self, Wf: np.ndarray, Af: np.ndarray, cf: np.ndarray | None = None) -> np.ndarray:
+        parts = [np.concatenate([N @ Wf[j], Af[j]]) for N, j in zip(self.N, self.movable)]
+        if self.has_c:
+            parts.append(np.asarray(cf, dtype=float))
+        return np.concatenate(parts)
+
+    def bias(self, th: np.ndarray) -> np.ndarray | None:
+        """The output bias of theta (a copy), None without one."""
+        return th[len(th) - self.k:].copy() if self.has_c else None
 
     def unpack(self, th: np.ndarray, Wf: np.ndarray, Af: np.ndarray):
-        """Copies of (Wf, Af) with the movable neurons set from theta."""
+        """Copies of (Wf, Af) with the movable neurons set from theta (the output bias: ``bias``)."""
         W, A = Wf.copy(), Af.copy()
         pos = 0
         for N, j in zip(self.N, self.movable):
@@ -233,11 +297,16 @@ class _FloatLoss:
             parts.append((N, th[pos:pos + p], th[pos + p:pos + p + k], pos))
             pos += p + k
         E = self.offset.copy()
+        if self.has_c:
+            E += th[pos:pos + k][None, :]
         for t, (N, u, a, _) in enumerate(parts):
             E += np.outer(self.S[:, t] * (X @ (N.T @ u)), a)
         P = len(th)
         J = np.zeros((n * k, P))
         H2 = np.zeros((P, P))
+        if self.has_c:                # de_ic / dc_c = 1; the outputs are linear in c (no H2 term)
+            for c in range(k):
+                J[c::k, pos + c] = 1.0
         for t, (N, u, a, pos) in enumerate(parts):
             p = len(N)
             h = self.S[:, t] * (X @ (N.T @ u))
@@ -259,17 +328,22 @@ class _FloatResult:
     iters: int = 0
     move: float = 0.0             # |theta - theta_0| / |theta_0|
     stop: str = ""
+    c: np.ndarray | None = None   # the output bias (floats), None without one
 
 
 def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, pat: Pattern, movable: list,
-                 update: bool) -> _FloatResult:
+                 update: bool, deadline: float = math.inf) -> _FloatResult:
     """Damped least-norm Newton (Levenberg-Marquardt, gain-ratio update of mu) in float64 from the
-    checkpoint, with the pattern updates of ``refine_vector`` when ``update``."""
+    checkpoint, with the pattern updates of ``refine_vector`` when ``update``; it stops when the time
+    ``deadline`` (time.monotonic()) passes, saying so in ``stop``."""
     Xf = problem.Xf
     scale = max(float(np.abs(problem.Yf).max()) * float(np.linalg.norm(Xf, axis=1).max()), 1e-300)
     W0, A0 = exact_to_float(start.W), exact_to_float(start.A)
-    norm0 = max(math.sqrt(float((W0 ** 2).sum() + (A0 ** 2).sum())), 1e-300)
+    has_c = start.c is not None
+    c0 = start.cf if has_c else None
+    norm0 = max(math.sqrt(float((W0 ** 2).sum() + (A0 ** 2).sum()) + (float(c0 @ c0) if has_c else 0.0)), 1e-300)
     Wc, Ac = exact_to_float(W), exact_to_float(A)          # projected onto the kinks
+    cc = None if c0 is None else c0.copy()
     cur, signs = pat, pat.signs.copy()
     rounds: list = []
     seen = {signs.tobytes()}
@@ -280,8 +354,8 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
         return float(np.abs(g).max()) / scale if len(g) else 0.0
 
     def restart():
-        f = _FloatLoss(problem, Wc, Ac, signs, movable)
-        th = f.pack(Wc, Ac)
+        f = _FloatLoss(problem, Wc, Ac, signs, movable, has_c=has_c)
+        th = f.pack(Wc, Ac, cc)
         g, H = f.gradient_hessian(th)
         return f, th, g, H
 
@@ -294,6 +368,7 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
         gr = grad_rel(g)
         if gr < FLOAT_GTOL:
             Wc, Ac = f.unpack(th, Wc, Ac)
+            cc = f.bias(th)
             # strict pairs that Newton brought onto their kinks in the limit (|z| / (|w||x|) below
             # LIMIT_KINK, not yet across) are kinks of the stationary point: make them kinks first
             limit = _limit_kinks(Xf, Wc, signs, movable) if update else []
@@ -306,8 +381,8 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
                                "note": f"{_pairs_text(done)} (on the kink at the stationary point, up to "
                                        "float rounding)"})
             else:
-                rel = kink_releases(problem, Wc, Ac, signs, movable)[:1] if update else []
-                best = (Wc.copy(), Ac.copy(), cur, len(rounds), gr, rel)
+                rel = kink_releases(problem, Wc, Ac, signs, movable, cc)[:1] if update else []
+                best = (Wc.copy(), Ac.copy(), cur, len(rounds), gr, rel, None if cc is None else cc.copy())
                 if not rel:
                     break
                 if len(rounds) >= _exact.PATTERN_ROUNDS:
@@ -322,6 +397,10 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
         else:
             if since >= ROUND_ITERS:
                 stop = f"no stationary point within {ROUND_ITERS} steps after round {len(rounds)}"
+                break
+            if time.monotonic() > deadline:
+                stop = (f"the time budget of {REFINE_SECONDS:g} s (refine.vector.REFINE_SECONDS) ran out after "
+                        f"{it} float steps")
                 break
             it += 1
             since += 1
@@ -353,6 +432,9 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
             t = cross[0][0]
             first = [(j, i) for tt, j, i in cross if tt <= t + 1e-12]
             Wc, Ac = Wa + t * (Wb - Wa), Aa + t * (Ab - Aa)
+            if has_c:
+                ca, cb = f.bias(th), f.bias(th + step)
+                cc = ca + t * (cb - ca)
             done = apply_crossings([list(r) for r in problem.X.tolist()], signs, first)
             what = "kink" if all(s_ == 0 for _, _, s_ in done) else "flip"
             rounds.append({"round": len(rounds) + 1, "what": what, "pairs": done, "at": float(t),
@@ -370,14 +452,179 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
     else:
         stop = f"{FLOAT_ITERS} float steps used up"
     if best is not None:
-        Wc, Ac, cur, r, gr, pending = best
+        Wc, Ac, cur, r, gr, pending, cc = best
         rounds, stop = settle_rounds(rounds, r, pending, stop)
     else:
         Wc, Ac = f.unpack(th, Wc, Ac)
+        cc = f.bias(th)
         gr = grad_rel(g)
     _rescale_toward(Wc, Ac, W0, A0, movable)
-    move = math.sqrt(float(((Wc - W0) ** 2).sum() + ((Ac - A0) ** 2).sum())) / norm0
-    return _FloatResult(Wc, Ac, cur, rounds, gr, it, move, stop.lstrip("; "))
+    move = math.sqrt(float(((Wc - W0) ** 2).sum() + ((Ac - A0) ** 2).sum())
+                     + (float(((cc - c0) ** 2).sum()) if has_c else 0.0)) / norm0
+    return _FloatResult(Wc, Ac, cur, rounds, gr, it, move, stop.lstrip("; "), c=cc)
+
+
+# ------------------------------------------------------------------------------------------------
+# high precision above EIGSY_UNKNOWNS: exact gradient, float64 Hessian steps
+# ------------------------------------------------------------------------------------------------
+
+class _ExactGradient:
+    """The gradient of the half_mean loss on a fixed pattern, exactly (flint fmpq matrices), at
+    theta = (u_0, a_0, ..., u_{M-1}, a_{M-1}[, c]) with w_t = N_t^T u_t for the exact bases N_t of
+    ``refine_vector`` and the output bias c last.  The loss and its gradient g = (1/n) J^T e are those
+    of core's ``PatternLoss`` (with c an additive output term), evaluated block-wise by matrix
+    products instead of entry by entry: Z = X W^T (the moving neurons), h_it = s_it z_it,
+    E = offset + H A (+ 1 c^T), g_{a_t} = (H^T E)_t / n, g_{w_t} = ((S o E A^T)^T X)_t / n,
+    g_{u_t} = N_t g_{w_t}, g_c = (1/n) sum_i e_i; about n M (d + k) exact operations, not P^2 n k.
+    (core/hessian.py's PatternLoss computes g only together with H; this is its gradient alone.)"""
+
+    def __init__(self, problem: Problem, Nbs: list, signs: np.ndarray, movable: list, offset, has_c: bool):
+        act = problem.activation
+        self.n, self.d, self.k = problem.n, problem.d, problem.k
+        self.X = fmpq_mat(self.n, self.d, problem.X.reshape(-1).tolist())
+        self.Nb = [fmpq_mat(len(Nb), self.d, [v for r in Nb for v in r]) if Nb else None for Nb in Nbs]
+        self.sizes = [len(Nb) for Nb in Nbs]
+        # slopes on the pattern: 0 on a kink pair (sigma(0) = 0, x_i takes no part there)
+        self.S = [[act.alpha_plus if signs[i, j] > 0 else act.alpha_minus if signs[i, j] < 0 else fmpq(0)
+                   for j in movable] for i in range(self.n)]
+        self.offset = offset              # fmpq_mat n x k: the fixed neurons' outputs - y
+        self.has_c = has_c
+
+    def gradient(self, th: list) -> list:
+        n, d, k = self.n, self.d, self.k
+        M = len(self.sizes)
+        Wm, Am = fmpq_mat(M, d), fmpq_mat(M, k)
+        pos = 0
+        for t, p in enumerate(self.sizes):
+            if p:
+                w = fmpq_mat(1, p, th[pos:pos + p]) * self.Nb[t]
+                for q in range(d):
+                    Wm[t, q] = w[0, q]
+            for c in range(k):
+                Am[t, c] = th[pos + p + c]
+            pos += p + k
+        Z = self.X * Wm.transpose()
+        S = self.S
+        Hm = fmpq_mat(n, M, [S[i][t] * Z[i, t] for i in range(n) for t in range(M)])
+        E = self.offset + Hm * Am
+        if self.has_c:
+            E = E + fmpq_mat(n, k, th[pos:pos + k] * n)
+        gA = Hm.transpose() * E
+        R = E * Am.transpose()
+        Rs = fmpq_mat(n, M, [S[i][t] * R[i, t] for i in range(n) for t in range(M)])
+        gW = Rs.transpose() * self.X
+        out = []
+        for t, p in enumerate(self.sizes):
+            if p:
+                gu = self.Nb[t] * fmpq_mat(d, 1, [gW[t, q] for q in range(d)])
+                out += [gu[r, 0] / n for r in range(p)]
+            out += [gA[t, c] / n for c in range(k)]
+        if self.has_c:
+            out += [sum((E[i, c] for i in range(n)), fmpq(0)) / n for c in range(k)]
+        return out
+
+
+def _fast_newton(grad: _ExactGradient, floss: _FloatLoss, theta: list, dps: int, iters: int,
+                 deadline: float = math.inf):
+    """The damped least-norm Newton of ``_mp_newton`` with the same steps, stops and damping, but each
+    step from a float64 Hessian (numpy eigendecomposition at theta rounded to floats) against the
+    EXACT gradient (``_ExactGradient``), theta exact (fmpq; a float step is added exactly), |g|
+    compared exactly.  The float Hessian is within ~1e-16 |H| of the true one, so each step removes
+    all but ~cond(H) 1e-16 of the gradient (linear convergence, many digits a step); a step that does
+    not decrease |g| is retried with more damping, as there.  About n k P float and n M (d + k) exact
+    operations a step instead of P^3 mpmath ones for eigsy.  Returns (theta, max |g| as a float, steps
+    taken, whether the time ``deadline`` passed before it converged)."""
+    th = list(theta)
+    g = grad.gradient(th)
+    gn2 = sum((v * v for v in g), fmpq(0))
+    steps = slow = 0
+    tiny = fmpq(1, 10 ** (dps - 10))
+    floor = fmpq(1, 10 ** (dps - 3))
+    out_of_time = False
+    for _ in range(iters):
+        gmax = max((abs(v) for v in g), default=fmpq(0))
+        if gmax < floor:
+            break
+        if time.monotonic() > deadline:
+            out_of_time = gmax >= tiny
+            break
+        thf = np.array([fmpq_to_float(v) for v in th])
+        _, Hf = floss.gradient_hessian(thf)
+        ev, Q = np.linalg.eigh(Hf)
+        if not np.abs(ev).max() > 0:
+            break
+        gf = np.array([fmpq_to_float(v) for v in g])
+        ge = Q.T @ gf
+        mu2 = (math.sqrt(fmpq_to_float(gn2)) / max(float(np.linalg.norm(thf)), fmpq_to_float(tiny))) ** 2
+        for _try in range(1 if gmax < tiny else 16):
+            step = -Q @ (ev * ge / (ev ** 2 + mu2))
+            cand = [a + fmpq(*float(b).as_integer_ratio()) for a, b in zip(th, step)]
+            g2 = grad.gradient(cand)
+            gn2b = sum((v * v for v in g2), fmpq(0))
+            if gn2b < gn2:
+                slow = slow + 1 if 4 * gn2b > gn2 else 0        # |g| not halved
+                th, g, gn2 = cand, g2, gn2b
+                steps += 1
+                break
+            mu2 *= 10
+        else:
+            break
+        if slow >= 5:
+            break
+    return th, fmpq_to_float(max((abs(v) for v in g), default=fmpq(0))), steps, out_of_time
+
+
+def _refine_fast(problem: Problem, W, A, movable: list, Nbs: list, fl: _FloatResult, head: str,
+                 upd: PatternUpdate, pattern_out: list | None, has_c: bool, dps: int, iters: int,
+                 deadline: float):
+    """The high-precision stage of ``refine_vector`` above EIGSY_UNKNOWNS unknowns: ``_fast_newton``
+    from the float result on the final pattern, in the unknowns (u_t, a_t) per moving neuron and c,
+    then the same rational rounding (``dps`` - 5 significant digits) and exact refit as there."""
+    import mpmath as mp
+    n, d, k, m = problem.n, problem.d, problem.k, W.shape[0]
+    act = problem.activation
+    cur = fl.pattern
+    Hx = forward(problem.X, problem.Y, W, A, act.alpha_plus, act.alpha_minus).H   # sigma(z_ij), exact
+    fixed = [j for j in range(m) if j not in movable]
+    off = [[sum((Hx[i, j] * A[j][c] for j in fixed), fmpq(0)) - problem.Y[i][c] for c in range(k)]
+           for i in range(n)]
+    grad = _ExactGradient(problem, Nbs, cur.signs, movable, fmpq_mat(n, k, [v for r in off for v in r]), has_c)
+    floss = _FloatLoss(problem, exact_to_float(W), exact_to_float(A), cur.signs, movable, has_c=has_c,
+                       bases=[exact_to_float(np.array(Nb, dtype=object)) if Nb else np.zeros((0, d)) for Nb in Nbs])
+    exact_float = lambda v: fmpq(*float(v).as_integer_ratio())
+    theta = []
+    for t, j in enumerate(movable):
+        Nf = floss.N[t]
+        if len(Nf):
+            u = np.linalg.lstsq(Nf.T, fl.W[j], rcond=None)[0]     # N_t^T u = w_t, least squares
+            theta += [exact_float(v) for v in u]
+        theta += [exact_float(v) for v in fl.A[j]]
+    if has_c:
+        theta += [exact_float(v) for v in fl.c]
+    th, gmax, steps, out_of_time = _fast_newton(grad, floss, theta, dps, iters, deadline)
+    what = f"{head}, then exact-gradient Newton with float64 Hessian steps to {dps} digits: {steps} steps, " \
+           f"gradient {gmax:.3g}"
+    if out_of_time:
+        return None, (f"{what}: inconclusive, the time budget of {REFINE_SECONDS:g} s "
+                      "(refine.vector.REFINE_SECONDS) ran out before the high-precision Newton converged")
+    W, A = W.copy(), A.copy()
+    with mp.workdps(dps):
+        rnd = lambda q: _mp_to_fmpq(mp.mpf(int(q.p)) / int(q.q), dps)
+        pos = 0
+        for t, j in enumerate(movable):
+            p = len(Nbs[t])
+            uq = [rnd(x) for x in th[pos:pos + p]]
+            W[j] = [sum((uq[r] * Nbs[t][r][q] for r in range(p)), fmpq(0)) for q in range(d)]
+            A[j] = [rnd(x) for x in th[pos + p:pos + p + k]]
+            pos += p + k
+        cvec = exact_vector([rnd(x) for x in th[pos:pos + k]]) if has_c else None
+    note = f"{what}; rational rounding"
+    if _refit_output_weights(problem, W, A, movable, cvec):
+        note += ", output weights re-fitted exactly" if cvec is None else \
+            ", output weights and output bias re-fitted exactly"
+    if pattern_out is not None:
+        pattern_out.append(upd)
+    return Point(W, A, cvec), note
 
 
 def _limit_kinks(Xf: np.ndarray, Wf: np.ndarray, signs: np.ndarray, movable: list) -> list:
@@ -415,15 +662,20 @@ def _rescale_toward(Wf: np.ndarray, Af: np.ndarray, W0: np.ndarray, A0: np.ndarr
             Af[j] = a / c
 
 
-def _refit_output_weights(problem: Problem, W, A, movable: list) -> bool:
+def _refit_output_weights(problem: Problem, W, A, movable: list, cvec=None) -> bool:
     """Exact least-squares refit of the movable neurons' output weights for fixed rational W, with
-    the least change: afterwards G_j = 0 exactly for them (S1)."""
+    the least change: afterwards G_j = 0 exactly for them (S1).  With an output bias ``cvec`` (a 1-D
+    object array, changed in place) c is refitted with them (a constant column of the design), so
+    that the residuals also sum to zero exactly, (S0) of docs/biases.md §3.3."""
     n, k = problem.n, problem.k
     act = problem.activation
     # sigma(w_j . x_i) of the movable neurons (n x |movable|), and what is left for them to fit
     H = forward(problem.X, problem.Y, W[movable], A[movable], act.alpha_plus, act.alpha_minus).H.tolist()
+    if cvec is not None:
+        H = [row + [fmpq(1)] for row in H]
+    ncol = len(movable) + (0 if cvec is None else 1)
     targets = targets_without(problem, W, A, movable)
-    Ht = [[H[i][t] for i in range(n)] for t in range(len(movable))]
+    Ht = [[H[i][t] for i in range(n)] for t in range(ncol)]
     cols = independent_subset(Ht)
     if not cols:
         return False
@@ -432,13 +684,15 @@ def _refit_output_weights(problem: Problem, W, A, movable: list) -> bool:
         y = targets[:, c].tolist()
         coef = (Hb.transpose() * Hb).solve(Hb.transpose() * fmpq_mat(n, 1, y))
         fstar = [sum((Hb[i, t] * coef[t, 0] for t in range(len(cols))), fmpq(0)) for i in range(n)]
-        a0 = [A[j][c] for j in movable]
-        rhs = [fstar[i] - sum((H[i][t] * a0[t] for t in range(len(movable))), fmpq(0)) for i in range(n)]
+        a0 = [A[j][c] for j in movable] + ([] if cvec is None else [cvec[c]])
+        rhs = [fstar[i] - sum((H[i][t] * a0[t] for t in range(ncol)), fmpq(0)) for i in range(n)]
         da = least_norm_solve(H, rhs)
         if da is None:
             return False
         for t, j in enumerate(movable):
             A[j][c] = a0[t] + da[t]
+        if cvec is not None:
+            cvec[c] = a0[-1] + da[-1]
     return True
 
 

@@ -14,6 +14,13 @@ Operations (each returns an :class:`Embedded` record holding the new point, and 
 :func:`predict` implements the rules of docs/theory.md §7 (plus the general fact that an embedding map
 ``iota`` with ``L_wide(iota(theta)) = L_narrow(theta)`` for every theta lifts descent directions and
 escape paths) given the certified verdict of the point before the operation.
+
+An output bias c (``Point.c``) is carried unchanged by every operation: each one leaves the function
+``sum_j a_j sigma(w_j . x)`` unchanged, so ``f = that + c`` and the residuals ``e_i`` are unchanged, and
+so is the (S0) condition ``sum_i e_i = 0`` of docs/biases.md §3.3.  Every per-neuron quantity (G_j,
+D_j, phi_j, escape status) is a function of the residuals, i.e. of the slice at c (docs/biases.md
+§3.4), so the rules of §7 apply with the residuals that include c; a point whose (S0) fails stays
+not stationary after any operation (the descent direction dc = -e_bar is unchanged).
 """
 from __future__ import annotations
 
@@ -25,8 +32,8 @@ import numpy as np
 from flint import fmpq
 
 from relucert.errors import InputError, RelucertError
-from relucert.core.formulas import (derivative_form, forward, merge_hinges, network_outputs, output_gradient,
-                                    residuals)
+from relucert.core.formulas import (derivative_form, forward_point, mean_residual, merge_hinges, network_outputs,
+                                    output_gradient, residuals)
 from relucert.core.linalg import dot, is_zero, parallel_factor, rows
 from relucert.core.problem import Point, Problem, to_fmpq
 
@@ -47,8 +54,11 @@ class Embedded:
     check: dict = field(default_factory=dict)   # evidence that the function is unchanged
 
     def to_json(self) -> dict:
-        return {"op": self.op, "params": self.params, "origin": self.origin,
-                "m_before": self.before.m, "m_after": self.after.m, "function_check": self.check}
+        out = {"op": self.op, "params": self.params, "origin": self.origin,
+               "m_before": self.before.m, "m_after": self.after.m, "function_check": self.check}
+        if self.after.c is not None:
+            out["output_bias"] = {"c": [str(v) for v in self.after.c.tolist()], "carried": "unchanged"}
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,11 +104,18 @@ def extra_inputs(problem: Problem, count: int = 8, seed: int = 0) -> list[list[f
     return xs
 
 
+def _bias(point: Point) -> list | None:
+    """The output bias as a list of exact numbers, or None (no output bias)."""
+    return None if point.c is None else list(point.c.tolist())
+
+
 def check_function_preserved(problem: Problem, old: Point, new: Point) -> dict:
-    """Exact checks that ``new`` computes the same function as ``old``; raises FunctionChanged."""
-    act = problem.activation
-    fo = forward(problem.X, problem.Y, old.W, old.A, act.alpha_plus, act.alpha_minus).F
-    fn = forward(problem.X, problem.Y, new.W, new.A, act.alpha_plus, act.alpha_minus).F
+    """Exact checks that ``new`` computes the same function as ``old`` (output bias included: it must
+    be carried unchanged, present or absent alike); raises FunctionChanged."""
+    if _bias(old) != _bias(new):
+        raise FunctionChanged(f"the output bias changed: c = {_bias(old)} before, {_bias(new)} after")
+    fo = forward_point(problem, old).F
+    fn = forward_point(problem, new).F
     if any(u != v for u, v in zip(fo.ravel().tolist(), fn.ravel().tolist())):
         raise FunctionChanged("the network outputs on the data changed")
     xs = extra_inputs(problem)
@@ -108,10 +125,14 @@ def check_function_preserved(problem: Problem, old: Point, new: Point) -> dict:
     Ln, Hn = function_form(problem, new)
     if Lo != Ln or Ho != Hn:
         raise FunctionChanged("the canonical (hinge) form of the network function changed")
-    return {"data_points_equal": problem.n, "extra_inputs_equal": len(xs),
-            "canonical_form_equal": True, "hinges": len(Ho),
-            "meaning": "outputs equal exactly on the data and at extra rational inputs; the canonical "
-                       "form Lin x + sum_p H_p max(0, nu_p.x) is equal, so the functions agree everywhere"}
+    out = {"data_points_equal": problem.n, "extra_inputs_equal": len(xs),
+           "canonical_form_equal": True, "hinges": len(Ho),
+           "meaning": "outputs equal exactly on the data and at extra rational inputs; the canonical "
+                      "form Lin x + sum_p H_p max(0, nu_p.x) is equal, so the functions agree everywhere"}
+    if old.c is not None:
+        out["output_bias_equal"] = True
+        out["meaning"] += "; the output bias c is carried unchanged (f = that form + c)"
+    return out
 
 
 def form_isis_zero(form: tuple[list, dict]) -> bool:
@@ -213,7 +234,7 @@ def add_neuron(problem: Problem, point: Point, w: Any = "zero") -> Embedded:
         wv, kind = parse_vector(w, d, "new neuron input weight"), "given"
     W = rows(point.W) + [wv]
     A = rows(point.A) + [[fmpq(0)] * k]
-    new = Point.from_rows(W, A, d, k)
+    new = Point.from_rows(W, A, d, k, c=_bias(point))
     origin = [{"from": j} for j in range(point.m)] + [{"new": kind}]
     emb = Embedded("add_neuron", {"kind": kind, "w": [str(v) for v in wv], "index": point.m},
                    point, new, origin)
@@ -270,7 +291,7 @@ def split(problem: Problem, point: Point, j: Any, betas: Any, gammas: Any = None
     for cw, ca in copies[1:]:
         W.append(cw)
         A.append(ca)
-    new = Point.from_rows(W, A, d, k)
+    new = Point.from_rows(W, A, d, k, c=_bias(point))
     origin = [{"from": i} for i in range(m)]
     origin[j] = {"copy_of": j, "copy": 0, "beta": str(b[0]), "gamma": str(g[0])}
     for l in range(1, len(b)):
@@ -306,7 +327,7 @@ def merge(problem: Problem, point: Point, indices: Any) -> Embedded:
     keep = [l for l in range(m) if l not in idx[1:]]
     Wn = [W[l] for l in keep]
     An = [a if l == base else A[l] for l in keep]
-    new = Point.from_rows(Wn, An, d, k)
+    new = Point.from_rows(Wn, An, d, k, c=_bias(point))
     origin = [{"merged": idx, "factors": [str(c) for c in factors]} if l == base else {"from": l} for l in keep]
     emb = Embedded("merge", {"neurons": idx, "factors": [str(c) for c in factors], "index": keep.index(base)},
                    point, new, origin)
@@ -323,7 +344,7 @@ def permute(problem: Problem, point: Point, perm: Any) -> Embedded:
     p = [_index(v, m, "permutation entry") for v in perm]
     if sorted(p) != list(range(m)):
         raise InputError(f"--permute must list each of 0..{m - 1} exactly once, got {p}")
-    new = Point(point.W[p].copy(), point.A[p].copy())
+    new = Point(point.W[p].copy(), point.A[p].copy(), None if point.c is None else point.c.copy())
     emb = Embedded("permute", {"perm": p}, point, new, [{"from": v} for v in p])
     emb.check = check_function_preserved(problem, point, new)
     return emb
@@ -359,7 +380,7 @@ def _stationarity_known(before) -> bool:
 
 def _failing_neuron(before) -> int | None:
     ns = before.certificate.get("evidence", {}).get("not_stationary")
-    return None if not ns else ns["direction"]["neuron"]
+    return None if not ns else ns["direction"].get("neuron")
 
 
 def predict(problem: Problem, point: Point, op: Embedded, before=None) -> tuple[str, str]:
@@ -375,14 +396,25 @@ def predict(problem: Problem, point: Point, op: Embedded, before=None) -> tuple[
         return V, "permutation: relabelling neurons changes neither the loss nor any per-neuron condition"
     if V == "global_min":
         return "global_min", "the function is unchanged, so the loss stays exactly 0"
+    if point.c is not None:
+        ebar = mean_residual(forward_point(problem, point).E).tolist()
+        if any(v != 0 for v in ebar):
+            return "not_stationary", ("(S0) fails: the mean residual e_bar = dL/dc is not 0; the embedding leaves "
+                                      "the function, the residuals and c unchanged, so it stays non-zero and "
+                                      "dc = -e_bar descends on the new point too (docs/biases.md §3.3, §3.5)")
     E = residuals(problem, point)
     if op.op == "add_neuron":
-        return _predict_add(problem, op, before, E)
-    if op.op == "split":
-        return _predict_split(problem, point, op, before, E)
-    if op.op == "merge":
-        return _predict_merge(problem, point, op, before, E)
-    raise InputError(f"unknown operation {op.op!r}")
+        verdict, rule = _predict_add(problem, op, before, E)
+    elif op.op == "split":
+        verdict, rule = _predict_split(problem, point, op, before, E)
+    elif op.op == "merge":
+        verdict, rule = _predict_merge(problem, point, op, before, E)
+    else:
+        raise InputError(f"unknown operation {op.op!r}")
+    if point.c is not None:
+        rule += (" [output bias c carried unchanged: the residuals include c and (S0) sum_i e_i = 0 holds before and "
+                 "after; every per-neuron rule is the slice's (docs/biases.md §3.4, §4)]")
+    return verdict, rule
 
 
 LIFT = ("embedding lifts: L_wide(iota(theta)) = L_narrow(theta) for the linear embedding map iota, "

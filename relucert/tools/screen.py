@@ -4,7 +4,9 @@ The per-checkpoint quantities are the exact engine's (``core.formulas``: ``forwa
 of ``output_grad`` and of ``weight_grad`` off the near-kink pairs), evaluated in float64 on batched
 arrays, in chunks of checkpoints and of data rows so that memory stays bounded however many
 checkpoints there are; with the optional numba extra, by a fused kernel that needs no n x m
-temporary at all (``screen_arrays``).
+temporary at all (``screen_arrays``).  A trajectory may carry an output bias c per checkpoint
+(docs/biases.md): the outputs include it and the stationarity measure gains ||dL/dc|| = ||mean
+residual|| (``ScreenResult.grad_c``); without c every number is exactly what it was before.
 """
 from __future__ import annotations
 
@@ -33,10 +35,51 @@ class Trajectory:
     loss: np.ndarray | None  # T recorded losses (any convention) or None
     source: str = ""
     optimizer: str | None = None   # the trajectory's optional ``optimizer`` string ("sgd", "adam", ...)
+    c: np.ndarray | None = None    # T x k output biases (float), or None: the network has no output bias
+
+    def __post_init__(self):
+        if self.c is not None:
+            _register_bias(self.W, self.c)
+
+    def point(self, t: int):
+        """The exact point of checkpoint t (the binary values of its floats), its output bias included."""
+        from relucert.core.problem import Point
+        return Point.make(self.W[t], self.A[t], self.problem, c=None if self.c is None else self.c[t])
 
     @property
     def T(self) -> int:
         return self.W.shape[0]
+
+
+_BIASED: dict = {}   # id(W) -> (weak reference to W, c): the weight arrays of loaded trajectories with an output bias
+
+
+def _register_bias(W: np.ndarray, c: np.ndarray) -> None:
+    """Remember that ``W`` is the weight array of a trajectory with output biases ``c``: a screen of it
+    that is not given ``c`` screens it with them (and one of a slice of it is refused), never the
+    network without c."""
+    import weakref
+    for key in [k for k, (ref, _) in _BIASED.items() if ref() is None]:
+        del _BIASED[key]
+    try:
+        _BIASED[id(W)] = (weakref.ref(W), c)
+    except TypeError:       # not weakly referenceable (not an ndarray): nothing to guard
+        pass
+
+
+def _bias_of(W) -> np.ndarray | None:
+    """The output biases registered for ``W`` (a loaded trajectory's W), or None; InputError for a
+    slice or view of such an array (its checkpoints' c cannot be matched up: pass c explicitly)."""
+    entry = _BIASED.get(id(W))
+    if entry is not None and entry[0]() is W:
+        return entry[1]
+    if isinstance(W, np.ndarray):
+        for ref, _ in list(_BIASED.values()):
+            base = ref()
+            if base is not None and np.may_share_memory(W, base):
+                raise InputError("these weights are part of a trajectory with an output bias c: pass its "
+                                 "output biases (c=...) to screen_arrays, else another network would be screened")
+    return None
 
 
 def _finite(name: str, a: np.ndarray, source: str) -> None:
@@ -50,8 +93,9 @@ def _finite(name: str, a: np.ndarray, source: str) -> None:
 
 
 def load_trajectory(path: str, data: str | None = None, keys: str | None = None) -> Trajectory:
-    """A trajectory .npz (W T x m x d, A T x m x k, optional step, loss, optimizer, with X, Y) or a
-    directory of torch checkpoints (sorted by the last number in their file names) plus ``data``."""
+    """A trajectory .npz (W T x m x d, A T x m x k, optional c T x k output biases, step, loss,
+    optimizer, with X, Y) or a directory of torch checkpoints (sorted by the last number in their
+    file names) plus ``data``."""
     from relucert.io import _npz_scalar, _open_npz, activation_from_npz, _loss_key, load_problem
     if os.path.isdir(path):
         return _load_torch_dir(path, data, keys)
@@ -66,9 +110,6 @@ def load_trajectory(path: str, data: str | None = None, keys: str | None = None)
         missing += [k for k in ("X", "Y") if k not in z.files]
     if missing:
         raise InputError(f"{src}: missing array(s) {', '.join(missing)} (has {', '.join(z.files)})")
-    if "c" in z.files:
-        raise InputError(f"{src}: field 'c': screening does not handle an output bias yet (it would screen the "
-                         "network without it); certify single checkpoints with 'relucert certify --exact-only'")
     W, A = z["W"], z["A"]
     if data is not None:
         pb = load_problem(data)
@@ -92,6 +133,16 @@ def load_trajectory(path: str, data: str | None = None, keys: str | None = None)
         raise InputError(f"{src}: W has {d} input columns but X has {pb.d}")
     if A.shape[2] != pb.k:
         raise InputError(f"{src}: A has {A.shape[2]} outputs but Y has {pb.k}")
+    C = None
+    if "c" in z.files:                    # the output bias of every checkpoint (never dropped)
+        C = z["c"]
+        _finite("c", C, src)
+        if C.ndim == 1 and pb.k == 1 and C.shape == (T,):
+            C = C[:, None]
+        if C.shape != (T, pb.k):
+            raise InputError(f"{src}: field 'c' (the output bias of each checkpoint) has shape {C.shape}, "
+                             f"expected ({T}, {pb.k}) (T checkpoints x k outputs)")
+        C = C.astype(float)
     step = z["step"] if "step" in z.files else np.arange(T)
     if step.shape != (T,):
         raise InputError(f"{src}: step has shape {step.shape}, expected ({T},)")
@@ -103,13 +154,14 @@ def load_trajectory(path: str, data: str | None = None, keys: str | None = None)
     optimizer = _npz_scalar(z, "optimizer", None)
     if optimizer is not None and not isinstance(optimizer, str):
         raise InputError(f"{src}: optimizer must be a string such as 'sgd' or 'adam', got {optimizer!r}")
-    return Trajectory(pb, W.astype(float), A.astype(float), np.asarray(step), loss, src, optimizer or None)
+    return Trajectory(pb, W.astype(float), A.astype(float), np.asarray(step), loss, src, optimizer or None, C)
 
 
 def _load_torch_dir(path: str, data: str | None, keys: str | None) -> Trajectory:
     """Every .pt/.pth/.safetensors checkpoint of a directory, read as ``relucert certify --torch`` reads
-    one: all tensors used, an output bias refused, a hidden bias folded into a constant-1 column of X
-    (then every checkpoint must have it, under the same keys)."""
+    one: all tensors used, an output bias read as the checkpoint's c (its exact float value), a hidden
+    bias folded into a constant-1 column of X (every checkpoint must map the same way, under the same
+    keys)."""
     from relucert.io import load_problem, torch_weights, with_constant_column
     if data is None:
         raise InputError("a directory of torch checkpoints needs --data DATA.(json|npz)")
@@ -124,17 +176,21 @@ def _load_torch_dir(path: str, data: str | None, keys: str | None) -> Trajectory
 
     files.sort(key=num)
     pb = load_problem(data)
-    Ws, As, first = [], [], None
+    Ws, As, Cs, first = [], [], [], None
     for f in files:
-        W, A, info = torch_weights(f, pb, keys)
-        roles = (info.input_weight, info.hidden_bias, info.output_weight)
+        W, A, info = torch_weights(f, pb, keys, output_bias=True)
+        roles = (info.input_weight, info.hidden_bias, info.output_weight, info.output_bias)
         if first is None:
             first = (f, roles, info)
         elif roles != first[1]:
             raise InputError(f"{path}: checkpoints map differently: {os.path.basename(first[0])} uses "
-                             f"(input weight, hidden bias, output weight) = {first[1]}, {os.path.basename(f)} {roles}")
+                             f"(input weight, hidden bias, output weight, output bias) = {first[1]}, "
+                             f"{os.path.basename(f)} {roles}")
         Ws.append(W)
         As.append(A)
+        if info.c is not None:   # exact strings of the float values: float() gives them back bit for bit
+            from fractions import Fraction
+            Cs.append([float(Fraction(v)) for v in info.c])
     shapes = {w.shape for w in Ws}
     if len(shapes) != 1:
         raise InputError(f"{path}: checkpoints have different widths {sorted(shapes)}")
@@ -144,7 +200,11 @@ def _load_torch_dir(path: str, data: str | None, keys: str | None) -> Trajectory
         pb = with_constant_column(pb)
         source = (f"{path} [hidden bias {info.hidden_bias} folded: W[:, {info.d}] = {info.hidden_bias}, X gets a "
                   f"constant-1 column at index {info.d}]")
-    return Trajectory(pb, np.stack(Ws), np.stack(As), np.array([num(f) for f in files]), None, source)
+    C = None
+    if info.output_bias is not None:
+        C = np.array(Cs, dtype=float).reshape(len(files), pb.k)
+        source += f" [output bias {info.output_bias} -> c]"
+    return Trajectory(pb, np.stack(Ws), np.stack(As), np.array([num(f) for f in files]), None, source, c=C)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,10 +223,14 @@ class ScreenResult:
     balance: np.ndarray | None     # T x m, ||w_j||^2 - ||a_j||^2
     norms: np.ndarray | None       # T x m, sqrt(||w_j||^2 + ||a_j||^2)
     seconds: float = 0.0
+    grad_c: np.ndarray | None = None   # T, ||dL/dc|| = ||mean residual|| (half_mean); None without output bias
 
     def row(self, t: int) -> dict:
-        return {"loss": float(self.loss[t]), "grad_A": float(self.grad_A[t]), "grad_W": float(self.grad_W[t]),
-                "near_kink": int(self.near_kink[t]), "tiny": int(self.tiny[t]), "dead": int(self.dead[t])}
+        out = {"loss": float(self.loss[t]), "grad_A": float(self.grad_A[t]), "grad_W": float(self.grad_W[t]),
+               "near_kink": int(self.near_kink[t]), "tiny": int(self.tiny[t]), "dead": int(self.dead[t])}
+        if self.grad_c is not None:
+            out["grad_c"] = float(self.grad_c[t])
+        return out
 
 
 def _prime_allocator(nbytes: int) -> None:
@@ -194,10 +258,13 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: float = 1e-4,
-                  tol_tiny: float = 1e-6, chunk: int | None = None, per_neuron: bool | None = None,
-                  progress: bool = False, workers: int = 1) -> ScreenResult:
-    """One pass over T checkpoints W (T x m x d), A (T x m x k).
+def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, c: np.ndarray | None = None,
+                  tol_kink: float = 1e-4, tol_tiny: float = 1e-6, chunk: int | None = None,
+                  per_neuron: bool | None = None, progress: bool = False, workers: int = 1) -> ScreenResult:
+    """One pass over T checkpoints W (T x m x d), A (T x m x k) and, for a network with an output
+    bias, c (T x k; default: the output biases of the trajectory ``W`` was loaded with, if any).
+    With c the outputs include it and ``grad_c`` = ||dL/dc|| = ||mean residual|| (the (S0) part of
+    stationarity, docs/biases.md §3.3) is computed as well; without it every number is as before.
 
     With the optional numba extra (``pip install relucert[fast]``) a fused kernel does each
     checkpoint in one sweep over the data rows without any n x m temporary (used when the work is
@@ -212,6 +279,16 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: f
     ap, am = (fmpq_to_float(v) for v in (problem.activation.alpha_plus, problem.activation.alpha_minus))
     T, m, d = W.shape
     n, k = X.shape[0], Y.shape[1]
+    if c is None:
+        c = _bias_of(W)
+    has_c = c is not None
+    if has_c:
+        c = np.asarray(c)
+        if c.ndim == 1 and k == 1 and c.shape == (T,):
+            c = c[:, None]
+        if c.shape != (T, k):
+            raise InputError(f"the output biases c have shape {c.shape}, expected ({T}, {k}) "
+                             "(T checkpoints x k outputs)")
     if per_neuron is None:
         per_neuron = T * m <= PER_NEURON_LIMIT
     per_neuron = bool(per_neuron)
@@ -235,6 +312,8 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: f
     out = {name: np.empty(T) for name in ("loss", "grad_A", "grad_W")}
     for name in ("near_kink", "tiny", "dead"):
         out[name] = np.empty(T, dtype=np.int64)
+    if has_c:
+        out["grad_c"] = np.empty(T)
     pn = {name: np.empty((T, m), dtype=np.float32) for name in ("min_rel_z", "balance", "norms")} if per_neuron else {}
     rows = max(1, min(n, CACHE_ENTRIES // max(1, chunk * m)))   # data rows per numpy step
     if kernel is None:
@@ -252,11 +331,14 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: f
         s_pos = float(ap) if am == 0 else float(am + (ap - am))   # the slopes exactly as core.formulas.slopes
         dummy = np.empty((1, 1), dtype=np.float32)
         pnk = [pn.get(name, dummy) for name in ("min_rel_z", "balance", "norms")]
+        gc_out = out["grad_c"] if has_c else np.empty(1)
+        c_none = np.zeros((1, k))
     t0 = time.perf_counter()
     done = [0]
 
     def one(s: int) -> None:
         Wc, Ac = np.asarray(W[s:s + chunk], dtype=float), np.asarray(A[s:s + chunk], dtype=float)
+        Cc = np.asarray(c[s:s + chunk], dtype=float) if has_c else None
         wn2 = np.einsum("bmd,bmd->bm", Wc, Wc)            # B x m (faster than linalg.norm here)
         # (one output: the one product einsum would take, bit for bit, at a third of the cost)
         an2 = np.square(Ac[:, :, 0]) if k == 1 else np.einsum("bmk,bmk->bm", Ac, Ac)
@@ -265,10 +347,10 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: f
             kernel(Xp, Yp, inv_p, zero_p, n, Wk, Ak, np.ascontiguousarray(wn2), np.ascontiguousarray(an2),
                    s_pos, float(am), am == 0, float(tol_kink), float(tol_tiny), xscale, yscale, factor, per_neuron,
                    out["loss"], out["grad_A"], out["grad_W"], out["near_kink"], out["tiny"], out["dead"],
-                   *pnk, s)
+                   *pnk, s, has_c, np.require(Cc, requirements="CW") if has_c else c_none, gc_out)
         else:
             _numpy_chunk(X, Y, zero_rows, inv_xn, Wc, Ac, wn2, an2, ap, am, tol_kink, tol_tiny, xscale, yscale,
-                         factor, rows, out, pn, s)
+                         factor, rows, out, pn, s, Cc)
         done[0] += len(Wc)
 
     starts = list(range(0, T, chunk))
@@ -290,7 +372,8 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, tol_kink: f
         _progress(done[0], T, t0)
         print(file=sys.stderr)
     return ScreenResult(out["loss"], out["grad_A"], out["grad_W"], out["near_kink"], out["tiny"], out["dead"],
-                        pn.get("min_rel_z"), pn.get("balance"), pn.get("norms"), time.perf_counter() - t0)
+                        pn.get("min_rel_z"), pn.get("balance"), pn.get("norms"), time.perf_counter() - t0,
+                        out.get("grad_c"))
 
 
 PROBE_EVERY = 32   # chunks per thread between two timings of the thread count not in use
@@ -339,9 +422,9 @@ def _run_threaded(one, starts: list, workers: int, report=None) -> None:
 
 
 def _numpy_chunk(X, Y, zero_rows, inv_xn, Wc, Ac, wn2, an2, ap, am, tol_kink, tol_tiny, xscale, yscale, factor,
-                 rows, out, pn, s) -> None:
+                 rows, out, pn, s, Cc=None) -> None:
     """The numpy pass over B checkpoints, ``rows`` data rows at a time (every quantity is a sum, a
-    count, a minimum or an all() over the data rows)."""
+    count, a minimum or an all() over the data rows); ``Cc`` (B x k): the output biases, or None."""
     B, m, d = Wc.shape
     n, k = Y.shape
     wn, an = np.sqrt(wn2), np.sqrt(an2)
@@ -351,13 +434,16 @@ def _numpy_chunk(X, Y, zero_rows, inv_xn, Wc, Ac, wn2, an2, ap, am, tol_kink, to
     G = np.zeros((B, m, k))                            # n dL/dA
     GW = np.zeros((B, m, d))                           # n dL/dW off the near-kink pairs
     nnear = np.zeros(B, dtype=np.int64)
+    esum = np.zeros((B, k)) if Cc is not None else None   # n dL/dc = sum of the residuals, all rows (CE3)
     zmax = np.full((B, m), -np.inf) if am == 0 else None   # largest w_j.x_i over the x_i != 0
     mr = np.full((B, m), np.inf) if pn else None
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
         Xr, zr = X[r0:r1], zero_rows[r0:r1]
-        fw = forward(Xr, Y[r0:r1], Wc, Ac, ap, am)    # B x rows x m (Z, S, H), B x rows x k (E)
+        fw = forward(Xr, Y[r0:r1], Wc, Ac, ap, am, Cc)   # B x rows x m (Z, S, H), B x rows x k (E, c included)
         lsum += (fw.E * fw.E).sum(axis=(1, 2))
+        if esum is not None:
+            esum += fw.E.sum(axis=1)
         G += np.matmul(np.swapaxes(fw.H, 1, 2), fw.E)
         rel = np.abs(fw.Z)                             # then |w_j.x_i| / |x_i| in place
         rel *= inv_xn[r0:r1, None]
@@ -380,6 +466,8 @@ def _numpy_chunk(X, Y, zero_rows, inv_xn, Wc, Ac, wn2, an2, ap, am, tol_kink, to
     out["loss"][sl] = lsum / (2 * n) * factor
     out["grad_A"][sl] = np.sqrt(((G / n) ** 2).sum(axis=(1, 2)))
     out["grad_W"][sl] = np.sqrt(((GW / n) ** 2).sum(axis=(1, 2)))
+    if esum is not None:
+        out["grad_c"][sl] = np.sqrt(((esum / n) ** 2).sum(axis=1))
     out["near_kink"][sl] = nnear
     out["tiny"][sl] = (an * wn * xscale / yscale < tol_tiny).sum(axis=1)
     # dead as in core.formulas.neuron_status: w_j.x_i < 0 on every data point x_i != 0
@@ -444,7 +532,8 @@ def _warm_up(kernel) -> None:
     p = np.zeros((1, 1), dtype=np.float32)
     kernel(np.zeros((4, 1)), np.zeros((4, 1)), np.ones(4), np.ones(4, dtype=bool), 1, np.zeros((1, 1, 1)),
            np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), 1.0, 0.0, True, 1e-4, 1e-6, 1.0, 1.0, 1.0,
-           False, f, f.copy(), f.copy(), i, i.copy(), i.copy(), p, p.copy(), p.copy(), 0)
+           False, f, f.copy(), f.copy(), i, i.copy(), i.copy(), p, p.copy(), p.copy(), 0, False, np.zeros((1, 1)),
+           f.copy())
 
 
 _fk_rows_jit = _fk_sumsq_jit = None   # the compiled _fk_rows and _fk_sumsq (set by _build_kernel) that _fk_screen calls
@@ -505,10 +594,11 @@ def _fk_sumsq(V, rows, m, n):
 
 def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_zero, tol_kink, tol_tiny,
                xscale, yscale, factor, per_neuron, loss, grad_A, grad_W, near_kink, tiny, dead,
-               min_rel, balance, norms, off):
-    """Checkpoints off .. off+B-1 (W: B x m x d, A: B x m x k) in one sweep over the data rows, four at
-    a time (Xp, Yp padded with zero rows to a multiple of four; n the true number of rows): the
-    same quantities, decisions and conventions as _numpy_chunk."""
+               min_rel, balance, norms, off, has_c, C, grad_c):
+    """Checkpoints off .. off+B-1 (W: B x m x d, A: B x m x k; with ``has_c`` the output biases C,
+    B x k, and grad_c) in one sweep over the data rows, four at a time (Xp, Yp padded with zero rows
+    to a multiple of four; n the true number of rows): the same quantities, decisions and
+    conventions as _numpy_chunk."""
     B, m, d = W.shape
     npad = Xp.shape[0]
     k = Yp.shape[1]
@@ -525,6 +615,7 @@ def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_z
     Cb = np.empty((4, m))             # s_ij (e_i . a_j)
     Fb = np.empty((4, k))             # outputs, then residuals
     G = np.empty((k, m))              # n dL/dA (transposed)
+    esum = np.zeros(k)                # n dL/dc: the sum of the residuals (with has_c)
     GWt = np.empty((d, m))            # n dL/dW off the near-kink pairs (transposed)
     for b in range(B):
         for j in range(m):
@@ -544,6 +635,8 @@ def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_z
                 GWt[q, j] = 0.0
         lacc = 0.0
         nnear = 0
+        for c in range(k):
+            esum[c] = 0.0
         for i0 in range(0, npad, 4):
             # z_ij = sum_q x_iq w_jq, each summed in the order of q with fused multiply-adds from 0:
             # bit for bit what OpenBLAS computes for X @ W.T (so the counts below decide as numpy's
@@ -584,12 +677,23 @@ def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_z
                     Zb[3, j] = Zb[3, j] + e0 * w0
             # slopes, sigma(z), the near-kink pairs, the smallest relative |z|, dead neurons, outputs
             nnear += _fk_rows_jit(Zb, Hb, Sb, Fb, At, thr, mr, alive, s_pos, s_neg, inv_xn, zero_row, i0, n, m, k)
-            # residuals e_i = f(x_i) - y_i
-            for r in range(4):
-                for c in range(k):
-                    ec = Fb[r, c] - Yp[i0 + r, c]
-                    Fb[r, c] = ec
-                    lacc += ec * ec
+            # residuals e_i = f(x_i) - y_i (+ c: f includes it; a padding row then has none, not c)
+            if has_c:
+                for r in range(4):
+                    real = i0 + r < n
+                    for c in range(k):
+                        ec = (Fb[r, c] + C[b, c]) - Yp[i0 + r, c]
+                        if not real:
+                            ec = 0.0
+                        Fb[r, c] = ec
+                        lacc += ec * ec
+                        esum[c] += ec
+            else:
+                for r in range(4):
+                    for c in range(k):
+                        ec = Fb[r, c] - Yp[i0 + r, c]
+                        Fb[r, c] = ec
+                        lacc += ec * ec
             # G_j += sigma(z_ij) e_i;  c_ij = s_ij (e_i . a_j)
             for r in range(4):
                 ec = Fb[r, 0]
@@ -625,6 +729,12 @@ def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_z
         loss[t] = lacc / (2 * n) * factor
         grad_A[t] = np.sqrt(_fk_sumsq_jit(G, k, m, n))
         grad_W[t] = np.sqrt(_fk_sumsq_jit(GWt, d, m, n))
+        if has_c:
+            gc = 0.0
+            for c in range(k):
+                g = esum[c] / n
+                gc += g * g
+            grad_c[t] = np.sqrt(gc)
         near_kink[t] = nnear
         nt = 0
         nd = 0
@@ -759,38 +869,52 @@ def detect_plateaus(step: np.ndarray, loss: np.ndarray, opts: PlateauOptions | N
         chains.append([st])
     res = []
     for ch in chains:
-        # pieces at a chain's ends too short to be plateaus themselves are dropped (as without merging)
-        keep = [k for k, (s, _, e2) in enumerate(ch) if long(s, e2)]
-        if keep:
-            ch = ch[keep[0]:keep[-1] + 1]
-        start, end = ch[0][0], max(e2 for _, _, e2 in ch)
-        if not long(start, end):
-            continue
-        segs = [[s, e] for s, e, _ in ch]
-        segs[-1][1] = end
-        # the interruptions: non-flat gaps between the flat runs; the flat test looks one window
-        # ahead, so the checkpoints up to a window before a spike are flagged too -- gaps around a
-        # flat run shorter than a window are one spike
-        spikes = 0
-        for k in range(1, len(segs)):
-            if segs[k][0] <= segs[k - 1][1] + 1:
-                continue
-            a0, a1 = segs[k - 1]
-            if k == 1 or segs[k - 2][1] + 1 >= a0 or step[a1] - step[a0] >= win:
-                spikes += 1
-        res.append(Plateau(start, end, [tuple(sg) for sg in segs], spikes))
+        p = plateau_of_chain(ch, long, lambda a0, a1: step[a1] - step[a0] >= win)
+        if p is not None:
+            res.append(p)
     return res
 
 
+def plateau_of_chain(ch: list, long, wide) -> "Plateau | None":
+    """The plateau a chain of flat stretches (start, end, end + window) makes, or None when it is too
+    short; ``long(a, b)``: checkpoints a..b span enough of the run, ``wide(a, b)``: they span a window.
+    Shared by the offline detection above and the online one of ``relucert.torch``."""
+    # pieces at a chain's ends too short to be plateaus themselves are dropped (as without merging)
+    keep = [k for k, (s, _, e2) in enumerate(ch) if long(s, e2)]
+    if keep:
+        ch = ch[keep[0]:keep[-1] + 1]
+    start, end = ch[0][0], max(e2 for _, _, e2 in ch)
+    if not long(start, end):
+        return None
+    segs = [[s, e] for s, e, _ in ch]
+    segs[-1][1] = end
+    # the interruptions: non-flat gaps between the flat runs; the flat test looks one window
+    # ahead, so the checkpoints up to a window before a spike are flagged too -- gaps around a
+    # flat run shorter than a window are one spike
+    spikes = 0
+    for k in range(1, len(segs)):
+        if segs[k][0] <= segs[k - 1][1] + 1:
+            continue
+        a0, a1 = segs[k - 1]
+        if k == 1 or segs[k - 2][1] + 1 >= a0 or wide(a0, a1):
+            spikes += 1
+    return Plateau(start, end, [tuple(sg) for sg in segs], spikes)
+
+
 def _certify_checkpoint(args) -> dict:
-    """Worker: refine and certify one checkpoint under the requested tiny-neuron reading."""
-    problem_json, W, A, reading, tol = args
+    """Worker: refine and certify one checkpoint under the requested tiny-neuron reading.  A checkpoint
+    with an output bias c goes to ``pipeline.certify_checkpoint`` with its c (the point exactly as
+    given; refined only where refinement carries c)."""
+    problem_json, W, A, reading, tol = args[:5]
+    c = args[5] if len(args) > 5 else None
     from relucert.decide.certify import certify
     from relucert.core.problem import Problem as P, Point as Pt
     from relucert.refine import READINGS, Tolerances, refine, refined_report
     pb = P.make(problem_json["X"], problem_json["Y"], problem_json["activation"], problem_json["loss"])
-    pt = Pt.make(W, A, pb)
+    pt = Pt.make(W, A, pb, c=c)
     t0 = time.perf_counter()
+    if c is not None:
+        return _certify_with_bias(pb, pt, Tolerances(**tol), t0)
     given = certify(pb, pt)
     readings = READINGS if reading == "auto" else (reading,)
     info = refine(pb, pt, Tolerances(**tol), readings=readings)
@@ -798,6 +922,25 @@ def _certify_checkpoint(args) -> dict:
     if rf["verdict"] not in ("local_min", "saddle", "global_min") and given.verdict in ("local_min", "saddle", "global_min"):
         rf = {"reading": "exact point", "verdict": given.verdict, "escape_neurons": given.escape_neurons,
               "reason": given.reason, "readings": [], "distance": {"max_abs": 0.0, "relative": 0.0}}
+    rf.pop("certificate", None)
+    rf["given_verdict"] = given.verdict
+    rf["seconds"] = time.perf_counter() - t0
+    return rf
+
+
+def _certify_with_bias(pb: Problem, pt, tol, t0: float) -> dict:
+    """The plateau row of a checkpoint with an output bias: ``certify_checkpoint`` on the point with c
+    (the tiny-neuron readings are refinement's; a verdict about the given point has reading 'exact point')."""
+    from relucert.pipeline import certify_checkpoint
+    rep = certify_checkpoint(pb, pt, tolerances=tol, check_mode=False)
+    given = rep.given
+    rf = dict(rep.refined) if rep.refined is not None else None
+    if rf is None or (rf["verdict"] not in ("local_min", "saddle", "global_min")
+                      and given.verdict in ("local_min", "saddle", "global_min")):
+        skipped = getattr(rep, "refine_skipped", None)     # why refinement did not run, where the report says
+        reason = given.reason + (f" ({skipped})" if skipped and given.verdict == "inconclusive" else "")
+        rf = {"reading": "exact point", "verdict": given.verdict, "escape_neurons": given.escape_neurons,
+              "reason": reason, "readings": [], "distance": {"max_abs": 0.0, "relative": 0.0}}
     rf.pop("certificate", None)
     rf["given_verdict"] = given.verdict
     rf["seconds"] = time.perf_counter() - t0
@@ -848,7 +991,8 @@ def certify_plateaus(traj: Trajectory, plateaus: list, *, reading: str = "auto",
         loss = float(traj.loss[rep]) if traj.loss is not None else float("nan")
         rows.append(PlateauRow(p + 1, s, e, (int(traj.step[s]), int(traj.step[e])), rep, loss,
                                spikes=int(getattr(pl, "spikes", 0))))
-        jobs.append((pj, traj.W[rep], traj.A[rep], reading, tol))
+        job = (pj, traj.W[rep], traj.A[rep], reading, tol)
+        jobs.append(job if traj.c is None else job + (traj.c[rep],))
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=workers) as ex:
             results = list(ex.map(_certify_checkpoint, jobs))

@@ -1,4 +1,5 @@
-"""Symbolic layer (sympy): the network of docs/theory.md §1 on one activation pattern.
+"""Symbolic layer (sympy): the network of docs/theory.md §1 on one activation pattern, with an
+optional output bias c (docs/biases.md: f(x) = sum_j a_j sigma(w_j . x) + c; dL/dc is the mean residual).
 
 For a problem and a point — or for an explicit activation pattern (sign of every ``z_ij``, with the
 sign of a direction on the kinks) — :class:`SymbolicModel` builds with sympy
@@ -201,19 +202,26 @@ def _idx(base: str, j: int, q: int, count: int) -> str:
     return f"{base}_{j}" if count == 1 else f"{base}_{j},{q}"
 
 
+def _bias_symbols(k: int) -> list:
+    """The output bias c as symbols c_0, ..., c_{k-1}."""
+    return [sp.Symbol(f"c_{c}", real=True) for c in range(k)]
+
+
 def _symbol_matrix(base: str, rows: int, cols: int, real: bool = True) -> sp.Matrix:
     return sp.Matrix(rows, cols, lambda j, q: sp.Symbol(_idx(base, j, q, cols), real=real))
 
 
 class SymbolicModel:
-    """sympy model of f(x) = sum_j a_j sigma(w_j . x) and L = (1/2n) sum_i ||e_i||^2 on one pattern.
+    """sympy model of f(x) = sum_j a_j sigma(w_j . x) (+ c) and L = (1/2n) sum_i ||e_i||^2 on one pattern.
 
     Parameters that are sympy Symbols are the variables; numeric entries of ``W``/``A`` are frozen
     neurons (see ``from_problem(..., neurons=[j])``).  ``values`` maps the variables to the point.
+    ``C``: the output bias (k entries, symbols ``c_0, ...`` or numbers), or None for a network
+    without one; its parameters come after W and A in ``params()``, its direction is ``dc``.
     """
 
     def __init__(self, X: sp.Matrix, Y: sp.Matrix, ap, am, *, pattern: SignPattern | None = None,
-                 slopes: sp.Matrix | None = None, W: sp.Matrix, A: sp.Matrix,
+                 slopes: sp.Matrix | None = None, W: sp.Matrix, A: sp.Matrix, C: Sequence | None = None,
                  values: dict | None = None, loss: str = "half_mean", _offset: list | None = None):
         self.X, self.Y = sp.Matrix(X), sp.Matrix(Y)
         self.n, self.d = self.X.shape
@@ -239,17 +247,22 @@ class SymbolicModel:
         self._W = self.W.tolist()
         self._A = self.A.tolist()
         self._S = self.S.tolist()
+        self._C = None if C is None else [sp.sympify(v) for v in C]
+        if self._C is not None and len(self._C) != self.k:
+            raise InputError(f"SymbolicModel: the output bias has {len(self._C)} entries but Y has {self.k} columns")
         self._active = [j for j in range(self.m)
                         if any(isinstance(v, sp.Symbol) for v in self._W[j] + self._A[j])]
         frozen = [j for j in range(self.m) if j not in set(self._active)]
-        # output of the frozen neurons (constants): f_i = offset_i + sum over the active neurons
+        # output of the frozen neurons and the output bias: f_i = offset_i + sum over the active neurons
         if _offset is not None:
             self._offset = _offset
         else:
-            self._offset = [[sp.Add(*[self._A[j][c] * self._S[i][j] * self.z(i, j) for j in frozen])
+            cb = self._C if self._C is not None else [sp.Integer(0)] * self.k
+            self._offset = [[sp.Add(*[self._A[j][c] * self._S[i][j] * self.z(i, j) for j in frozen]) + cb[c]
                              for c in range(self.k)] for i in range(self.n)]
         self.dW = _symbol_matrix("dw", self.m, self.d)
         self.dA = _symbol_matrix("da", self.m, self.k)
+        self.dc = [sp.Symbol(f"dc_{c}", real=True) for c in range(self.k)]
         self.r = [sp.Symbol(f"r_{q}", real=True) for q in range(self.d)]
         self.t = sp.Symbol("t", positive=True)
         self._res: list | None = None
@@ -291,13 +304,21 @@ class SymbolicModel:
                 values[Ws[j, q]] = rat(point.W[j, q])
             for c in range(k):
                 values[As[j, c]] = rat(point.A[j, c])
-        return cls(X, Y, ap, am, pattern=pattern, W=W, A=A, values=values, loss=problem.loss)
+        C = None
+        if point.c is not None:       # never dropped: c is a parameter like the others
+            C = _bias_symbols(k)
+            for c in range(k):
+                values[C[c]] = rat(point.c[c])
+            if neurons is not None:   # frozen with the neurons that are not kept
+                C = [values.pop(C[c]) for c in range(k)]
+        return cls(X, Y, ap, am, pattern=pattern, W=W, A=A, C=C, values=values, loss=problem.loss)
 
     @classmethod
     def generic(cls, n: int, d: int, k: int, m: int, pattern: SignPattern | None = None,
-                alpha: tuple | None = None) -> "SymbolicModel":
+                alpha: tuple | None = None, output_bias: bool = False) -> "SymbolicModel":
         """Everything symbolic: data x_{i,q}, y_{i,c}, slopes alpha_+/alpha_- (unless given) and,
-        without a pattern, one free slope symbol s_{i,j} per entry (all patterns at once)."""
+        without a pattern, one free slope symbol s_{i,j} per entry (all patterns at once); with
+        ``output_bias`` an output bias c_0, ..., c_{k-1}."""
         X, Y = _symbol_matrix("x", n, d), _symbol_matrix("y", n, k)
         if alpha is None:
             ap, am = sp.Symbol("alpha_+", real=True), sp.Symbol("alpha_-", real=True)
@@ -307,7 +328,7 @@ class SymbolicModel:
         if pattern is None:
             slopes = sp.Matrix(n, m, lambda i, j: sp.Symbol(f"s_{i},{j}", real=True))
         return cls(X, Y, ap, am, pattern=pattern, slopes=slopes, W=_symbol_matrix("w", m, d),
-                   A=_symbol_matrix("a", m, k))
+                   A=_symbol_matrix("a", m, k), C=_bias_symbols(k) if output_bias else None)
 
     def view(self, j: int) -> "SymbolicModel":
         """The same model with only neuron j symbolic (the others frozen at the point)."""
@@ -317,6 +338,7 @@ class SymbolicModel:
         sub = {s: v for s, v in self.values.items() if s not in mine}
         W = self.W.xreplace(sub)
         A = self.A.xreplace(sub)
+        C = None if self._C is None else [v.xreplace(sub) for v in self._C]   # c frozen at its value
         vals = {s: self.values[s] for s in mine if s in self.values}
         offset = None
         if all(isinstance(v, sp.Basic) and v.is_Number for v in list(self.X) + list(self.Y)):
@@ -326,16 +348,31 @@ class SymbolicModel:
             offset = [[self.residual_at_point(i)[c] + self._Y[i][c] - own[i][c] for c in range(self.k)]
                       for i in range(self.n)]
         return SymbolicModel(self.X, self.Y, self.ap, self.am, pattern=self.pattern, slopes=self.S,
-                             W=W, A=A, values=vals, loss=self.loss_convention, _offset=offset)
+                             W=W, A=A, C=C, values=vals, loss=self.loss_convention, _offset=offset)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
+    @property
+    def has_output_bias(self) -> bool:
+        return self._C is not None
+
+    @property
+    def C(self) -> list | None:
+        """The output bias entries (symbols or numbers), or None."""
+        return None if self._C is None else list(self._C)
+
     def params(self, j: int | None = None) -> list:
-        """The symbolic parameters (row-major W then A; only neuron j's if given)."""
+        """The symbolic parameters (row-major W then A, then c; only neuron j's if given)."""
         rows = range(self.m) if j is None else [j]
         out = [self._W[jj][q] for jj in rows for q in range(self.d)]
         out += [self._A[jj][c] for jj in rows for c in range(self.k)]
+        if j is None and self._C is not None:
+            out += list(self._C)
         return [p for p in out if isinstance(p, sp.Symbol)]
+
+    def bias_params(self) -> list:
+        """The symbolic entries of c (empty without an output bias or with c frozen)."""
+        return [v for v in (self._C or []) if isinstance(v, sp.Symbol)]
 
     def dparams(self, j: int | None = None) -> list:
         """Direction symbols matching ``params``."""
@@ -345,6 +382,8 @@ class SymbolicModel:
             out += [self.dW[jj, q] for q in range(self.d) if isinstance(self._W[jj][q], sp.Symbol)]
         for jj in rows:
             out += [self.dA[jj, c] for c in range(self.k) if isinstance(self._A[jj][c], sp.Symbol)]
+        if j is None and self._C is not None:
+            out += [self.dc[c] for c in range(self.k) if isinstance(self._C[c], sp.Symbol)]
         return out
 
     def symbolic_neurons(self) -> list[int]:
@@ -366,7 +405,7 @@ class SymbolicModel:
     def latex_names(self) -> dict:
         """symbol_names for sympy.latex: dw_{j,q} -> \\Delta w_{j,q} etc."""
         out = {}
-        for M, base in ((self.dW, r"\Delta w"), (self.dA, r"\Delta a")):
+        for M, base in ((self.dW, r"\Delta w"), (self.dA, r"\Delta a"), (self.dc, r"\Delta c")):
             for s in M:
                 out[s] = base + "_{" + s.name.split("_", 1)[1] + "}"
         return out
@@ -382,7 +421,7 @@ class SymbolicModel:
         return sp.Add(*[self._X[i][q] * sp.sympify(r[q]) for q in range(self.d)])
 
     def output(self, i: int) -> list:
-        """f(x_i) on the pattern: sum_j a_j s_ij z_ij (k entries; frozen neurons as constants)."""
+        """f(x_i) on the pattern: sum_j a_j s_ij z_ij (+ c) (k entries; frozen neurons as constants)."""
         terms = [(self._S[i][j] * self.z(i, j), j) for j in self._active]
         return [self._offset[i][c] + sp.Add(*[self._A[j][c] * h for h, j in terms]) for c in range(self.k)]
 
@@ -536,14 +575,25 @@ class SymbolicModel:
                 terms.append(cij * self._S[i][j] * u)
         return sp.Add(*terms)
 
+    def mean_residual(self, *, at_point: bool = False) -> list:
+        """e_bar = (1/n) sum_i e_i over every data point: dL/dc (docs/biases.md §3.2), k entries."""
+        E = self._res_for(at_point)
+        return [sp.Add(*[E[i][c] for i in range(self.n)]) / self.n for c in range(self.k)]
+
     def directional_derivative(self, dW: Any = None, dA: Any = None, *, at_point: bool = False,
-                               form: str = "piecewise"):
-        """L'(theta; Delta) = sum_j [Delta a_j . G_j + a_j . D_j(Delta w_j)] (docs/theory.md §3), piecewise
-        in Delta (form='max': sigma on the kinks written with max(0, .)); symbolic Delta unless
-        numeric dW / dA are given."""
+                               form: str = "piecewise", dc: Any = None):
+        """L'(theta; Delta) = sum_j [Delta a_j . G_j + a_j . D_j(Delta w_j)] (+ e_bar . Delta c with an
+        output bias; docs/theory.md §3, docs/biases.md §3.2), piecewise in Delta (form='max': sigma on
+        the kinks written with max(0, .)); symbolic Delta unless numeric dW / dA / dc are given."""
         dWm = self.dW if dW is None else sp.Matrix(self.m, self.d, lambda j, q: rat(_entry(dW, j, q)))
         dAm = self.dA if dA is None else sp.Matrix(self.m, self.k, lambda j, c: rat(_entry(dA, j, c)))
         total = []
+        if self.bias_params():
+            dcv = self.dc if dc is None else [rat(v) for v in dc]
+            eb = self.mean_residual(at_point=at_point)
+            total += [dcv[c] * eb[c] for c in range(self.k) if isinstance(self._C[c], sp.Symbol)]
+        elif dc is not None and any(rat(v) != 0 for v in dc):
+            raise InputError("directional_derivative: dc given but the model has no free output bias")
         for j in self.symbolic_neurons():
             G = self.G(j)
             if at_point:
@@ -554,9 +604,9 @@ class SymbolicModel:
 
     # -- the ray of §2 -----------------------------------------------------------------------------
 
-    def _direction(self, dW: Any, dA: Any) -> tuple[dict, "SymbolicModel"]:
-        """Map param -> param + t * direction, and the model whose kink branches are those of
-        the direction (when it is numeric)."""
+    def _direction(self, dW: Any, dA: Any, dc: Any = None) -> tuple[dict, "SymbolicModel"]:
+        """Map param -> param + t * direction (c + t dc for a free output bias), and the model whose
+        kink branches are those of the direction (when it is numeric)."""
         model = self
         if dW is not None:
             dWm = sp.Matrix(self.m, self.d, lambda j, q: rat(_entry(dW, j, q)))
@@ -564,7 +614,7 @@ class SymbolicModel:
                 pat = self.pattern.branch_from_direction(self.X, dWm)
                 if pat != self.pattern:
                     model = SymbolicModel(self.X, self.Y, self.ap, self.am, pattern=pat, W=self.W, A=self.A,
-                                          values=self.values, loss=self.loss_convention)
+                                          C=self._C, values=self.values, loss=self.loss_convention)
         else:
             dWm = self.dW
         dAm = self.dA if dA is None else sp.Matrix(self.m, self.k, lambda j, c: rat(_entry(dA, j, c)))
@@ -576,12 +626,20 @@ class SymbolicModel:
             for c in range(self.k):
                 if isinstance(self._A[j][c], sp.Symbol):
                     sub[self._A[j][c]] = self._A[j][c] + self.t * dAm[j, c]
+        if self.bias_params():
+            dcv = self.dc if dc is None else [rat(v) for v in dc]
+            for c in range(self.k):
+                if isinstance(self._C[c], sp.Symbol):
+                    sub[self._C[c]] = self._C[c] + self.t * dcv[c]
+        elif dc is not None and any(rat(v) != 0 for v in dc):
+            raise InputError("dc given but the model has no free output bias")
         return sub, model
 
-    def ray_coefficients(self, dW: Any = None, dA: Any = None, *, at_point: bool = True) -> list:
+    def ray_coefficients(self, dW: Any = None, dA: Any = None, *, at_point: bool = True, dc: Any = None) -> list:
         """[c1, c2, c3, c4] with L(theta + t Delta) - L(theta) = c1 t + ... + c4 t^4 on the
-        pattern, derived by substituting theta + t Delta into the pattern polynomial."""
-        sub, model = self._direction(dW, dA)
+        pattern, derived by substituting theta + t Delta into the pattern polynomial (Delta moves c
+        by ``dc`` when the model has a free output bias; default: the symbols dc_c)."""
+        sub, model = self._direction(dW, dA, dc)
         t = self.t
         at_point = at_point and bool(self.values)
         polys = []
@@ -598,10 +656,11 @@ class SymbolicModel:
             raise AssertionError("the loss along a ray on a fixed pattern has degree > 4")  # impossible
         return [sp.expand(c) for c in coeffs[1:5]]
 
-    def directional_derivative_limit(self, dW: Any = None, dA: Any = None, *, at_point: bool = True):
+    def directional_derivative_limit(self, dW: Any = None, dA: Any = None, *, at_point: bool = True,
+                                     dc: Any = None):
         """lim_{t->0+} (L(theta + t Delta) - L(theta)) / t, from the definition (the t coefficient
         of the ray polynomial on the pattern the direction enters)."""
-        return self.ray_coefficients(dW, dA, at_point=at_point)[0]
+        return self.ray_coefficients(dW, dA, at_point=at_point, dc=dc)[0]
 
     def t_max(self, dW: Any) -> sp.Rational | None:
         """Largest t such that no z_ij != 0 changes sign on (0, t): min over z_ij delta_ij < 0 of
@@ -618,7 +677,8 @@ class SymbolicModel:
 
     def escape_path(self, j: int, r: Sequence) -> list:
         """Coefficients c0..c6 of L(theta(t)) - L(theta) along w_j + t r, a_j - t^2 D_j(r) (docs/theory.md §4),
-        on the pattern the direction r enters (numeric point and r)."""
+        on the pattern the direction r enters (numeric point and r); an output bias stays at its value
+        (docs/biases.md §4.4)."""
         r = [rat(v) for v in r]
         dW = [[0] * self.d for _ in range(self.m)]
         dW[j] = list(r)

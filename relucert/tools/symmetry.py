@@ -9,6 +9,13 @@
   direction outside the kernel gives an exact negative-curvature (second-order saddle) certificate;
 - counting of symmetry-induced critical sets: brute-force enumeration of groupings versus the
   closed forms T(r*, m) and G(r, m) of docs/theory.md §7, with realisations checked exactly.
+
+With an output bias c (``Point.c``; docs/biases.md §6, §9): rescalings and permutations leave c
+unchanged and the invariants |w_j|^2 - |a_j|^2 are still conserved (with a folded hidden bias b_j the
+last column of W, this is |w_j|^2 + b_j^2 - |a_j|^2); the Hessian is the joint one in (W, A, c).  A
+*constant neuron* -- sigma(w_j . x_i) = h_j != 0 the same on every data point, e.g. w_j = (0, b_j)
+with a folded hidden bias -- gives the exactly flat lines (a_j + delta e_c, c - h_j delta e_c) of
+docs/biases.md §5.3, listed with their exact checks (``constant_neuron_lines``).
 """
 from __future__ import annotations
 
@@ -20,9 +27,11 @@ from typing import Sequence
 import numpy as np
 from flint import fmpq
 
-from relucert.core.formulas import forward, half_mean_loss, loss_half_mean, ray_coefficients
+from relucert.core.formulas import (derivative_form, forward, forward_point, half_mean_loss, loss_half_mean,
+                                    ray_coefficients, residuals)
 from relucert.core.formulas import neuron_status as core_neuron_status
-from relucert.core.linalg import dot, is_zero, parallel_factor, rows
+from relucert.core.hessian import hessian, param_index, second_order_obstructions
+from relucert.core.linalg import dot, is_zero, mat_rank, matvec, parallel_factor, quad, rows
 from relucert.decide.second_order import hessian_analysis
 from relucert.core.problem import Point, Problem
 
@@ -120,11 +129,19 @@ def orbits(problem: Problem, point: Point) -> dict:
         "rescaling": {"neurons_with_orbit": with_orbit, "dimension": len(with_orbit),
                       "invariants": [str(dot(w, w) - dot(a, a)) for w, a in zip(W, A)],
                       "note": "(w_j, a_j) -> (c w_j, a_j / c), c > 0, leaves f unchanged; "
-                              "|w_j|^2 - |a_j|^2 is conserved by gradient flow"},
+                              "|w_j|^2 - |a_j|^2 is conserved by gradient flow"
+                              + (BIAS_INVARIANT_NOTE if point.c is not None else "")},
         "permutation": {"orbit_size": orbit, "orbit_size_modulo_rescaling": orbit_r,
                         "identical_pairs": identical, "rescaling_equivalent_pairs": equiv,
-                        "note": "orbit = m! / prod(multiplicity of identical neurons)!"},
+                        "note": "orbit = m! / prod(multiplicity of identical neurons)!"
+                                + ("; the output bias c is shared by all neurons and not permuted"
+                                   if point.c is not None else "")},
     }
+
+
+BIAS_INVARIANT_NOTE = ("; the output bias c is not rescaled, and the law still holds with it "
+                       "(w_j . dL/dw_j = a_j . dL/da_j; docs/biases.md §6, §9); with a hidden bias b_j folded "
+                       "into the last column of W the invariant reads |w_j|^2 + b_j^2 - |a_j|^2")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,7 +156,7 @@ def equal_w_pairs(point: Point) -> list[tuple[int, int]]:
 def flat_line(problem: Problem, point: Point, i: int, j: int) -> dict:
     """Exact check that the loss is constant along (a_i + delta e_c, a_j - delta e_c), every c."""
     act = problem.activation
-    fw = forward(problem.X, problem.Y, point.W, point.A, act.alpha_plus, act.alpha_minus)
+    fw = forward_point(problem, point)          # residuals with the output bias, if any (c does not move)
     L0 = half_mean_loss(fw.E)
     m, d, k = point.m, problem.d, problem.k
     per = []
@@ -176,6 +193,93 @@ def flat_line(problem: Problem, point: Point, i: int, j: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# constant neurons with an output bias: flat lines (a_j + delta, c - h_j delta) (docs/biases.md §5.3)
+# ---------------------------------------------------------------------------------------------
+
+def constant_neurons(problem: Problem, point: Point) -> list[tuple[int, fmpq]]:
+    """(j, h_j) for the neurons whose activation sigma(w_j . x_i) = h_j != 0 is the same on every data
+    point (with a folded hidden bias: w_j = (0, b_j), h_j = sigma(b_j)); only meaningful with an
+    output bias c, which can absorb such a neuron's output."""
+    if point.c is None:
+        return []
+    H = forward_point(problem, point).H
+    out = []
+    for j in range(point.m):
+        col = H[:, j].tolist()
+        if col and col[0] != 0 and all(v == col[0] for v in col):
+            out.append((j, col[0]))
+    return out
+
+
+def constant_neuron_line(problem: Problem, point: Point, j: int, h: fmpq, *, H=None, stationary=None) -> dict:
+    """Exact check that L is constant along (a_j + delta e_c, c - h delta e_c), every output c: the
+    outputs on the data do not change (h delta - h delta), so neither do the residuals or L.  Also:
+    whether the line lies in the kernel of the Hessian ``H`` (joint, in (W, A, c); None: not
+    available), an exact negative-curvature direction when it does not, and whether every point of
+    the line is critical (then it belongs to the critical manifold, docs/biases.md §5.3)."""
+    act = problem.activation
+    fw = forward_point(problem, point)
+    L0 = half_mean_loss(fw.E)
+    m, d, k = point.m, problem.d, problem.k
+    Dlin, Dh = derivative_form(problem, residuals(problem, point), point.W[j].tolist())
+    wi, ai, P = param_index(m, d, k, True)
+    flat = True
+    per = []
+    for c in range(k):
+        polys = []
+        for sgn in (1, -1):
+            dW = np.empty((m, d), dtype=object)
+            dW[...] = fmpq(0)
+            dA = np.empty((m, k), dtype=object)
+            dA[...] = fmpq(0)
+            dA[j, c] = fmpq(sgn)
+            dc = np.empty(k, dtype=object)
+            dc[...] = fmpq(0)
+            dc[c] = -sgn * h
+            c1, c2, c3, c4, tmax = ray_coefficients(problem.X, fw.E, fw.Z, None, point.W, point.A, dW, dA,
+                                                    act.alpha_plus, act.alpha_minus, dc)
+            polys.append({"coefficients": [str(v) for v in (L0, c1, c2, c3, c4)], "valid_for_all_t": tmax is None})
+            flat &= (c1 == 0 and c2 == 0 and c3 == 0 and c4 == 0 and tmax is None)
+        losses = {}
+        for delta in FLAT_DELTAS:
+            p = point.copy()
+            p.A[j, c] = p.A[j, c] + delta
+            p.c[c] = p.c[c] - h * delta
+            Ld = loss_half_mean(problem, p)
+            losses[str(delta)] = str(Ld * problem.loss_factor())
+            flat &= (Ld == L0)
+        # D_j's output-c component: along the line phi_j(r) moves by delta D_jc(r), dL/dw_j by delta x that
+        D_c_zero = all(v == 0 for v in Dlin[c]) and all(Hp[c] == 0 for Hp in Dh.values())
+        entry = {"output": c, "direction": {"da": {"neuron": j, "output": c, "value": "1"},
+                                            "dc": {"output": c, "value": str(-h)}},
+                 "polynomial_delta_positive": polys[0], "polynomial_delta_negative": polys[1],
+                 "loss_at_delta": losses, "D_j_component_zero": D_c_zero,
+                 "every_point_critical": None if stationary is None else bool(stationary and D_c_zero)}
+        if H is not None:
+            v = [fmpq(0)] * P
+            v[ai(j, c)] = fmpq(1)
+            v[m * (d + k) + c] = -h
+            Hv = matvec(H, v)
+            entry["in_hessian_kernel"] = all(x == 0 for x in Hv)
+            if not entry["in_hessian_kernel"]:
+                # L is constant along v, so v^T H v = 0 and H v != 0: v - s H v has negative curvature
+                nn, qq = dot(Hv, Hv), quad(H, Hv)
+                s_ = fmpq(1) if qq <= 0 else nn / qq
+                u = [x - s_ * y for x, y in zip(v, Hv)]
+                curv = quad(H, u)
+                entry["negative_curvature"] = {"direction": [str(x) for x in u], "s": str(s_),
+                                               "u_H_u": str(curv), "negative": bool(curv < 0)}
+        per.append(entry)
+    return {"neuron": j, "h": str(h), "flat": flat, "loss": str(L0 * problem.loss_factor()),
+            "loss_convention": problem.loss, "directions": per,
+            "meaning": "sigma(w_j . x_i) = h on every data point: moving a_j by delta and c by -h delta leaves every "
+                       "output on the data, hence L, unchanged (loss as a polynomial in delta, both signs; "
+                       "docs/biases.md §5.3). Such a line is in ker H or gives negative curvature; it belongs to "
+                       "the critical manifold only when every point of it is critical (the point stationary and "
+                       "D_j's output-c component identically 0)"}
+
+
+# ---------------------------------------------------------------------------------------------
 # full analysis of a point
 # ---------------------------------------------------------------------------------------------
 
@@ -203,8 +307,34 @@ def analyze(problem: Problem, point: Point, *, do_certify: bool = True, do_hessi
                           "stationary": stationary, "loss": str(res.loss), "loss_convention": problem.loss}
     out["flat_lines"] = [flat_line(problem, point, i, j) for i, j in equal_w_pairs(point)]
     out["permutation_points"] = [fl["pair"] for fl in out["flat_lines"] if fl["permutation_point"]]
+    if point.c is not None:
+        out["output_bias"] = {"c": [str(v) for v in point.c.tolist()],
+                              "note": "c is unchanged by rescalings and permutations; the Hessian is the joint one "
+                                      "in (W, A, c) (size m (d + k) + k)"}
     if do_hessian:
         out["hessian"] = hessian_analysis(problem, point, stationary)
+    if point.c is not None:
+        H = None
+        if do_hessian and out["hessian"].get("available") and not second_order_obstructions(problem, point):
+            H = hessian(problem, point)
+        consts = constant_neurons(problem, point)
+        lines = [constant_neuron_line(problem, point, j, h, H=H, stationary=stationary) for j, h in consts]
+        out["constant_neuron_lines"] = lines
+        if H is not None and lines:
+            m, d, k = point.m, problem.d, problem.k
+            P = m * (d + k) + k
+            vecs = []
+            for ln, (j, h) in zip(lines, consts):
+                for e in ln["directions"]:
+                    if e["in_hessian_kernel"]:
+                        v = [fmpq(0)] * P
+                        v[m * d + j * k + e["output"]] = fmpq(1)
+                        v[m * (d + k) + e["output"]] = -h
+                        vecs.append(v)
+            out["hessian"]["constant_neuron_lines_in_kernel"] = mat_rank(vecs, P) if vecs else 0
+            out["hessian"]["constant_neuron_lines_note"] = (
+                "kernel dimension spanned by the constant-neuron lines alone; the kernel split above does not "
+                "count them (they fall under 'rest' unless they are also dead-neuron or flat-line directions)")
     return out
 
 
