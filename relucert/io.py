@@ -14,7 +14,7 @@ from relucert.check import BALL_FORMAT, FORMAT
 from relucert.check.limits import LimitError, Limits, read_text
 from relucert.check.limits import load_json as parse_json_text
 from relucert.errors import InputError, short_message
-from relucert.core.problem import Point, Problem
+from relucert.core.problem import Activation, Point, Problem
 
 REQUIRED = ("X", "Y", "W", "A")
 
@@ -216,14 +216,33 @@ def _load(path: str, index: int | None = None) -> tuple[Problem, Point]:
     raise InputError(f"{path}: unknown file type (expected .json or .npz)")
 
 
-def load_problem(path: str) -> Problem:
-    """Data only (X, Y, activation, loss) from a .json or .npz file; W and A are ignored."""
-    return _named(path, _load_problem, path)
+DATA_FILE_TYPES = ".json, .npz, .pt/.pth (a dict of tensors X, Y) or .csv (a header row; y* columns are Y)"
+
+
+def load_problem(path: str, activation: Any = None) -> Problem:
+    """Data only (X, Y, activation, loss) from a .json, .npz, .pt/.pth or .csv file; W and A are
+    ignored.  ``activation`` (a spec as for ``Activation.parse``) is for files that do not carry one; a
+    file that does and disagrees is an error (never silently one or the other)."""
+    pb = _named(path, _load_problem, path)
+    if activation is None:
+        return pb
+    act = _named(path, Activation.parse, activation)
+    if "activation" not in pb.defaulted:
+        if act != pb.activation:
+            raise InputError(f"{path}: field 'activation': the file says {pb.activation.name}, --activation says "
+                             f"{act.name}; drop one of them")
+        return pb
+    return Problem(pb.X, pb.Y, act, pb.loss, defaulted=tuple(k for k in pb.defaulted if k != "activation"))
 
 
 def _load_problem(path: str) -> Problem:
     if not os.path.exists(path):
         raise InputError(f"no such file: {path}")
+    low = path.lower()
+    if low.endswith((".pt", ".pth")):
+        return _torch_data(path)
+    if low.endswith(".csv"):
+        return _csv_data(path)
     if path.lower().endswith(".json"):
         obj = read_json_exact(path)
         if not isinstance(obj, dict) or "X" not in obj or "Y" not in obj:
@@ -237,7 +256,76 @@ def _load_problem(path: str) -> Problem:
             raise InputError(f"{path}: a data file needs arrays X and Y")
         return Problem.make(z["X"], z["Y"], activation_from_npz(z),
                             str(_npz_scalar(z, "loss_convention", None) or _loss_key(z)))
-    raise InputError(f"{path}: unknown data file type (expected .json or .npz)")
+    raise InputError(f"{path}: unknown data file type (expected {DATA_FILE_TYPES})")
+
+
+def _data_problem(path: str, X: Any, Y: Any, obj: dict) -> Problem:
+    pb = Problem.make(X, Y, obj.get("activation", "relu"), obj.get("loss", "half_mean"))
+    pb.defaulted = tuple(key for key in ("activation", "loss") if key not in obj)
+    return pb
+
+
+def _torch_data(path: str) -> Problem:
+    """A .pt/.pth data file: ``torch.save({"X": X, "Y": Y[, "activation": .., "loss": ..]})`` (or a
+    tuple (X, Y)), read with weights_only=True; float tensors are read as their exact binary values."""
+    torch = _import_torch("read a .pt data file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 -- any failure of the safe unpickler is an input error
+        raise _torch_load_error(path, e) from None
+    if isinstance(obj, (tuple, list)) and len(obj) == 2:
+        obj = {"X": obj[0], "Y": obj[1]}
+    if not isinstance(obj, dict) or "X" not in obj or "Y" not in obj:
+        raise InputError(f"{path}: a .pt data file holds a dict with tensors X and Y (or a tuple (X, Y))")
+    arrays = {}
+    for key in ("X", "Y"):
+        v = obj[key]
+        if not _is_tensor(v):
+            raise InputError(f"{path}: field '{key}': expected a tensor, found {type(v).__name__}")
+        if v.dtype.is_floating_point:
+            arrays[key] = _exact_float64(key, v, path)
+        elif v.dtype.is_complex or v.dtype == torch.bool:
+            raise InputError(f"{path}: field '{key}': dtype {_dtype_name(v)} is not a real number type")
+        else:
+            arrays[key] = [[int(x) for x in row] for row in v.reshape(v.shape[0], -1).tolist()] \
+                if v.dim() > 1 else [int(x) for x in v.tolist()]
+    meta = {}
+    for key in ("activation", "loss"):
+        if key in obj:
+            if not isinstance(obj[key], str):
+                raise InputError(f"{path}: field '{key}': expected a string, found {type(obj[key]).__name__}")
+            meta[key] = obj[key]
+    return _data_problem(path, arrays["X"], arrays["Y"], meta)
+
+
+def _csv_data(path: str) -> Problem:
+    """A .csv data file: a header row, then one data point per row; columns whose name starts with 'y'
+    are the outputs Y (in order), the others the inputs X.  Every value is read exactly as written in
+    decimal (0.1 is 1/10), as JSON strings are.  A CSV carries no activation: --activation gives it."""
+    import csv
+    with open(path, newline="", encoding="utf-8") as fh:
+        try:
+            rows = list(csv.reader(fh))
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise InputError(f"{path}: not a readable CSV file ({e})") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if len(rows) < 2:
+        raise InputError(f"{path}: a CSV data file needs a header row and at least one data row")
+    head = [h.strip() for h in rows[0]]
+    ycols = [i for i, h in enumerate(head) if h.lower().startswith("y")]
+    xcols = [i for i, h in enumerate(head) if i not in ycols]
+    if not ycols or not xcols:
+        raise InputError(f"{path}: header {head}: needs input columns and output columns (names starting with 'y')")
+    X, Y = [], []
+    for r, row in enumerate(rows[1:], start=2):
+        if len(row) != len(head):
+            raise InputError(f"{path}: row {r}: {len(row)} values, the header has {len(head)} columns")
+        X.append([row[i].strip() for i in xcols])
+        Y.append([row[i].strip() for i in ycols])
+    try:
+        return _data_problem(path, X, Y, {})
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -672,11 +760,12 @@ def state_dict_point(sd: dict, pb: Problem, *, keys: str | None = None, source: 
     return pb, Point.make(W, A, pb, c=c), info      # floats -> exact binary values (core.problem.to_fmpq)
 
 
-def load_torch_info(ckpt: str, data: str, keys: str | None = None) -> tuple[Problem, Point, TorchLoadInfo]:
+def load_torch_info(ckpt: str, data: str, keys: str | None = None, activation: Any = None
+                    ) -> tuple[Problem, Point, TorchLoadInfo]:
     """Problem, point and the parameter mapping of a checkpoint (.pt/.pth/.safetensors) with a data file.
     With a hidden bias the problem's X has a constant-1 column appended (``info.bias_column``); an output
-    bias becomes the point's c, exactly (``info.output_bias``)."""
-    pb = load_problem(data)
+    bias becomes the point's c, exactly (``info.output_bias``); ``activation`` as for ``load_problem``."""
+    pb = load_problem(data, activation)
     sd, container, prefix, ignored = read_checkpoint(ckpt)
     return state_dict_point(sd, pb, keys=keys, source=ckpt, prefix=prefix, container=container, ignored=ignored)
 

@@ -59,8 +59,13 @@ def add_parser(sub) -> None:
                         "so. An output bias is read exactly into c, a free parameter that refinement and --converge move "
                         "with the rest; any tensor the mapping does not use is refused, never dropped")
     p.add_argument("--data", metavar="DATA",
-                   help="data file for --torch (.json or .npz with X, Y, activation, loss); X without a constant "
+                   help="data file for --torch (.json or .npz with X, Y, activation, loss; .pt with a dict of "
+                        "tensors X, Y; .csv with a header row, y* columns = Y); X without a constant "
                         "column (with a hidden bias the loader appends one)")
+    p.add_argument("--activation", metavar="SPEC",
+                   help="activation for a data file that does not carry one (.csv always needs it): relu, leaky_relu:SLOPE, "
+                        "abs, or ALPHA_PLUS,ALPHA_MINUS (numbers read exactly as written); a file that carries "
+                        "a different one is an error")
     p.add_argument("--keys", metavar="IN_W[,IN_B],OUT_W",
                    help="state_dict keys for --torch when the layers are not found by shape: the input weight "
                         "(m x d), optionally the hidden bias (m), and the output weight (k x m), e.g. "
@@ -92,9 +97,11 @@ def add_parser(sub) -> None:
 def _load(args):
     if args.torch:
         if not args.data:
-            raise InputError("--torch needs --data DATA.(json|npz) with X, Y and the activation")
-        problem, point, args.torch_mapping = load_torch_info(args.torch, args.data, args.keys)
+            raise InputError("--torch needs --data DATA.(json|npz|pt|csv) with X, Y (and the activation)")
+        problem, point, args.torch_mapping = load_torch_info(args.torch, args.data, args.keys, args.activation)
         return problem, point
+    if args.activation:
+        raise InputError("--activation is for the --data file of --torch (a point file carries its activation)")
     if not args.file:
         raise InputError("certify needs a FILE (or --torch CKPT --data DATA)")
     return load(args.file, args.index)

@@ -22,7 +22,12 @@ def add_parser(sub) -> None:
                                       "'gradient_flow' or 'adam' -- the |w_j|^2-|a_j|^2 conservation drift "
                                       "is printed for (S)GD only, with a qualifier when optimizer is absent) "
                                       "or a directory of torch checkpoints (with --data)")
-    p.add_argument("--data", help="data file for a directory of torch checkpoints")
+    p.add_argument("--data", help="data file for a directory of torch checkpoints (.json, .npz, .pt or .csv), or "
+                   "the data of a trajectory .npz that has no X, Y")
+    p.add_argument("--activation", metavar="SPEC",
+                   help="activation for a data file that does not carry one (.csv always needs it): relu, leaky_relu:SLOPE, "
+                        "abs, or ALPHA_PLUS,ALPHA_MINUS (numbers read exactly as written); a file that carries "
+                        "a different one is an error")
     p.add_argument("--keys", help="state_dict keys IN_W,OUT_W or IN_W,IN_B,OUT_W (a hidden bias is folded exactly "
                    "into a constant-1 input column; see relucert certify --help)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -71,7 +76,9 @@ def run(args) -> int:
         folder = os.path.dirname(os.path.abspath(args.latex))
         if not os.path.isdir(folder):
             raise InputError(f"--latex {args.latex}: folder {folder} does not exist")
-    traj = load_trajectory(args.trajectory, args.data, args.keys)
+    if args.activation and not args.data:
+        raise InputError("--activation is for the --data file (a trajectory .npz carries its activation)")
+    traj = load_trajectory(args.trajectory, args.data, args.keys, args.activation)
     sc = screen_arrays(traj.problem, traj.W, traj.A, c=traj.c, tol_kink=args.tol_kink, tol_tiny=args.tol_tiny,
                        progress=not args.json and traj.T > 20000, workers=args.workers)
     if traj.loss is None:

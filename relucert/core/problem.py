@@ -180,6 +180,11 @@ class Activation:
         if not isinstance(spec, str):
             raise InputError(f"activation: expected a name or {{alpha_plus, alpha_minus}}, got {spec!r}")
         s = spec.strip().lower()
+        if "," in s:                              # "alpha_plus,alpha_minus", each read exactly as written
+            parts = [p.strip() for p in s.split(",")]
+            if len(parts) != 2 or not all(parts):
+                raise InputError(f"activation {spec!r}: expected ALPHA_PLUS,ALPHA_MINUS (two numbers)")
+            return cls(to_fmpq(parts[0], "alpha_plus"), to_fmpq(parts[1], "alpha_minus"))
         if s == "relu":
             return cls(fmpq(1), fmpq(0))
         if s == "abs":
@@ -190,8 +195,8 @@ class Activation:
             return cls(fmpq(1), slope)
         if s == "linear":
             raise InputError("activation 'linear' has alpha_plus = alpha_minus; not ReLU-like")
-        raise InputError(f"unknown activation {spec!r} (use relu, leaky_relu:SLOPE, abs, or "
-                         "{'alpha_plus': .., 'alpha_minus': ..})")
+        raise InputError(f"unknown activation {spec!r} (use relu, leaky_relu:SLOPE, abs, ALPHA_PLUS,ALPHA_MINUS "
+                         "or {'alpha_plus': .., 'alpha_minus': ..})")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -92,13 +92,14 @@ def _finite(name: str, a: np.ndarray, source: str) -> None:
             raise InputError(f"{source}: {name} contains {'NaN' if np.isnan(a[tuple(idx)]) else 'inf'} at index {idx}")
 
 
-def load_trajectory(path: str, data: str | None = None, keys: str | None = None) -> Trajectory:
+def load_trajectory(path: str, data: str | None = None, keys: str | None = None,
+                    activation: str | None = None) -> Trajectory:
     """A trajectory .npz (W T x m x d, A T x m x k, optional c T x k output biases, step, loss,
     optimizer, with X, Y) or a directory of torch checkpoints (sorted by the last number in their
     file names) plus ``data``."""
     from relucert.io import _npz_scalar, _open_npz, activation_from_npz, _loss_key, load_problem
     if os.path.isdir(path):
-        return _load_torch_dir(path, data, keys)
+        return _load_torch_dir(path, data, keys, activation)
     if not os.path.exists(path):
         raise InputError(f"no such file: {path}")
     if not path.lower().endswith(".npz"):
@@ -112,7 +113,7 @@ def load_trajectory(path: str, data: str | None = None, keys: str | None = None)
         raise InputError(f"{src}: missing array(s) {', '.join(missing)} (has {', '.join(z.files)})")
     W, A = z["W"], z["A"]
     if data is not None:
-        pb = load_problem(data)
+        pb = load_problem(data, activation)
     else:
         loss_conv = str(_npz_scalar(z, "loss_convention", None) or _loss_key(z))
         pb = Problem.make(z["X"], z["Y"], activation_from_npz(z), loss_conv)
@@ -157,14 +158,14 @@ def load_trajectory(path: str, data: str | None = None, keys: str | None = None)
     return Trajectory(pb, W.astype(float), A.astype(float), np.asarray(step), loss, src, optimizer or None, C)
 
 
-def _load_torch_dir(path: str, data: str | None, keys: str | None) -> Trajectory:
+def _load_torch_dir(path: str, data: str | None, keys: str | None, activation: str | None = None) -> Trajectory:
     """Every .pt/.pth/.safetensors checkpoint of a directory, read as ``relucert certify --torch`` reads
     one: all tensors used, an output bias read as the checkpoint's c (its exact float value), a hidden
     bias folded into a constant-1 column of X (every checkpoint must map the same way, under the same
     keys)."""
     from relucert.io import load_problem, torch_weights, with_constant_column
     if data is None:
-        raise InputError("a directory of torch checkpoints needs --data DATA.(json|npz)")
+        raise InputError("a directory of torch checkpoints needs --data DATA.(json|npz|pt|csv)")
     files = sorted(glob.glob(os.path.join(path, "*.pt")) + glob.glob(os.path.join(path, "*.pth"))
                    + glob.glob(os.path.join(path, "*.safetensors")))
     if not files:
@@ -175,7 +176,7 @@ def _load_torch_dir(path: str, data: str | None, keys: str | None) -> Trajectory
         return int(found[-1]) if found else -1
 
     files.sort(key=num)
-    pb = load_problem(data)
+    pb = load_problem(data, activation)
     Ws, As, Cs, first = [], [], [], None
     for f in files:
         W, A, info = torch_weights(f, pb, keys, output_bias=True)
