@@ -171,3 +171,25 @@ def test_cli_certify_torch_with_csv_data_and_activation(tmp_path, capsys):
     torch.save({"X": torch.tensor(X), "Y": torch.tensor(Y), "activation": "relu"}, tmp_path / "r.pt")
     one_line_error(capsys, main(["certify", "--torch", str(tmp_path / "ckpt.pt"), "--data", str(tmp_path / "r.pt"),
                                  "--activation", "abs"]), "r.pt", "field 'activation'")
+
+
+def test_batch_all_passes_activation_to_every_torch_checkpoint(tmp_path, capsys):
+    d = tmp_path / "ckpts"
+    d.mkdir()
+    for s in range(2):
+        torch.manual_seed(s)
+        torch.save(torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.LeakyReLU(0.25),
+                                       torch.nn.Linear(2, 1)).state_dict(), d / f"c{s}.pt")
+    csv = tmp_path / "d.csv"
+    csv.write_text("x,y\n1,1\n-2,0.5\n3,-1\n")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    code = main(["certify", str(d), "--all", "--data", str(csv), "--activation", "leaky_relu:0.25", "--exact-only",
+                 "--quiet", "--certificates", str(certs)])
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert code == 0 and len(lines) == 2 and not any("error" in ln for ln in lines), lines
+    for ln in lines:
+        cert = json.loads(open(ln["certificate_file"]).read())
+        assert cert["problem"]["activation"] == {"alpha_plus": "1", "alpha_minus": "1/4"}
+    # without --data the option has nothing to apply to: refused, not ignored
+    one_line_error(capsys, main(["certify", str(d), "--all", "--activation", "relu"]), "--activation")

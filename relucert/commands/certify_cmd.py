@@ -185,7 +185,9 @@ def run_batch(args, tol) -> int:
         raise InputError(f"--certificates {args.certificates}: folder does not exist")
     if args.converge_steps < 1 or not (args.converge_time > 0):
         raise InputError("--converge-steps must be >= 1 and --converge-time > 0")
-    jobs = jobs_for(args.file, data=args.data, keys=args.keys, every=args.every)
+    if args.activation and not args.data:
+        raise InputError("--activation is for the --data file of torch checkpoints (point files carry their activation)")
+    jobs = jobs_for(args.file, data=args.data, keys=args.keys, every=args.every, activation=args.activation)
     mode = "never" if args.exact_only else "always" if args.refine else "auto"
     options = {"method": args.method, "tolerances": tol, "refine_mode": mode,
                "check_mode": False if args.no_check else "auto", "converge": args.converge,

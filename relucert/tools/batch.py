@@ -31,6 +31,7 @@ class Job:
     index: int | None = None
     data: str | None = None     # data file for a torch checkpoint
     keys: str | None = None
+    activation: str | None = None   # --activation for a data file that does not carry one
 
 
 def trajectory_length(path: str) -> int | None:
@@ -47,7 +48,8 @@ def trajectory_length(path: str) -> int | None:
     return int(shape[0]) if len(shape) == 3 else None
 
 
-def jobs_for(path: str, *, data: str | None = None, keys: str | None = None, every: int = 1) -> list[Job]:
+def jobs_for(path: str, *, data: str | None = None, keys: str | None = None, every: int = 1,
+             activation: str | None = None) -> list[Job]:
     """The checkpoints under ``path``: a folder (its .json / .npz point files and certificates, every
     checkpoint of its trajectory .npz files, and its torch checkpoints when ``data`` is given), or
     one trajectory .npz (its checkpoints, every ``every``-th and the last)."""
@@ -68,7 +70,7 @@ def jobs_for(path: str, *, data: str | None = None, keys: str | None = None, eve
         if low.endswith(TORCH_SUFFIXES):
             if data is None:
                 raise InputError(f"{f}: a torch checkpoint needs --data DATA (X, Y, activation)")
-            jobs.append(Job(f, f, None, data, keys))
+            jobs.append(Job(f, f, None, data, keys, activation))
         elif low.endswith(".npz") and (T := trajectory_length(f)) is not None:
             idx = sorted(set(range(0, T, every)) | {T - 1})
             jobs += [Job(f"{f}#{i}", f, i) for i in idx]
@@ -98,7 +100,7 @@ def certify_job(job: Job, options: dict) -> dict:
     t0 = time.perf_counter()
     try:
         if job.data is not None:
-            problem, point, _ = load_torch_info(job.path, job.data, job.keys)
+            problem, point, _ = load_torch_info(job.path, job.data, job.keys, job.activation)
         else:
             problem, point = load(job.path, job.index)
         report = certify_checkpoint(problem, point, **options)
