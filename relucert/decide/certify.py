@@ -246,6 +246,16 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
         return finish("inconclusive", f"stationarity of neurons {undecided} could not be decided exactly",
                       escape_neurons)
 
+    def kink_decided(kd: dict, why_min: str, why_saddle: str):
+        # the kink second-order route (decide/kinks.py) as a verdict, or None when it decides nothing
+        if kd["verdict"] == "local_min":
+            ev["kink_second_order"] = kd["evidence"]
+            return finish("local_min", why_min, escape_neurons)
+        if kd["verdict"] == "saddle":
+            ev["second_order"] = kd["evidence"]
+            return finish("saddle", why_saddle, escape_neurons)
+        return None
+
     zero_a_escape = [j for j in escape_neurons if state.neuron(j).a_zero]
     if zero_a_escape:
         j = zero_a_escape[0]
@@ -270,14 +280,11 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
                                        f"dimension {mb['tangent_dimension']}): a Morse-Bott local minimum",
                           escape_neurons)
         kd = decide_kinks(state)
-        if kd["verdict"] == "local_min":
-            ev["kink_second_order"] = kd["evidence"]
-            return finish("local_min", f"vector output, escape neurons {escape_neurons} with a_j != 0: second-order "
-                                       f"sufficiency on every kink piece ({kd['reason']})", escape_neurons)
-        if kd["verdict"] == "saddle":
-            ev["second_order"] = kd["evidence"]
-            return finish("saddle", f"vector output, escape neurons {escape_neurons} with a_j != 0: {kd['reason']}",
-                          escape_neurons)
+        done = kink_decided(kd, f"vector output, escape neurons {escape_neurons} with a_j != 0: second-order "
+                                f"sufficiency on every kink piece ({kd['reason']})",
+                            f"vector output, escape neurons {escape_neurons} with a_j != 0: {kd['reason']}")
+        if done is not None:
+            return done
         return finish("inconclusive", f"vector output: escape neurons {escape_neurons} have a_j != 0; "
                                       "Theorems A/B decide nothing here, no second-order descent ray was "
                                       "found (along the escape neurons' flat directions, or the Hessian at a "
@@ -285,14 +292,11 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
                                       f"test stops: {kd['reason']}", escape_neurons)
     if unknown_escape:
         kd = decide_kinks(state)       # needs no escape status: only stationarity (checked above)
-        if kd["verdict"] == "local_min":
-            ev["kink_second_order"] = kd["evidence"]
-            return finish("local_min", f"escape status of neurons {unknown_escape} undecided, but second-order "
-                                       f"sufficiency holds on every kink piece ({kd['reason']})", escape_neurons)
-        if kd["verdict"] == "saddle":
-            ev["second_order"] = kd["evidence"]
-            return finish("saddle", f"escape status of neurons {unknown_escape} undecided; {kd['reason']}",
-                          escape_neurons)
+        done = kink_decided(kd, f"escape status of neurons {unknown_escape} undecided, but second-order "
+                                f"sufficiency holds on every kink piece ({kd['reason']})",
+                            f"escape status of neurons {unknown_escape} undecided; {kd['reason']}")
+        if done is not None:
+            return done
         return finish("inconclusive", f"escape status of neurons {unknown_escape} undecided", escape_neurons)
     return finish("local_min", "stationary and no escape neuron (Theorem A)", [])
 

@@ -251,9 +251,6 @@ def constraint_rows(state: ExactState, U: dict, groups_mu: list, frozen: list = 
         if not U[j] or j in lifted:                 # lifted: (w_j, a_j) enter through beta only
             out += [unit(wi(j, q)) for q in range(d)] + [unit(ai(j, c)) for c in range(k)]
             continue
-        if not U[j]:
-            out += [unit(wi(j, q)) for q in range(d)] + [unit(ai(j, c)) for c in range(k)]
-            continue
         for r in nullspace(U[j], d):               # dw_j orthogonal to U_{j,s}^perp
             v = [fmpq(0)] * P
             for q in range(d):

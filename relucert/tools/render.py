@@ -113,9 +113,6 @@ def report_markdown(report) -> str:
         lines.append(f"- moved: max |change| {moved['max_abs']:.2e} (relative {moved['relative']:.2e})")
     if report.about != "given point":
         lines.append(f"- the checkpoint exactly as given: {report.given.verdict}")
-    skipped = getattr(report, "refine_skipped", None)
-    if skipped:
-        lines.append(f"- {markdown_escape(skipped)}")
     checked = [line for line in report.independent_check if ": OK" in line]
     lines.append("- certificates re-checked by the independent checker" if len(checked) == len(report.certificates())
                  else "- certificates not re-checked: " + markdown_escape("; ".join(report.independent_check)))
