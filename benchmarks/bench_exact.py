@@ -25,6 +25,21 @@ loss, G_j, per-neuron linear part Lin_j) against the same formulas with element-
 Fractions by design) on the small points.
 
 --quick: large case m = n = 150, small case m = n = 40, fit size 40 (a few seconds).
+
+Issue 15 (filtered exact arithmetic, core/exactfast.py), each measurement in a fresh process (time and
+peak resident memory from getrusage; ``--generic`` forces the generic exact formulas, today's path
+before issue 15, for the before/after comparison):
+
+    python benchmarks/bench_exact.py --issue15 [--largest] [--generic]
+    python benchmarks/bench_exact.py --scaling [--largest] [--generic]
+
+--issue15: the issue's rows next to their targets (library ``certify``, i.e. ``certify --exact-only``
+without file loading and without the independent checker): n = m = 3000, d = 20, a plainly
+non-stationary float64 point; n = 2000, d = 200, m = 10, float32, not stationary; the exactly
+stationary point B with n = m = 1000, d = 10; with --largest B at n = m = 10^4, d = 50.
+--scaling: certify on a non-stationary float64 point against a pure-float evaluation of the same
+quantities (float64 forward, residuals, G, Lin) for n = m from 100 to 3000 (n m = 10^4 .. 10^7; with
+--largest also 10^4, n m = 10^8), d = 20, and the fitted exponent t ~ (n m)^p of each.
 """
 from __future__ import annotations
 
@@ -74,7 +89,7 @@ def stationary_float_point(m, n, d, seed):
     n_far = max(1, n // 10)
     X = rng.standard_normal((n, d))
     X[:, -1] = 1.0                                  # bias column
-    X[:n_far, 0] = -10.0 + 0.5 * rng.standard_normal(n_far)   # the far cluster
+    X[:n_far, 0] = -10.0 * max(1.0, (d / 10) ** 0.5) + 0.5 * rng.standard_normal(n_far)   # the far cluster
     W = rng.standard_normal((m, d))
     W[:, 0] = 2.0 + np.abs(rng.standard_normal(m))  # every hyperplane leaves the cluster inactive
     A = rng.standard_normal((m, 1))
@@ -86,7 +101,7 @@ def stationary_float_point(m, n, d, seed):
     assert (Z[:n_far] < -1).all() and (Z[:, m - n_dead:] < -1).all(), "construction margin"
     pb = Problem.make(X, np.zeros((n, 1)), "relu")
     pt = Point.make(W, A, pb)
-    F = ExactState(pb, pt).fw.F                     # exact network outputs
+    F = ExactState(pb, pt).E                        # exact network outputs (Y = 0 here)
     Y = np.empty((n, 1), dtype=object)
     Y[:, 0] = [fmpq(*float(v).as_integer_ratio()) for v in rng.standard_normal(n)]
     Y[n_far:] = F[n_far:]                           # covered points are fitted exactly
@@ -160,13 +175,145 @@ def print_row(r):
           + (f"  (A: up to {r['digits']} digits)" if "digits" in r else ""), flush=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# issue 15: one measurement per fresh process
+# ---------------------------------------------------------------------------------------------
+
+def random_point(n, d, m, dtype, seed):
+    """Random data, targets and weights: a plainly non-stationary point (G_j != 0)."""
+    rng = np.random.default_rng(seed)
+    return tuple(rng.standard_normal(s).astype(dtype) for s in ((n, d), (n, 1), (m, d), (m, 1)))
+
+
+ISSUE_ROWS = {   # name: (maker, target seconds, target MB, description)
+    "square3000": (lambda s: random_point(3000, 20, 3000, np.float64, s), 5, 500,
+                   "n = m = 3000, d = 20, float64, non-stationary"),
+    "wide": (lambda s: random_point(2000, 200, 10, np.float32, s), 2, None,
+             "n = 2000, d = 200, m = 10, float32, non-stationary"),
+    "stationary1000": (lambda s: stationary_float_point(1000, 1000, 10, s), 3, None,
+                       "stationary B, n = m = 1000, d = 10"),
+    "stationary10k": (lambda s: stationary_float_point(10000, 10000, 50, s), 60, 4000,
+                      "stationary B, n = m = 10^4, d = 50"),
+}
+
+
+def worker(spec: list, generic: bool, seed: int) -> dict:
+    """Run one measurement in this (fresh) process and return its figures."""
+    import resource
+    from relucert.decide.certify import certify as certify_
+    if generic:
+        from relucert.core import exactfast
+        exactfast.FAST_MIN_PAIRS = 10 ** 18
+    kind = spec[0]
+    if kind == "float":                       # the pure-float evaluation of the same quantities
+        n, d = int(spec[1]), int(spec[2])
+        X, Y, W, A = random_point(n, d, n, np.float64, seed)
+        t = time.perf_counter()
+        Z = X @ W.T
+        S = (Z > 0).astype(np.float64)
+        H = S * Z
+        E = H @ A - Y
+        G = H.T @ E / n
+        Lin = (S * E).T @ X / n
+        loss = float((E * E).sum() / (2 * n))
+        secs = time.perf_counter() - t
+        assert np.isfinite(loss) and G.shape == (n, 1) and Lin.shape == (n, d)
+        verdict = "-"
+    else:
+        if kind == "scale":
+            n, d = int(spec[1]), int(spec[2])
+            X, Y, W, A = random_point(n, d, n, np.float64, seed)
+        else:
+            X, Y, W, A = ISSUE_ROWS[kind][0](seed)
+        pb = Problem.make(X, Y, "relu")
+        pt = Point.make(W, A, pb)
+        t = time.perf_counter()
+        res = certify_(pb, pt)
+        secs = time.perf_counter() - t
+        verdict = res.verdict
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"spec": spec, "seconds": secs, "peak_mb": rss, "verdict": verdict}
+
+
+def run_fresh(spec: list, generic: bool, seed: int) -> dict:
+    import json
+    import subprocess
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", *map(str, spec), "--seed", str(seed)]
+    if generic:
+        cmd.append("--generic")
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"spec": spec, "seconds": float("nan"), "peak_mb": float("nan"),
+                "verdict": "error: " + (out.stderr.strip().splitlines() or ["?"])[-1][:80]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def baseline_mb() -> float:
+    """Peak memory of a fresh process that only imports the package (the floor of every row)."""
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", "import resource, relucert.decide.certify; "
+                          "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
+                         capture_output=True, text=True, cwd=os.path.join(os.path.dirname(__file__), ".."))
+    return float(out.stdout.strip() or "nan")
+
+
+def issue15(args) -> int:
+    path = "generic exact formulas (before issue 15)" if args.generic else "filtered exact evaluation"
+    print(f"issue 15 rows, library certify (no file loading, no independent checker), {path}; "
+          f"a bare import peaks at {baseline_mb():.0f} MB", flush=True)
+    names = ["square3000", "wide", "stationary1000"] + (["stationary10k"] if args.largest else [])
+    for name in names:
+        _, t_s, t_mb, desc = ISSUE_ROWS[name]
+        r = run_fresh([name], args.generic, args.seed)
+        target = f"< {t_s} s" + (f", < {t_mb} MB" if t_mb else "")
+        print(f"  {desc:<48} {r['seconds']:8.2f} s {r['peak_mb']:8.0f} MB   target {target:<18} "
+              f"{r['verdict']}", flush=True)
+    return 0
+
+
+def scaling(args) -> int:
+    sizes = [100, 300, 1000, 3000] + ([10000] if args.largest else [])
+    d = 20
+    path = "generic exact formulas" if args.generic else "filtered exact evaluation"
+    print(f"scaling (n = m, d = {d}, non-stationary float64 point): certify ({path}) vs a pure-float "
+          "evaluation of loss, residuals, G, Lin; each in a fresh process", flush=True)
+    print(f"  {'n*m':>10} {'certify s':>10} {'peak MB':>8} {'float s':>9} {'peak MB':>8} {'ratio':>8}", flush=True)
+    rows = []
+    for n in sizes:
+        ex = run_fresh(["scale", n, d], args.generic, args.seed)
+        fl = run_fresh(["float", n, d], False, args.seed)
+        rows.append((n * n, ex["seconds"], fl["seconds"]))
+        print(f"  {n * n:>10.0e} {ex['seconds']:>10.3f} {ex['peak_mb']:>8.0f} {fl['seconds']:>9.4f} "
+              f"{fl['peak_mb']:>8.0f} {ex['seconds'] / fl['seconds']:>8.0f}x  {ex['verdict']}", flush=True)
+    ok = [r for r in rows if np.isfinite(r[1])]
+    if len(ok) >= 2:
+        lx = np.log([r[0] for r in ok])
+        pe = np.polyfit(lx, np.log([r[1] for r in ok]), 1)[0]
+        pf = np.polyfit(lx, np.log([max(r[2], 1e-6) for r in ok]), 1)[0]
+        print(f"  fitted exponent t ~ (n m)^p: certify p = {pe:.2f}, float p = {pf:.2f}", flush=True)
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--issue15", action="store_true", help="the issue-15 rows next to their targets")
+    ap.add_argument("--scaling", action="store_true", help="the n*m scaling table against a float evaluation")
+    ap.add_argument("--largest", action="store_true", help="with --issue15/--scaling: also n = m = 10^4")
+    ap.add_argument("--generic", action="store_true", help="force the generic exact formulas (the old path)")
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="CI-size run (seconds)")
     ap.add_argument("--fit-size", type=int, default=None, help="m = n of the exact least-squares case C")
     ap.add_argument("--check-big", action="store_true", help="also run the pure-Fraction checker on the large B")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.worker:
+        import json
+        print(json.dumps(worker(args.worker, args.generic, args.seed)))
+        return 0
+    if args.issue15:
+        return issue15(args)
+    if args.scaling:
+        return scaling(args)
     big, small = (150, 40) if args.quick else (1000, 100)
     fit = args.fit_size or (40 if args.quick else 200)
     d = 10

@@ -28,7 +28,8 @@ from relucert.errors import InputError, RelucertError
 from relucert.io import point_file
 from relucert.refine import DECISIVE, Tolerances, effective_kink_tol, float_gradient_norm, refine_point
 
-AUTO_CHECK_MAX = 20000     # the pure-Fraction checker takes seconds beyond n*m = this
+AUTO_CHECK_MAX = 20000     # the pure-Fraction checker takes seconds beyond n*m = this ...
+AUTO_CHECK_MAX_PRODUCTS = 400_000   # ... or beyond n*m*d products (its cost grows with n*m*d)
 REFINE_MODES = ("auto", "always", "never")
 TOLERANCE_FIELDS = ("kink", "tiny", "stationary", "alive", "max_move", "replica_angle")
 
@@ -280,6 +281,9 @@ def independent_check(certs: list[tuple[str, dict]], problem: Problem, point: Po
         return ["independent check: skipped (--no-check); run 'relucert check CERT'"]
     if check_mode == "auto" and problem.n * point.m > limit:
         return [f"independent check: skipped (n*m = {problem.n * point.m} > {limit}); run 'relucert check CERT'"]
+    nmd = problem.n * point.m * max(1, problem.d)
+    if check_mode == "auto" and limit == AUTO_CHECK_MAX and nmd > AUTO_CHECK_MAX_PRODUCTS:
+        return [f"independent check: skipped (n*m*d = {nmd} > {AUTO_CHECK_MAX_PRODUCTS}); run 'relucert check CERT'"]
     lines = []
     for label, cert in certs:
         t0 = time.perf_counter()
@@ -299,7 +303,7 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
                        tolerances: Tolerances | None = None, refine_mode: str = "auto",
                        check_mode: bool | str = "auto", check_limit: int = AUTO_CHECK_MAX,
                        converge: str | None = None, converge_options: dict | None = None,
-                       progress=None) -> CheckpointReport:
+                       progress=None, analysis_progress=None) -> CheckpointReport:
     """Certify ``point`` exactly as given; refine it to a nearby exact point when it is not decided
     and its relative float gradient is below ``tolerances.stationary`` (``refine_mode="auto"``), always
     (``"always"``) or never (``"never"``); re-check every certificate with the independent checker
@@ -308,11 +312,13 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
     ``converge`` ("lbfgs" or "flow"): when the point is not decided as given and refinement does not
     decide it (or it is not near-stationary), follow the float training dynamics from it
     (``refine.converge.converge``, options ``converge_options``, ``progress(step, max, loss)``) and
-    certify the end point the same way; the report is then about that point and says how far it is."""
+    certify the end point the same way; the report is then about that point and says how far it is.
+    ``analysis_progress(done, total, None)`` follows the exact per-neuron analysis of the given point
+    (``decide.certify.certify``'s ``progress``)."""
     if converge is not None and converge not in CONVERGE_METHODS:
         raise InputError(f"converge must be one of {CONVERGE_METHODS} or None, got {converge!r}")
     report = _certify_checkpoint(problem, point, method=method, tolerances=tolerances, refine_mode=refine_mode,
-                                 check_mode=check_mode, check_limit=check_limit)
+                                 check_mode=check_mode, check_limit=check_limit, analysis_progress=analysis_progress)
     if converge is None or report.verdict in DECISIVE:
         return report
     from relucert.refine.converge import converge as follow
@@ -333,7 +339,8 @@ CONVERGE_METHODS = ("lbfgs", "flow")
 
 def _certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
                         tolerances: Tolerances | None = None, refine_mode: str = "auto",
-                        check_mode: bool | str = "auto", check_limit: int = AUTO_CHECK_MAX) -> CheckpointReport:
+                        check_mode: bool | str = "auto", check_limit: int = AUTO_CHECK_MAX,
+                        analysis_progress=None) -> CheckpointReport:
     tol = tolerances if tolerances is not None else Tolerances()
     validate_tolerances(tol)
     if refine_mode not in REFINE_MODES:
@@ -342,7 +349,7 @@ def _certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
         raise InputError(f"check_mode must be True, False or 'auto', got {check_mode!r}")
     if not (isinstance(check_limit, int) and check_limit >= 0):
         raise InputError(f"check_limit must be an integer >= 0, got {check_limit!r}")
-    res = certify(problem, point, method=method)
+    res = certify(problem, point, method=method, progress=analysis_progress)
     refined = None
     grad = None
     if refine_mode != "never":
@@ -426,4 +433,4 @@ def refined_text(rf: dict) -> str:
 
 
 __all__ = ["CheckpointReport", "certify_checkpoint", "independent_check", "refined_text", "validate_tolerances",
-           "AUTO_CHECK_MAX", "REFINE_MODES"]
+           "AUTO_CHECK_MAX", "AUTO_CHECK_MAX_PRODUCTS", "REFINE_MODES"]

@@ -8,7 +8,7 @@ import sys
 from relucert.commands.progress import progress_bar
 from relucert.errors import InputError
 from relucert.io import load, load_torch_info
-from relucert.pipeline import AUTO_CHECK_MAX, certify_checkpoint
+from relucert.pipeline import AUTO_CHECK_MAX, AUTO_CHECK_MAX_PRODUCTS, certify_checkpoint
 from relucert.refine import Tolerances
 
 
@@ -87,7 +87,7 @@ def add_parser(sub) -> None:
                    help="relative float gradient above which the point is not refined (default %(default)g)")
     p.add_argument("--no-check", action="store_true",
                    help="do not re-check the certificates with the independent checker (done by default up to "
-                        f"n*m = {AUTO_CHECK_MAX} data-neuron pairs)")
+                        f"n*m = {AUTO_CHECK_MAX} data-neuron pairs and n*m*d = {AUTO_CHECK_MAX_PRODUCTS})")
     p.add_argument("--replica-angle", type=float, default=Tolerances.replica_angle,
                    help="vector output: neurons of one activation pattern whose directions differ by less than "
                         "this (radians) may be read as exact replicas when refining (0 = never) (default %(default)g)")
@@ -129,13 +129,16 @@ def run(args) -> int:
     if args.converge_steps < 1 or not (args.converge_time > 0):
         raise InputError("--converge-steps must be >= 1 and --converge-time > 0")
     bar = progress_bar("converging", quiet=args.quiet)
+    # the exact per-neuron analysis: drawn only when it takes more than a second
+    abar = progress_bar("exact analysis (neurons)", quiet=args.quiet, delay=1.0)
     report = certify_checkpoint(problem, point, method=args.method, tolerances=tol, refine_mode=mode,
                                 check_mode=False if args.no_check else "auto", converge=args.converge,
                                 converge_options={"max_steps": args.converge_steps,
                                                   "time_limit": args.converge_time},
-                                progress=bar)
-    if bar is not None:
-        bar.close()
+                                progress=bar, analysis_progress=abar)
+    for b in (abar, bar):
+        if b is not None:
+            b.close()
     if args.certificate:
         write_certificates(report, args.certificate)
     if args.latex:

@@ -14,7 +14,8 @@ import math
 import numpy as np
 from flint import fmpq
 
-from relucert.core.linalg import dot, is_zero, matmul, rows
+from relucert.core import exactfast
+from relucert.core.linalg import dot, from_fmpq_mat, is_zero, matmul, rows, to_fmpq_mat
 from relucert.core.problem import Point, Problem, fmpq_to_float
 
 
@@ -380,18 +381,72 @@ def pattern_margin(problem: Problem, point: Point) -> dict | None:
 
 
 class ExactState:
-    """All exact first-order quantities of (problem, point), computed once."""
+    """All exact first-order quantities of (problem, point), computed once.
+
+    Small problems (n * m below ``exactfast.FAST_MIN_PAIRS``) evaluate the generic formulas and keep
+    the whole exact forward pass ``fw``.  Larger ones use ``exactfast.first_order`` (the same exact
+    values without any n x m exact array) when it applies; ``fw`` is then built only on first access,
+    by the routes that truly need every z_ij (second order).  Callers that need one neuron's column,
+    the residuals or the sign pattern read ``z_column(j)``, ``E``, ``kinks(j)`` and ``status(j)``."""
 
     def __init__(self, problem: Problem, point: Point):
         point.validate(problem)
         self.problem, self.point = problem, point
         act = problem.activation
         self.ap, self.am = act.alpha_plus, act.alpha_minus
-        self.fw = forward(problem.X, problem.Y, point.W, point.A, self.ap, self.am, point.c)
-        self.loss_half_mean = half_mean_loss(self.fw.E)
-        self.G = output_grad(self.fw.H, self.fw.E)
-        self.Lin = linear_part(self.fw.S, self.fw.E, problem.X)
+        self._fw: Forward | None = None
+        self.fast = None
+        if problem.n * point.m >= exactfast.FAST_MIN_PAIRS:
+            self.fast = exactfast.first_order(problem.X, problem.Y, point.W, point.A, point.c, self.ap, self.am)
+        if self.fast is None:
+            self._fw = forward(problem.X, problem.Y, point.W, point.A, self.ap, self.am, point.c)
+            self.E = self._fw.E
+            self.G = output_grad(self._fw.H, self.E)
+            self.Lin = linear_part(self._fw.S, self.E, problem.X)
+        else:
+            self.E, self.G, self.Lin = self.fast.E, self.fast.G, self.fast.Lin
+        self.loss_half_mean = half_mean_loss(self.E)
         self._neurons: dict[int, Neuron] = {}
+
+    @property
+    def fw(self) -> Forward:
+        """The whole exact forward pass (Z, S, H, F, E: n x m object arrays), built on first access."""
+        if self._fw is None:
+            pb, pt = self.problem, self.point
+            self._fw = forward(pb.X, pb.Y, pt.W, pt.A, self.ap, self.am, pt.c)
+        return self._fw
+
+    def z_column(self, j: int) -> np.ndarray:
+        """z_ij = w_j . x_i for every data point, exactly: an n x 1 object array (column j of fw.Z)."""
+        if self._fw is not None:
+            return self._fw.Z[:, j:j + 1]
+        return self._one_neuron_z(self.point.W[j].tolist())
+
+    def _one_neuron_z(self, w: Sequence[fmpq]) -> np.ndarray:
+        """preactivations(X, [w]) (n x 1) with X converted to an fmpq_mat once per state."""
+        if "_Xmat" not in self.__dict__:
+            self._Xmat = to_fmpq_mat(self.problem.X)
+        return from_fmpq_mat(self._Xmat * to_fmpq_mat(_vector([fmpq(v) for v in w])[:, None]))
+
+    def loss_half_mean_moved(self, j: int, w: Sequence[fmpq], a: Sequence[fmpq], dc: Sequence[fmpq] | None = None
+                             ) -> fmpq:
+        """The exact half_mean loss after replacing neuron j's (w_j, a_j) by (w, a) and adding dc to the
+        output bias: e_i + a sigma(w . x_i) - a_j sigma(w_j . x_i) + dc (the network is a sum over
+        neurons: ``forward`` of the one neuron, old and new); equal to ``loss_half_mean`` of the new point."""
+        pt = self.point
+        An = np.empty((1, self.problem.k), dtype=object)
+        An[0, :] = [fmpq(v) for v in a]
+
+        def outputs(z, arow):             # forward's H = S Z and F = H A, for the one neuron
+            return matmul(slopes(z, self.ap, self.am) * z, arow)
+        z_old = self.z_column(j)
+        same_w = all(u == v for u, v in zip(w, pt.W[j].tolist()))     # e.g. a descent in a_j only
+        old = outputs(z_old, pt.A[j:j + 1])
+        new = outputs(z_old if same_w else self._one_neuron_z(w), An)
+        E = self.E - old + new
+        if dc is not None:
+            E = E + _vector([fmpq(v) for v in dc])[None, :]
+        return half_mean_loss(E)
 
     @property
     def loss(self) -> fmpq:
@@ -403,15 +458,26 @@ class ExactState:
         """e_bar = (1/n) sum_i e_i over all data points (k entries): dL/dc (half_mean).  Defined with
         or without an output bias; only with one is it a first-order condition, (S0) e_bar = 0."""
         if "_ebar" not in self.__dict__:
-            self._ebar = mean_residual(self.fw.E).tolist()
+            self._ebar = mean_residual(self.E).tolist()
         return list(self._ebar)
 
     def status(self, j: int) -> str:
-        """The neuron's status (NEURON_STATUSES)."""
+        """The neuron's status (NEURON_STATUSES); from the exact sign pattern on the fast path (the
+        same precedence as ``neuron_status``)."""
+        if self.fast is not None:
+            w, a = self.point.W[j].tolist(), self.point.A[j].tolist()
+            if is_zero(w):
+                return "zero" if is_zero(a) else "zero-input"
+            if self.am == 0 and self.fast.dead_signs(j):
+                return "dead"
+            return "zero-output" if is_zero(a) else "alive"
         return neuron_status(self.problem.X, self.point.W[j].tolist(), self.point.A[j].tolist(), self.am)
 
     def kinks(self, j: int) -> list[int]:
-        col = self.fw.Z[:, j]
+        """Data indices with z_ij = 0, increasing."""
+        if self._fw is None:
+            return self.fast.kinks(j)
+        col = self._fw.Z[:, j]
         return [i for i in range(len(col)) if col[i] == 0]
 
     def neuron(self, j: int) -> Neuron:
@@ -421,7 +487,7 @@ class ExactState:
         n, k, d = pb.n, pb.k, pb.d
         K = self.kinks(j)
         Lin0 = [list(self.Lin[j, c]) for c in range(k)]
-        Lin, hinges = kink_form(Lin0, pb.X, self.fw.E, K, n, self.ap, self.am)
+        Lin, hinges = kink_form(Lin0, pb.X, self.E, K, n, self.ap, self.am)
         a = pt.A[j].tolist()
         b = [sum((a[c] * Lin[c][q] for c in range(k)), fmpq(0)) for q in range(d)]
         gamma = {}

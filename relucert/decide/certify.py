@@ -103,18 +103,16 @@ def _not_stationary(state: ExactState, j: int, dw: list, da: list, reason: str) 
     dW[0, :] = [fmpq(v) for v in dw]
     dA = np.empty((1, k), dtype=object)
     dA[0, :] = [fmpq(v) for v in da]
-    Zc = state.fw.Z[:, j:j + 1]
-    c1, c2, c3, c4, t_max = ray_coefficients(pb.X, state.fw.E, Zc, None, pt.W[j:j + 1], pt.A[j:j + 1],
+    Zc = state.z_column(j)
+    c1, c2, c3, c4, t_max = ray_coefficients(pb.X, state.E, Zc, None, pt.W[j:j + 1], pt.A[j:j + 1],
                                              dW, dA, state.ap, state.am)
     deriv = state.neuron(j).phi(dw) + dot(da, state.G[j].tolist())
     require(deriv == c1, "directional derivative and ray polynomial disagree")
     poly = [fmpq(0), c1, c2, c3, c4]
     t = choose_step(poly, t_max)
     require(t is not None, "no step below t_max lowers the loss along the descent direction")
-    new = pt.copy()
-    new.W[j] = [a + t * b for a, b in zip(pt.W[j].tolist(), dW[0].tolist())]
-    new.A[j] = [a + t * b for a, b in zip(pt.A[j].tolist(), dA[0].tolist())]
-    new_loss = loss_half_mean(pb, new)
+    new_loss = state.loss_half_mean_moved(j, [a + t * b for a, b in zip(pt.W[j].tolist(), dW[0].tolist())],
+                                          [a + t * b for a, b in zip(pt.A[j].tolist(), dA[0].tolist())])
     require(new_loss < state.loss_half_mean, "descent step did not lower the loss")
     return {"reason": reason, "direction": _direction_json(j, dw, da),
             "derivative": str(deriv), "ray_polynomial": [str(v) for v in poly],
@@ -133,24 +131,27 @@ def _output_bias_descent(state: ExactState) -> tuple[dict, fmpq]:
     dA = np.empty((m, k), dtype=object)
     dW[...] = fmpq(0)
     dA[...] = fmpq(0)
-    c1, c2, c3, c4, t_max = ray_coefficients(pb.X, state.fw.E, state.fw.Z, None, pt.W, pt.A, dW, dA,
-                                             state.ap, state.am, dc=dc)
+    # no neuron moves: the ray polynomial over neuron 0 alone is the same (ray_coefficients works on
+    # any subset of neurons), and needs one column of Z instead of all of them
+    c1, c2, c3, c4, t_max = ray_coefficients(pb.X, state.E, state.z_column(0), None, pt.W[:1], pt.A[:1],
+                                             dW[:1], dA[:1], state.ap, state.am, dc=dc)
     deriv = state.directional_derivative(dW, dA, dc)
     require(deriv == c1 and deriv == -dot(dc, dc) and t_max is None, "(S0) descent polynomial")
     poly = [fmpq(0), c1, c2, c3, c4]
     t = choose_step(poly, t_max)
     require(t is not None, "no step lowers the loss along dc = -e_bar")
-    new = pt.copy()
-    new.c[:] = [a + t * b for a, b in zip(pt.c.tolist(), dc)]
-    new_loss = loss_half_mean(pb, new)
+    new_loss = state.loss_half_mean_moved(0, pt.W[0].tolist(), pt.A[0].tolist(), [t * b for b in dc])
     require(new_loss < state.loss_half_mean, "(S0) descent step did not lower the loss")
     return {"reason": "S0", "direction": {"neuron": None, "dc": [str(v) for v in dc]},
             "derivative": str(deriv), "ray_polynomial": [str(v) for v in poly],
             "t_max": None, "step": str(t), "loss_at_step": str(new_loss * pb.loss_factor())}, deriv
 
 
-def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
-    """Exact verdict of the point as given, with a certificate (no refinement)."""
+def certify(problem: Problem, point: Point, *, method: str = "auto", progress=None) -> Result:
+    """Exact verdict of the point as given, with a certificate (no refinement).
+
+    ``progress(done, total, None)``, if given, is called as the per-neuron analysis advances (two
+    passes over the m neurons: stationarity, then the escape test; total = 2 m)."""
     t0 = time.perf_counter()
     state = ExactState(problem, point)          # validates the shapes
     pj, ptj = problem.to_json(), point.to_json()
@@ -196,6 +197,8 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
     neurons_ev = []
     decisions: dict[int, tuple[PhiDecision | None, EscapeDecision | None]] = {}
     for j in range(m):
+        if progress is not None:
+            progress(j, 2 * m, None)
         nr = state.neuron(j)
         if nr.a_zero or not nr.gamma and all(v == 0 for v in nr.b):
             ph = None if nr.a_zero else PhiDecision(True, "cones", witness={
@@ -213,6 +216,8 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
     undecided = [j for j, (ph, _) in decisions.items() if ph is not None and ph.ok is None]
     escape_neurons, unknown_escape = [], []
     for j in range(m):
+        if progress is not None:
+            progress(m + j, 2 * m, None)
         nr = state.neuron(j)
         ph = decisions[j][0]
         esc = escape_test(nr) if j not in undecided else None
@@ -241,6 +246,8 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
                                     True if ph is None else ph.ok, "trivial" if ph is None else ph.method,
                                     None if esc is None else esc.escape, "; ".join(why)))
     ev["neurons"] = neurons_ev
+    if progress is not None:
+        progress(2 * m, 2 * m, None)
 
     if undecided:
         return finish("inconclusive", f"stationarity of neurons {undecided} could not be decided exactly",
@@ -303,14 +310,12 @@ def certify(problem: Problem, point: Point, *, method: str = "auto") -> Result:
 
 def _escape_path(state: ExactState, j: int, r: list, D: list) -> dict:
     pb, pt = state.problem, state.point
-    c, t_max = escape_path_polynomial(pb.X, state.fw.E, state.fw.Z[:, j].tolist(), r, D, state.ap, state.am)
+    c, t_max = escape_path_polynomial(pb.X, state.E, state.z_column(j)[:, 0].tolist(), r, D, state.ap, state.am)
     require(c[0] == 0 and c[1] == 0 and c[2] == 0 and c[3] == -dot(D, D), "escape path polynomial")
     t = choose_step(c, t_max)
     require(t is not None, "no step below t_max lowers the loss along the escape path")
-    new = pt.copy()
-    new.W[j] = [a + t * b for a, b in zip(pt.W[j].tolist(), r)]
-    new.A[j] = [-t * t * v for v in D]
-    new_loss = loss_half_mean(pb, new)
+    new_loss = state.loss_half_mean_moved(j, [a + t * b for a, b in zip(pt.W[j].tolist(), r)],
+                                          [-t * t * v for v in D])
     require(new_loss < state.loss_half_mean, "escape step did not lower the loss")
     return ({"neuron": j, "r": [str(v) for v in r], "D": [str(v) for v in D],
              "polynomial": [str(v) for v in c], "t_max": None if t_max is None else str(t_max),
