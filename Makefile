@@ -34,7 +34,7 @@ demo: setup
 	@echo "relucert is installed in $(VENV): run '. $(VENV)/bin/activate' to put 'relucert' on PATH"
 
 test: setup-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: setup-test
 	$(BIN)/python benchmarks/bench_exact.py

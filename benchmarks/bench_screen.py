@@ -9,7 +9,8 @@ Against them: the screen as committed at HEAD ("before", loaded from ``git show
 HEAD:relucert/tools/screen.py``, when git has it) and the screen of the work tree, with the fused
 numba kernel (when numba is installed) and with its numpy fallback, each with 1 and 2 threads, and
 the same with an output bias c per checkpoint (1 thread; the bias-free rows must not get slower, the
-with-c rows give the cost of c).
+with-c rows give the cost of c), and, when torch is installed, the torch backend (float64, on the GPU
+when one is present, else the CPU).  Each case ends with the issue's targets next to the figures.
 Every method runs once per round, the rounds interleaved, and the best round counts (the machine
 may be shared); the table gives ratios, not times. Memory: peak of Python-tracked allocations
 (tracemalloc) while screening 10^6 small checkpoints read from a memory-mapped file (the
@@ -120,12 +121,16 @@ def main():
         have_torch = True
     except ImportError:
         have_torch = False
+    torch_dev = screen._torch_device()[1] if have_torch else None
     old = original_screen()
     kernel = screen._fused_kernel()    # import numba and load (or compile) the kernel before timing
     old_kernel = old._fused_kernel() if old is not None and kernel is not None else None
     print(f"fused kernel: {'numba' if kernel is not None else 'unavailable (numba not installed): numpy only'}; "
           f"before = {'HEAD' if old is not None else 'unavailable (no git)'}; usable CPUs {screen._usable_cpus()}; "
           f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; best of {args.rounds} interleaved rounds")
+    print(f"thread rule (screen.THREAD_MIN_WORK, _idle_cpus): threads only from T*n*m >= {screen.THREAD_MIN_WORK:.0e} "
+          f"and on free CPUs; load now {os.getloadavg()[0]:.2f} on {screen._usable_cpus()} CPUs -> at most "
+          f"{screen._idle_cpus()} thread(s)")
     cases = [("small m=50 n=7 d=3", 50, 7, 3, 20000 if args.quick else 200000, 2000),
              ("large m=1000 n=1000 d=10", 1000, 1000, 10, 10 if args.quick else 60, 10 if args.quick else 30)]
     print(f"{'case':<26} {'method':<40} {'x numpy loop':>13} {'x autograd':>11}")
@@ -152,11 +157,31 @@ def main():
                 methods[label] = (run, T)
             label = f"now, {'numba kernel' if use else 'numpy fallback'}, with c, 1 thread"
             methods[label] = (with_kernel(use, lambda: screen_arrays(pb, W, A, c=C, per_neuron=False)), T)
+        if torch_dev:
+            screen_arrays(pb, W[:10], A[:10], backend="torch")        # (first use: torch's own warm-up)
+            methods[f"now, torch backend ({torch_dev}{', 1 thread' if torch_dev == 'cpu' else ''})"] = (
+                lambda: screen_arrays(pb, W, A, per_neuron=False, backend="torch"), T)
         with_kernel(False, lambda: screen_arrays(pb, W[:10], A[:10]))()
         rates = best_rates(methods, args.rounds)
         base, tl = rates["numpy loop"], rates.get("autograd", float("nan"))
         for i, (label, r) in enumerate((k, v) for k, v in rates.items() if k not in ("numpy loop", "autograd")):
             print(f"{name if i == 0 else '':<26} {label:<40} {r / base:>13.2f} {r / tl:>11.1f}")
+        # the targets, next to the figures (best path of the work tree, 1 thread)
+        paths = ("numba kernel", "numpy fallback") if kernel is not None else ("numpy fallback",)
+        best1 = max(rates[f"now, {p_}, 1 thread"] for p_ in paths)
+        if m < 1000:
+            print(f"{'':<26} target: >= 100x the autograd loop: {best1 / tl:.1f}x "
+                  f"[{'met' if best1 >= 100 * tl else 'not met'}]")
+        else:
+            print(f"{'':<26} target: >= 2x the numpy loop: {best1 / base:.2f}x "
+                  f"[{'met' if best1 >= 2 * base else 'not met'}]")
+        allowed = min(2, screen._idle_cpus()) if T * n * m >= screen.THREAD_MIN_WORK else 1
+        for p_ in paths:
+            r2 = rates[f"now, {p_}, 2 threads"] / rates[f"now, {p_}, 1 thread"]
+            print(f"{'':<26} target: 2 threads never slower than 1 ({p_}): 2 threads / 1 thread = {r2:.2f} "
+                  f"[{'met' if r2 >= 0.95 else 'not met'}; 0.95 allows for timing noise on a shared machine; "
+                  f"the thread rule allows {allowed} thread{'s' * (allowed > 1)} here now"
+                  + (", so both rows ran the same one-thread pass" if allowed == 1 else "") + "]")
         scale.append(f"{name}: numpy loop {base:,.0f}/s, autograd {tl:,.0f}/s")
     print("(for scale: " + "; ".join(scale) + ")")
     # memory for 10^6 small checkpoints (10^5 with --quick)

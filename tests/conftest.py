@@ -153,6 +153,12 @@ def _schema_violations_fail_the_test(request, schema_checked_certificates):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if getattr(terminalreporter.config.option, "numprocesses", None):
+        # pytest-xdist: the workers validate (a violation fails the test that caused it); the
+        # controller process emits no certificate itself, so it has no count to report
+        terminalreporter.write_sep("-", "certificate schema: every emitted certificate validated in the xdist "
+                                        "workers (a violation fails the test that caused it)")
+        return
     by = STATS["by_format"]
     total = sum(by.values())
     detail = ", ".join(f"{n} {fmt}" for fmt, n in sorted(by.items())) or "none"

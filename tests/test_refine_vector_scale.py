@@ -205,7 +205,8 @@ def test_above_the_former_cap_is_refined_and_decided():
     assert gmax < 1e-57                                      # the 10^-(dps - 3) floor of the Newton
     assert pattern_flips(pb, new, out[-1].pattern, []) == []
     # the pipeline's decision: an irrational stationary point whose rounding is not exactly
-    # stationary, and no ball certificate (those prove saddles): inconclusive with that reason
+    # stationary, and no ball certificate (its Jacobian is singular here: neurons sharing an active
+    # set have a GL(r) symmetry the slice does not gauge): inconclusive with that reason
     ref = choose(refine(pb, pt)["refinements"])
     reason = ref.to_json()["reason"]
     assert "skipped" not in reason

@@ -92,7 +92,8 @@ def test_shared_definitions_are_identical_in_both_files():
 def test_verdict_enum_matches_the_builder():
     s = _schema(FORMAT)
     assert tuple(s["properties"]["verdict"]["enum"]) == certify_mod.VERDICTS == VERDICTS
-    assert _schema(BALL_FORMAT)["properties"]["verdict"]["const"] == "saddle"
+    # a ball certificate proves a saddle (zero escape neuron) or a local minimum (docs/theory.md §10.5)
+    assert _schema(BALL_FORMAT)["properties"]["verdict"]["enum"] == ["saddle", "local_min"]
 
 
 @pytest.mark.parametrize("text,ok", [

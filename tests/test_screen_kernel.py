@@ -139,7 +139,10 @@ def test_screen_other_tolerances(path):
                oracle(pb.Xf, pb.Yf, "relu", "mse", W, A, tol_kink=tk, tol_tiny=tt))
 
 
-def test_chunks_threads_and_dtypes_do_not_change_results(path):
+def test_chunks_threads_and_dtypes_do_not_change_results(path, monkeypatch):
+    # threads really run here: below THREAD_MIN_WORK (or on a busy machine) the rule picks one
+    monkeypatch.setattr(screen, "THREAD_MIN_WORK", 0)
+    monkeypatch.setattr(screen, "_idle_cpus", lambda: 2)
     X, Y, W, A = trajectory(7, 12, 3, 1, 103, seed=11)
     pb = Problem.make(X, Y, "relu", "mse")
     ref = screen_arrays(pb, W, A, per_neuron=True, chunk=8)

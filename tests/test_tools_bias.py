@@ -101,14 +101,15 @@ def test_kernel_and_numpy_fallback_agree_with_c():
     X[4] = 0.0
     W, A, C = rng.normal(size=(30, 9, 5)), rng.normal(size=(30, 9, 3)), 3 * rng.normal(size=(30, 3))
     pb = Problem.make(X, Y, "relu", "half_mean")
-    saved = screen._KERNEL, screen._NUMBA_MIN_WORK
+    saved = screen._KERNEL, screen._NUMBA_MIN_WORK, screen.THREAD_MIN_WORK, screen._idle_cpus
     try:
         screen._NUMBA_MIN_WORK = 0
+        screen.THREAD_MIN_WORK, screen._idle_cpus = 0, lambda: 2      # two threads really run
         fast = screen_arrays(pb, W, A, c=C, per_neuron=True, chunk=7, workers=2)
         screen._KERNEL = False
         slow = screen_arrays(pb, W, A, c=C, per_neuron=True)
     finally:
-        screen._KERNEL, screen._NUMBA_MIN_WORK = saved
+        screen._KERNEL, screen._NUMBA_MIN_WORK, screen.THREAD_MIN_WORK, screen._idle_cpus = saved
     for name in ("near_kink", "tiny", "dead", "min_rel_z", "balance", "norms"):
         assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
     for name in ("loss", "grad_A", "grad_W", "grad_c"):

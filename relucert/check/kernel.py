@@ -909,18 +909,87 @@ def ball_jacobian_at_center(cert: dict) -> list[list[Q]]:
     return [[v.lo for v in row] for row in J]
 
 
+def _ball_min_structure(ball: _Ball, ev: dict) -> Q:
+    """The extra structure of a local_min ball certificate (docs/theory.md §10.5): a plain narrow
+    network (every cluster one neuron, no zero neuron, no escape neuron claimed), no data point on a
+    kink of any cluster (the basis spans all of R^d), and the curvature bound mu > 0 it claims."""
+    _need("escape" not in ev, "ball: a local_min ball certificate names no escape neurons (they prove saddles only)")
+    _need(ev["zero"] == [], "ball: a local_min ball certificate has no zero neurons (w = 0 lies on every kink)")
+    for g, c in enumerate(ball.clusters):
+        _need(len(c["neurons"]) == 1, f"ball: local_min needs one neuron per cluster (cluster {g} has copies)")
+        _need(c["K"] == [] and len(c["B"]) == ball.inst.d,
+              f"ball: local_min needs a smooth point (cluster {g} has data points on its kink)")
+    mu = _q(ev.get("curvature"), "curvature")
+    _need(mu > 0, "ball: curvature must be > 0")
+    return mu
+
+
+def _int_pos_def(K: list) -> bool:
+    """An integer symmetric matrix is positive definite iff every leading principal minor is > 0
+    (Sylvester); fraction-free (Bareiss) elimination without pivoting produces them as its pivots."""
+    M = [list(r) for r in K]
+    n, prev = len(M), 1
+    for p in range(n):
+        piv = M[p][p]
+        if piv <= 0:
+            return False
+        Mp = M[p]
+        for i in range(p + 1, n):
+            Mi, f = M[i], Mp[i]                 # the Schur complements stay symmetric: upper triangle only
+            for j in range(i, n):
+                Mi[j] = (Mi[j] * piv - f * Mp[j]) // prev
+        prev = piv
+    return True
+
+
+def _ball_positive_definite(J: list, mu: Q) -> bool:
+    """Every real symmetric matrix H with H_ab in J_ab (and in J_ba) for all a, b has lambda_min(H) > mu.
+
+    With the hull [lo_ab, hi_ab] of J_ab and J_ba, a centre M on the grid 2^-b Z (symmetric by
+    construction; any grid is sound, b only trades the rounding error against the size of the
+    integers) and R_ab = max(hi_ab - M_ab, M_ab - lo_ab): H = M + E with |E_ab| <= R_ab, so
+    ||E||_2 <= ||E||_inf <= delta = max_a sum_b R_ab (E symmetric).  Weyl: lambda_min(H) >=
+    lambda_min(M) - delta.  With s >= delta + mu on the grid, 2^b (M - s I) is an integer matrix;
+    if it is positive definite, lambda_min(M) > s >= delta + mu."""
+    N = len(J)
+    bits = max(32, (N * mu.denominator // max(mu.numerator, 1)).bit_length() + 24)
+    S = 1 << bits
+    K = [[0] * N for _ in range(N)]
+    delta = [Q(0)] * N
+    for a in range(N):
+        for b in range(a, N):
+            lo, hi = min(J[a][b].lo, J[b][a].lo), max(J[a][b].hi, J[b][a].hi)
+            k = round((lo + hi) / 2 * S)
+            K[a][b] = K[b][a] = k
+            r = max(hi - Q(k, S), Q(k, S) - lo)
+            delta[a] += r
+            if b != a:
+                delta[b] += r
+    up = (max(delta) + mu) * S
+    shift = -(-up.numerator // up.denominator)          # ceil: s = shift / 2^b >= delta + mu
+    for a in range(N):
+        K[a][a] -= shift
+    return _int_pos_def(K)
+
+
 def check_ball_certificate(cert: dict) -> str:
-    """A saddle at an exact stationary point theta* within the certificate's box (Krawczyk)."""
+    """An exact stationary point theta* within the certificate's box (Krawczyk) that is a saddle (a
+    zero escape neuron) or a local minimum (Morse-Bott on the gauge slice, docs/theory.md §10.5)."""
     pb, pt = cert.get("problem"), cert.get("point")
     blob = json.dumps({"problem": pb, "point": pt}, sort_keys=True, separators=(",", ":"))
     _need(cert.get("fingerprint") == hashlib.sha256(blob.encode()).hexdigest(),
           "fingerprint does not match problem and point (data or weights changed)")
-    _need(cert.get("verdict") == "saddle", "ball certificates prove saddles only")
+    verdict = cert.get("verdict")
+    _need(verdict in ("saddle", "local_min"), "ball certificates prove saddles or local minima only")
     inst = _Instance(cert)
     _need(inst.c is None, "ball: the point has an output bias c, which ball certificates do not cover yet")
     ev = cert.get("evidence")
     _need(isinstance(ev, dict), "evidence missing")
     ball = _Ball(inst, ev)
+    if verdict == "local_min":
+        mu = _ball_min_structure(ball, ev)
+    else:
+        _need("curvature" not in ev, "ball: a saddle ball certificate claims no curvature bound")
     N, n, d, k = ball.N, inst.n, inst.d, inst.k
     rho = _q(ev.get("radius"), "radius")
     _need(rho > 0, "ball: radius must be > 0")
@@ -973,6 +1042,12 @@ def check_ball_certificate(cert: dict) -> str:
             gam = _isum(C[g][cc] * E[i][cc] for cc in range(k)) * ((inst.ap - inst.am) * Q(1, n))
             _need(lam[p].hi <= 0 and (lam[p] + gam).lo >= 0,
                   f"ball: cluster {g}: phi >= 0 across the kink of point {i} is not robust on the box")
+    if verdict == "local_min":
+        # Morse-Bott on the gauge slice: J(box) encloses the Hessian of L restricted to the affine
+        # slice S = {theta(xi)}, which is transversal to every rescaling orbit (§10.5)
+        _need(_ball_positive_definite(J, mu),
+              f"ball: the Hessian on the gauge slice is not proven to exceed curvature {mu} on the box")
+        return "local_min"
     # the escape neuron: a zero neuron with D_j(r) != 0 at every point of the box
     escs = ev.get("escape")
     _need(isinstance(escs, list) and escs, "ball: escape neurons missing")

@@ -62,7 +62,11 @@ def add_parser(sub) -> None:
     p.add_argument("--converge", nargs="?", const="lbfgs", choices=["lbfgs", "flow"], default=None,
                    help="also follow the training dynamics from the last checkpoint to the stationary point "
                         "they lead to and certify it (as 'relucert certify --converge'): where the run is heading")
-    p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    p.add_argument("--quiet", action="store_true", help="no progress output on stderr (progress bars are drawn "
+                   "only when stderr is a terminal)")
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy",
+                   help="screening arithmetic: numpy (default; the fused numba kernel when installed) or torch "
+                        "(float64 tensors, on a GPU when one is present; needs PyTorch); same numbers up to rounding")
     p.add_argument("--tol-kink", type=float, default=1e-4)
     p.add_argument("--tol-tiny", type=float, default=1e-6)
     p.set_defaults(func=run)
@@ -78,23 +82,31 @@ def run(args) -> int:
             raise InputError(f"--latex {args.latex}: folder {folder} does not exist")
     if args.activation and not args.data:
         raise InputError("--activation is for the --data file (a trajectory .npz carries its activation)")
+    from relucert.commands.progress import progress_bar
     traj = load_trajectory(args.trajectory, args.data, args.keys, args.activation)
+    quiet = args.quiet or args.json
+    bar = progress_bar("screening", quiet=quiet) if traj.T > 20000 else None
     sc = screen_arrays(traj.problem, traj.W, traj.A, c=traj.c, tol_kink=args.tol_kink, tol_tiny=args.tol_tiny,
-                       progress=not args.json and traj.T > 20000, workers=args.workers)
+                       progress=bar or False, workers=args.workers, backend=args.backend)
+    if bar is not None:
+        bar.close()
     if traj.loss is None:
         traj.loss = sc.loss
     opts = PlateauOptions(args.plateau_rel_change, args.plateau_window, args.plateau_min,
                           spike_frac=args.plateau_spike, spike_tol=args.plateau_spike_tol)
     plateaus = detect_plateaus(traj.step, sc.loss, opts)
-    rows = [] if args.no_certify else certify_plateaus(
-        traj, plateaus, reading=args.reading, workers=args.workers, growth=args.growth,
-        tol={"kink": args.tol_kink, "tiny": args.tol_tiny})
+    rows = []
+    if not args.no_certify:
+        bar = progress_bar("certifying plateaus", quiet=quiet) if plateaus else None
+        rows = certify_plateaus(traj, plateaus, reading=args.reading, workers=args.workers, growth=args.growth,
+                                tol={"kink": args.tol_kink, "tiny": args.tol_tiny}, progress=bar)
+        if bar is not None:
+            bar.close()
     heading = None
     if args.converge:
-        from relucert.commands.progress import progress_bar
         from relucert.pipeline import certify_checkpoint
         last = traj.point(traj.T - 1)          # with the checkpoint's output bias c, if any
-        bar = progress_bar("converging from the last checkpoint", quiet=args.quiet or args.json)
+        bar = progress_bar("converging from the last checkpoint", quiet=quiet)
         heading = certify_checkpoint(traj.problem, last, converge=args.converge, progress=bar,
                                      tolerances=Tolerances(kink=args.tol_kink, tiny=args.tol_tiny))
         if bar is not None:

@@ -1,4 +1,4 @@
-"""Saddles at exact stationary points that are not rational (vector output with replica groups).
+"""Saddles and local minima at exact stationary points that are not rational (vector output).
 
 After the replica reading of refinement (refine.refine_replicas), a vector-output plateau is often
 a narrow network whose stationary point is irrational (a rank-constrained fit): its rational
@@ -11,12 +11,20 @@ D_j(r) != 0.  The wide point theta* built from xi* (exact copies of each cluster
 stationary point with an escape neuron with a_j = 0: a saddle (docs/theory.md §4), within rho of the
 rounding in the narrow parameters.
 
-The solver part here only proposes (structure, center, preconditioner, radius); the decision is
+For a plain narrow network at a smooth point (one neuron per cluster, no zero neuron, no data point
+on a kink; dead neurons allowed) the certificate can instead say local_min (docs/theory.md §10.5):
+the interval Hessian of the loss on the gauge slice is positive definite on the whole box (above a
+recorded curvature bound), and the slice is transversal to the rescaling orbits.
+
+The solver part here only proposes (structure, center, preconditioner, radius, curvature); the decision is
 the independent checker's (relucert.check), which re-derives everything.
 """
 from __future__ import annotations
 
+import math
 from fractions import Fraction
+
+import numpy as np
 
 from flint import fmpq, fmpq_mat
 
@@ -24,6 +32,7 @@ from relucert import check
 from relucert.decide.certify import fingerprint
 from relucert.decide.escape import escape_test
 from relucert.core.formulas import ExactState, neuron_status
+from relucert.core.hessian import hessian, param_index
 from relucert.core.linalg import dot, nullspace, rank
 from relucert.core.problem import Point, Problem
 
@@ -116,31 +125,119 @@ def structure(problem: Problem, point: Point) -> tuple[dict, str]:
             "escape": esc}, f"{len(clusters)} clusters, {len(center)} unknowns"
 
 
+def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
+    """(evidence skeleton, note) of a local_min ball certificate (docs/theory.md §10.5), or (None, why
+    not): a plain narrow network at a smooth point, one cluster per alive neuron (identity basis, the
+    largest coordinate of w_j as the gauge), dead neurons (ReLU-like) allowed, no zero neuron."""
+    if point.c is not None:
+        return None, "the point has an output bias c: ball certificates do not cover it yet"
+    n, d, m = problem.n, problem.d, point.m
+    X = [problem.X[i].tolist() for i in range(n)]
+    am = problem.activation.alpha_minus
+    nz = [i for i in range(n) if any(v != 0 for v in X[i])]
+    clusters, center, dead = [], [], []
+    eye = [[_s(fmpq(1) if q == t else fmpq(0)) for q in range(d)] for t in range(d)]
+    for j in range(m):
+        w, a = point.W[j].tolist(), point.A[j].tolist()
+        st = neuron_status(problem.X, w, a, am)
+        if st == "dead":
+            dead.append(j)
+            continue
+        if st != "alive":
+            return None, f"neuron {j} is {st} (a local_min ball needs alive or dead neurons only)"
+        kinks = [i for i in nz if dot(w, X[i]) == 0]
+        if kinks:
+            return None, f"data point {kinks[0]} is on the kink of neuron {j}: not a smooth point"
+        t0 = max(range(d), key=lambda q: abs(w[q]))
+        clusters.append({"neurons": [j], "gamma": ["1"], "beta": ["1"], "basis": eye, "gauge": t0,
+                         "gauge_value": _s(w[t0])})
+        center += [w[q] for q in range(d) if q != t0] + a
+    if not clusters:
+        return None, "no alive neuron"
+    return ({"clusters": clusters, "zero": [], "dead": dead, "center": [_s(v) for v in center]},
+            f"{len(clusters)} alive neurons, {len(dead)} dead, {len(center)} unknowns")
+
+
+def _curvature_estimate(J: list) -> float:
+    """Float estimate of the smallest eigenvalue of the (symmetric) slice Hessian at the centre; it
+    only chooses the bound mu the checker then proves."""
+    Jf = np.array([[float(v) for v in row] for row in J])
+    return float(np.linalg.eigvalsh((Jf + Jf.T) / 2)[0])
+
+
+def _mu_candidates(lam: float) -> list:
+    out = []
+    for f in (2, 100):
+        x = lam / f
+        e = math.floor(math.log10(x))
+        out.append(Fraction(math.floor(x / 10 ** e * 10), 10) * Fraction(10) ** e)
+    return out
+
+
 def ball_certificate(problem: Problem, point: Point) -> tuple[dict | None, str]:
-    """A checked ball certificate proving a saddle near ``point``, or (None, why not)."""
+    """A checked ball certificate near ``point``: a saddle (a zero escape neuron) or, at a smooth
+    point of a plain narrow network, a local minimum (Morse-Bott on the gauge slice); or (None, why
+    not)."""
     ev, note = structure(problem, point)
+    if ev is not None:
+        return _certificate(problem, point, "saddle", ev, note)
+    ev, note2 = min_structure(problem, point)
     if ev is None:
-        return None, note
+        return None, f"no saddle ball ({note}); no local_min ball ({note2})"
+    return _certificate(problem, point, "local_min", ev, note2)
+
+
+def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: str) -> tuple[dict | None, str]:
     pj, ptj = problem.to_json(), point.to_json()
     cert = {"format": check.BALL_FORMAT, "problem": pj, "point": ptj, "fingerprint": fingerprint(pj, ptj),
-            "verdict": "saddle", "evidence": ev}
-    try:
-        Jc = check.ball_jacobian_at_center(cert)
-    except check.Rejected as e:
-        return None, f"ball structure rejected: {e}"
-    N = len(Jc)
-    Jm = fmpq_mat(N, N, [fmpq(v.numerator, v.denominator) for row in Jc for v in row])
+            "verdict": verdict, "evidence": ev}
+    if verdict == "local_min":
+        # the slice Hessian at the centre from relucert.core (identity basis, gamma = 1: V^T H V is the
+        # submatrix of the free coordinates, proof 12 (M1)); cheap, and independent of the checker's J
+        wi, ai, _ = param_index(point.m, problem.d, problem.k, False)
+        keep = []
+        for cl in ev["clusters"]:
+            j = cl["neurons"][0]
+            keep += [wi(j, q) for q in range(problem.d) if q != cl["gauge"]] + [ai(j, c) for c in range(problem.k)]
+        H = hessian(problem, point)
+        Jq = [[H[r][t] for t in keep] for r in keep]
+    else:
+        try:
+            Jc = check.ball_jacobian_at_center(cert)
+        except check.Rejected as e:
+            return None, f"ball structure rejected: {e}"
+        Jq = [[fmpq(v.numerator, v.denominator) for v in row] for row in Jc]
+    N = len(Jq)
+    Jm = fmpq_mat(N, N, [v for row in Jq for v in row])
     try:
         Yinv = Jm.inv()
     except ZeroDivisionError:
         return None, "singular Jacobian of the narrow stationarity equations"
     ev["preconditioner"] = [[_s(_round(Yinv[a, b])) for b in range(N)] for a in range(N)]
-    last = ""
+    mus = [None]
+    if verdict == "local_min":
+        lam = _curvature_estimate(Jq)
+        if not (lam > 0 and math.isfinite(lam)):
+            return None, (f"no local_min ball: the Hessian on the gauge slice is not positive definite at the "
+                          f"centre (float estimate of its smallest eigenvalue {lam:.3e}; {note})")
+        mus = _mu_candidates(lam)
+    # the radius only matters for Krawczyk and the box checks, mu only for the curvature check: a
+    # curvature failure moves on to the next mu at the same radius
+    last, mi = "", 0
     for rho in RADII:
         ev["radius"] = _s(rho)
-        res = check.check_certificate(cert)
-        if res.ok:
-            return cert, f"Krawczyk box of radius {rho} around the rounding ({note})"
-        last = "; ".join(res.reasons)
+        while True:
+            if mus[mi] is not None:
+                ev["curvature"] = _s(mus[mi])
+            res = check.check_certificate(cert)
+            if res.ok:
+                extra = "" if mus[mi] is None else f", slice Hessian > {float(mus[mi]):.3e} on the box"
+                return cert, f"Krawczyk box of radius {rho} around the rounding ({note}{extra})"
+            last = "; ".join(res.reasons)
+            if "Hessian on the gauge slice" in last and mi + 1 < len(mus):
+                mi += 1
+                continue
+            break
     ev.pop("radius", None)
-    return None, f"no ball certificate: {last}"
+    ev.pop("curvature", None)
+    return None, f"no ball certificate ({verdict}): {last}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from relucert.core.formulas import forward, linear_part, mean_residual, output_grad, preactivations, weight_grad
+from relucert.core.linalg import dot
 from relucert.core.problem import Point, Problem, fmpq_to_float
 
 
@@ -129,19 +130,70 @@ def classify(problem: Problem, point: Point, tol: Tolerances) -> Pattern:
     return Pattern(status, kinks, snapped, signs, sizes, kink_tol)
 
 
+# ------------------------------------------------------------------------------------------------
+# filtered signs of exact pre-activations: float arithmetic with a rigorous error bound decides
+# every sign it can, exact rational arithmetic decides the rest (the refined points carry rationals
+# of thousands of digits, where one exact product costs tens of microseconds)
+# ------------------------------------------------------------------------------------------------
+
+_UNIT = 2.0 ** -53              # unit roundoff of float64 (round to nearest)
+_RANGE = (2.0 ** -500, 2.0 ** 500)   # nonzero inputs in this range: every product is a normal float
+
+
+def _floats_in_range(a) -> np.ndarray | None:
+    """Correctly rounded float64 of an exact 2-D array (``fmpq_to_float``), or None when a nonzero
+    entry is outside ``_RANGE`` (then the filter's error model does not hold)."""
+    f = np.array([[fmpq_to_float(v) for v in row] for row in a], dtype=float).reshape(np.shape(a))
+    mag = np.abs(f)
+    nz = mag != 0
+    if not np.all(np.isfinite(f)) or np.any(nz & ((mag < _RANGE[0]) | (mag > _RANGE[1]))):
+        return None
+    if any(v != 0 for row, frow in zip(a, f) for v, fv in zip(row, frow) if fv == 0):
+        return None                 # a nonzero rational that underflows to 0: outside the model
+    return f
+
+
+def filtered_signs(X, W, Xf: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Signs of the exact z_ij = w_j . x_i (X: n x d, W: m x d, exact rationals) where a float
+    evaluation proves them: (signs n x m in {-1, 0, +1}, decided n x m bool); where ``decided`` is
+    False the sign is unknown and must be computed exactly.
+
+    Error bound: inputs correctly rounded (relative error <= u) and, inside ``_RANGE``, every
+    product a normal float, so |fl(z) - z| <= (d + 3) u sum_q |x_q w_q| (1 + O(u)) whatever the
+    summation order or fused multiply-adds; the float sum S of |x_q||w_q| is within a factor
+    (1 - d u) of the exact one.  A sign is decided when |fl(z)| > 2 (d + 3) u S, and an exact 0 when
+    S = 0 (every product is exactly 0: nonzero inputs stay nonzero in the range).  Inputs outside
+    the range: nothing is decided."""
+    n, d, m = len(X), (len(X[0]) if len(X) else 0), len(W)
+    Xf = _floats_in_range(X) if Xf is None else Xf
+    Wf = _floats_in_range(W)
+    if Xf is None or Wf is None or n == 0 or m == 0:
+        return np.zeros((n, m), dtype=int), np.zeros((n, m), dtype=bool)
+    Z = Xf @ Wf.T
+    S = np.abs(Xf) @ np.abs(Wf).T
+    bound = 2.0 * (d + 3) * _UNIT * S
+    decided = (np.abs(Z) > bound) | (S == 0)
+    return np.where(S == 0, 0, np.sign(Z)).astype(int), decided
+
+
+def exact_signs(X, W) -> np.ndarray:
+    """Signs of z_ij = w_j . x_i (n x m in {-1, 0, +1}), exact: ``filtered_signs`` where it
+    decides, an exact rational dot product (``core.linalg.dot``) where it does not."""
+    sg, ok = filtered_signs(X, W)
+    for i, j in zip(*np.nonzero(~ok)):
+        z = dot(X[i], W[j])
+        sg[i, j] = 1 if z > 0 else (-1 if z < 0 else 0)
+    return sg
+
+
 def pattern_flips(problem: Problem, point: Point, pat: Pattern, ignore: list) -> list:
-    """(neuron, data) pairs of ``point`` whose strict sign flipped, or whose kink was not made exact."""
-    Z = preactivations(problem.X, point.W)          # exact
-    bad = []
-    for j in range(point.m):
-        if j in ignore or all(v == 0 for v in point.W[j]):
-            continue
-        for i in range(problem.n):
-            z = Z[i, j]
-            s = pat.signs[i, j]
-            if (s == 0 and z != 0) or (s > 0 and not z > 0) or (s < 0 and not z < 0):
-                bad.append([j, i])
-    return bad
+    """(neuron, data) pairs of ``point`` whose strict sign flipped, or whose kink was not made exact
+    (signs exact, ``exact_signs``)."""
+    sg = exact_signs(problem.X, point.W)
+    s = np.asarray(pat.signs)
+    bad = ((s == 0) & (sg != 0)) | ((s > 0) & (sg <= 0)) | ((s < 0) & (sg >= 0))
+    skip = set(ignore) | {j for j in range(point.m) if all(v == 0 for v in point.W[j])}
+    return [[int(j), int(i)] for j, i in zip(*np.nonzero(bad.T)) if j not in skip]
 
 
 def snapped_dead_pattern(problem: Problem, point: Point, pat: Pattern):

@@ -44,7 +44,7 @@ DECISIVE = ("local_min", "saddle", "global_min")
 
 
 def _ball_escape(ball: dict | None) -> list:
-    return [e["neuron"] for e in ball["evidence"]["escape"]] if ball else []
+    return [e["neuron"] for e in ball["evidence"].get("escape", [])] if ball else []
 
 
 @dataclass
@@ -55,14 +55,14 @@ class Refinement:
     distance: dict                # Move.to_json() ({} when nothing was refined)
     note: str
     left_pattern: list = field(default_factory=list)
-    ball: dict | None = None      # a ball certificate (check.BALL_FORMAT): saddle at a nearby exact point
+    ball: dict | None = None      # a ball certificate (check.BALL_FORMAT): saddle or local_min at a nearby exact point
     read_as_dead: list = field(default_factory=list)   # neurons read as strictly dead (snapped_as_dead)
 
     @property
     def verdict(self) -> str:
         if self.result is not None:
             return self.result.verdict
-        return "saddle" if self.ball is not None else "inconclusive"
+        return self.ball["verdict"] if self.ball is not None else "inconclusive"
 
     def to_json(self) -> dict:
         r = self.result
@@ -144,7 +144,8 @@ def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol:
     pattern as well and keep that when it is certified: a nearby exact point on the checkpoint's
     pattern (e.g. a certified not_stationary on a kink) says more than no point."""
     first = _refine_one_pass(problem, point, pat, reading, tol, least_squares, rounds=True)
-    if first.result is not None or first.ball is not None or "pattern updated" not in first.note:
+    if first.result is not None or first.ball is not None or "pattern updated" not in first.note \
+            or _exact.out_of_time():
         return first
     fixed = _refine_one_pass(problem, point, pat, reading, tol, least_squares, rounds=False)
     if fixed.result is None and fixed.ball is None:
@@ -203,7 +204,8 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
         if cert is not None:
             return Refinement(reading, None, new, dist,
                               f"{note}; the rational rounding is stationary only up to {resid:.1e}, but a "
-                              f"ball certificate proves an exact stationary point nearby that is a saddle: "
+                              f"ball certificate proves an exact stationary point nearby that is a "
+                              f"{'local minimum' if cert['verdict'] == 'local_min' else 'saddle'}: "
                               f"{bnote}", ball=cert)
         hint = _numerical_hint(problem, new, resid)
         return Refinement(reading, None, new, dist,
@@ -277,23 +279,42 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
     tiny = [j for j, s in enumerate(pat.status) if s == "tiny"]
     if not tiny:
         readings = ("as_given",)
-    with _least_squares_default(least_squares):
-        out = [_refine_one(problem, point, pat, reading, tol, least_squares) for reading in readings]
-    # a neuron snapped onto kinks that is otherwise strictly negative could as well be read as dead
-    # (its w.x_i < 0 only by a hair): certify that reading too and report it when the verdict differs
-    dead_alt = snapped_dead_pattern(problem, point, pat)
-    if dead_alt is not None:
-        pat2, js = dead_alt
-        with _least_squares_default(least_squares):
-            r = _refine_one(problem, point, pat2, "as_given", tol, least_squares)
-        r.reading = "snapped_as_dead"
-        r.read_as_dead = js
-        r.note = f"{_dead_reading_label(js)}; " + r.note
-        out.append(r)
-    fragile = _dead_read_as_zero(problem, point, choose(out))
-    if fragile is not None:
-        out.append(fragile)
+    with _exact.time_budget(REFINE_BUDGET):
+        out = []
+        for reading in readings:
+            if out and _exact.out_of_time():
+                out.append(Refinement(reading, None, None, {}, _not_tried()))
+                continue
+            with _least_squares_default(least_squares):
+                out.append(_refine_one(problem, point, pat, reading, tol, least_squares))
+        # a neuron snapped onto kinks that is otherwise strictly negative could as well be read as dead
+        # (its w.x_i < 0 only by a hair): certify that reading too and report it when the verdict differs
+        dead_alt = snapped_dead_pattern(problem, point, pat)
+        if dead_alt is not None:
+            pat2, js = dead_alt
+            if _exact.out_of_time():
+                r = Refinement("as_given", None, None, {}, _not_tried())
+            else:
+                with _least_squares_default(least_squares):
+                    r = _refine_one(problem, point, pat2, "as_given", tol, least_squares)
+            r.reading = "snapped_as_dead"
+            r.read_as_dead = js
+            r.note = f"{_dead_reading_label(js)}; " + r.note
+            out.append(r)
+        fragile = _dead_read_as_zero(problem, point, choose(out))
+        if fragile is not None:
+            out.append(fragile)
     return {"pattern": pat, "refinements": out, "tolerances": tol, "tiny": tiny}
+
+
+# one time budget for the whole refinement (every reading, both passes, every stage; the vector
+# Newton's own REFINE_SECONDS applies within it): readings not reached are reported as not tried
+REFINE_BUDGET = 40.0
+
+
+def _not_tried() -> str:
+    return (f"not tried: the refinement time budget of {REFINE_BUDGET:g} s (refine.driver.REFINE_BUDGET) "
+            "ran out before this reading")
 
 
 FRAGILE = 1e-3   # a dead neuron this close to reviving (relative to |theta|) is also read as exactly zero

@@ -3,7 +3,11 @@ square roots, the targets left to the neurons being refined, and the pattern upd
 refinement rounds (``PatternUpdate``, ``crossings``, ``kink_allowed``, ``kink_releases``)."""
 from __future__ import annotations
 
+import contextvars
 import math
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,7 +77,35 @@ def least_squares_choice(choice: str | None) -> str:
     return c
 
 
+# nearest_solve is a function of its exact inputs only, and the readings of one checkpoint (as given,
+# tiny output zero, tiny zero, snapped as dead) often hand it the very same system: the few latest
+# systems and their solutions are kept (compared exactly, entry by entry)
+_SOLVED: "OrderedDict[str, list | None]" = OrderedDict()
+_SOLVED_KEEP = 8
+_SOLVED_MAX_ENTRIES = 10 ** 6   # larger systems are not kept (the cache would hold them alive)
+
+
 def nearest_solve(K_rows: list, rhs: list, P_blocks: list | None = None) -> list | None:
+    """The x with K x = rhs minimising x^T P^{-1} x, exactly; None if the system is inconsistent
+    (``_nearest_solve``; a system solved shortly before is answered from ``_SOLVED``)."""
+    if not K_rows or len(K_rows) * len(K_rows[0]) > _SOLVED_MAX_ENTRIES:
+        return _nearest_solve(K_rows, rhs, P_blocks)
+    # the key: the exact entries as text (canonical p/q; hashing fmpq entries is far slower)
+    key = "\n".join([";".join(",".join(map(str, r)) for r in K_rows), ",".join(map(str, rhs)),
+                      "-" if P_blocks is None else "|".join(";".join(",".join(map(str, r)) for r in blk)
+                                                          for blk in P_blocks)])
+    if key in _SOLVED:
+        _SOLVED.move_to_end(key)
+        x = _SOLVED[key]
+        return None if x is None else list(x)
+    x = _nearest_solve(K_rows, rhs, P_blocks)
+    _SOLVED[key] = None if x is None else list(x)
+    while len(_SOLVED) > _SOLVED_KEEP:
+        _SOLVED.popitem(last=False)
+    return x
+
+
+def _nearest_solve(K_rows: list, rhs: list, P_blocks: list | None = None) -> list | None:
     """The x with K x = rhs minimising x^T P^{-1} x, exactly; None if the system is inconsistent.
 
     P is block diagonal and positive definite, given as a list of square fmpq matrices (lists of
@@ -298,22 +330,29 @@ def kink_releases(problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.nd
     if cf is not None:
         E = E + np.asarray(cf, dtype=float)[None, :]
     out = []
+    xnorms = np.linalg.norm(X, axis=1)
+    row_norms: dict = {}            # |x_i| as each row's own norm, once per kink point
+    nonzero = np.any(X != 0, axis=1)
     for j in neurons:
-        K = [i for i in range(n) if signs[i, j] == 0 and np.any(X[i] != 0)]
+        K = [i for i in range(n) if signs[i, j] == 0 and nonzero[i]]
         if not K or not np.any(Af[j] != 0):
             continue
         XK = X[K]
-        if np.linalg.matrix_rank(XK) < len(K):
+        # one nonzero kink point of ordinary size has rank 1 (its one singular value is above
+        # matrix_rank's cut); otherwise ask matrix_rank
+        if (len(K) > 1 or not np.abs(XK).max() > 1e-150) and np.linalg.matrix_rank(XK) < len(K):
             continue
         c = E @ Af[j] / n
         sl = np.where(signs[:, j] > 0, ap, np.where(signs[:, j] < 0, am, am))
         b = (sl * c) @ X
         mu, *_ = np.linalg.lstsq(XK.T, b, rcond=None)
-        scale = float(np.abs(c) @ np.linalg.norm(X, axis=1))
+        scale = float(np.abs(c) @ xnorms)
         if np.linalg.norm(XK.T @ mu - b) > 1e-6 * max(scale, 1e-300):
             continue
         for q, i in enumerate(K):
-            xn = max(float(np.linalg.norm(X[i])), 1e-300)
+            if i not in row_norms:
+                row_norms[i] = float(np.linalg.norm(X[i]))
+            xn = max(row_norms[i], 1e-300)
             tol = RELEASE_TOL * scale / xn
             gam = (ap - am) * c[i]
             down, up = mu[q], -(mu[q] + gam)          # descent rates to the negative / positive side
@@ -322,3 +361,37 @@ def kink_releases(problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.nd
                 out.append((max(down, up) * xn / max(scale, 1e-300), [int(j), int(i), side]))
     out.sort(key=lambda x: -x[0])
     return [x[1] for x in out]
+
+
+# ------------------------------------------------------------------------------------------------
+# one time budget for a whole refinement (driver.refine): every stage of every reading shares it
+# ------------------------------------------------------------------------------------------------
+
+_DEADLINE: contextvars.ContextVar = contextvars.ContextVar("relucert_refine_deadline", default=(math.inf, 0.0))
+
+
+@contextmanager
+def time_budget(seconds: float):
+    """Within the block, ``deadline()`` is at most ``seconds`` from now (nested budgets: the earlier
+    deadline wins)."""
+    end = time.monotonic() + seconds
+    cur = _DEADLINE.get()
+    token = _DEADLINE.set((end, seconds) if end < cur[0] else cur)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def deadline() -> float:
+    """time.monotonic() by which the current refinement must stop (inf outside a budget)."""
+    return _DEADLINE.get()[0]
+
+
+def budget_seconds() -> float:
+    """The length of the budget in force (0 outside one)."""
+    return _DEADLINE.get()[1]
+
+
+def out_of_time() -> bool:
+    return time.monotonic() > _DEADLINE.get()[0]

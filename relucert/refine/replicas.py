@@ -75,9 +75,11 @@ def refine_replicas(problem: Problem, start: Point, pat: Pattern, reading: str, 
             An[t] = [fmpq(*float(v / sc).as_integer_ratio()) for v in c]
         else:
             Wn[t], An[t] = start.W[j], start.A[j]
+    narrow_index = {j: t for t, j in enumerate(keep)}      # snapped pairs name the narrow neurons
     narrow = Point(Wn, An, None if start.c is None else start.c.copy())   # the output bias is carried as it is
     npat = Pattern([pat.status[j] for j in keep], [pat.kinks[j] for j in keep],
-                   [x for x in pat.snapped if x[0] not in drop], pat.signs[:, keep],
+                   [(narrow_index[x[0]],) + tuple(x[1:]) for x in pat.snapped if x[0] not in drop],
+                   pat.signs[:, keep],
                    [pat.sizes[j] for j in keep], pat.kink_tol)
     names = ", ".join("{" + ",".join(map(str, cl)) + "}" for cl in clusters)
     label = f"{len(clusters)} replica clusters merged ({names}; angle < {tol.replica_angle:g} rad)"

@@ -10,9 +10,9 @@ import numpy as np
 from flint import fmpq, fmpq_mat
 
 from relucert.core.formulas import preactivations
-from relucert.core.linalg import independent_subset, mat, nullspace
+from relucert.core.linalg import dot, independent_subset, mat, nullspace
 from relucert.core.problem import Point, Problem, fmpq_to_float
-from relucert.refine.classify import Pattern
+from relucert.refine.classify import Pattern, exact_signs, filtered_signs
 import relucert.refine.exact as _exact
 from relucert.refine.exact import (PatternUpdate, _pairs_text, apply_crossings, crossings,
                                    kink_releases, least_norm_solve, least_squares_choice, nearest_solve,
@@ -145,7 +145,7 @@ def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Patter
         if not update:
             return vnew, cur, [], ""
         signs = cur.signs.copy()
-        cross = crossings(sys_.Z(v), sys_.Z(vnew), signs, movable)
+        cross = sys_.crossings(v, vnew, signs)
         if not cross:
             Wf, Af = sys_.float_point(problem, vnew)
             rel = kink_releases(problem, Wf, Af, signs, movable, sys_.float_c(vnew))[:1]
@@ -181,6 +181,10 @@ def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Patter
             break
         seen.add(key)
         cur = updated_pattern(cur, signs)
+        if _exact.out_of_time():
+            stop = (f"the refinement time budget of {_exact.budget_seconds():g} s (refine.driver.REFINE_BUDGET) "
+                    f"ran out after round {len(rounds)}")
+            break
     if best is not None:
         v, bpat, r, pending = best
         kept, note = settle_rounds(rounds, r, pending, stop)
@@ -235,8 +239,11 @@ class _ScalarSystem:
         N = nullspace(C, nv) if C else None
         if N is not None and not N:
             return None, None, "the kink constraints leave no freedom"
-        B = [[sum((M[i][q] * N[c][q] for q in range(nv)), fmpq(0)) for c in range(len(N))] for i in range(n)] \
-            if N is not None else M
+        if N is not None:
+            Bm = mat(M) * mat(N).transpose()                       # n x dim N, exact
+            B = [[Bm[i, c] for c in range(len(N))] for i in range(n)]
+        else:
+            B = M
         Bt = [[B[i][c] for i in range(n)] for c in range(len(B[0]))]
         cols = independent_subset(Bt)
         if cols:
@@ -247,7 +254,8 @@ class _ScalarSystem:
             fstar = [fmpq(0)] * n
         # change dv of v: C (v + dv) = 0, M (v + dv) = fstar
         K = C + M
-        Kv = [sum((r[q] * v[q] for q in range(nv)), fmpq(0)) for r in K]
+        Kvm = mat(K) * fmpq_mat(nv, 1, v)
+        Kv = [Kvm[r, 0] for r in range(len(K))]
         rhs = [-Kv[i] for i in range(len(C))] + [fstar[i] - Kv[len(C) + i] for i in range(n)]
         return K, rhs, None
 
@@ -282,17 +290,29 @@ class _ScalarSystem:
             dv = dv2
         return [a + b for a, b in zip(v, dv)], None
 
-    def Z(self, v: list) -> np.ndarray:
-        """v_t . x_i as an n x m object array (columns of the movable neurons; sign of z_ij)."""
-        d = self.d
+    def crossings(self, v: list, vnew: list, signs: np.ndarray) -> list:
+        """``exact.crossings`` of the straight step from v to vnew (pre-activations v_t . x_i of the
+        movable neurons), with exact values only where needed: a pair whose sign at vnew is proved
+        by ``classify.filtered_signs`` to be its pattern's sign is not crossed, and is passed to
+        ``crossings`` as that sign (it only tests s z > 0 there); every other strict pair gets its
+        exact values at v and at vnew."""
+        d, n = self.d, self.n
         m = max(self.movable) + 1
-        Z = np.empty((self.n, m), dtype=object)
-        Zm = mat(self.X) * fmpq_mat(d, len(self.movable), [v[t * d + q] for q in range(d)
-                                                          for t in range(len(self.movable))])
+        old = [v[t * d:(t + 1) * d] for t in range(len(self.movable))]
+        new = [vnew[t * d:(t + 1) * d] for t in range(len(self.movable))]
+        sg, ok = filtered_signs(self.X, new)
+        Z0 = np.empty((n, m), dtype=object)
+        Z1 = np.empty((n, m), dtype=object)
         for t, j in enumerate(self.movable):
-            for i in range(self.n):
-                Z[i, j] = Zm[i, t]
-        return Z
+            for i in range(n):
+                s = int(signs[i, j])
+                if s == 0:
+                    continue
+                if ok[i, t] and s * sg[i, t] > 0:
+                    Z1[i, j] = s
+                    continue
+                Z0[i, j], Z1[i, j] = dot(self.X[i], old[t]), dot(self.X[i], new[t])
+        return crossings(Z0, Z1, signs, self.movable)
 
     def float_point(self, problem: Problem, v: list):
         """Float (W, A) of the whole network with the movable neurons at (v_t, eps_t) and the fixed
@@ -311,14 +331,15 @@ class _ScalarSystem:
 
 
 def _flipped_pairs(X: list, pat: Pattern, movable: list, v: list, d: int) -> list:
-    """(position t in movable, data i) whose strict sign in the pattern is not the sign of v_t . x_i."""
+    """(position t in movable, data i) whose strict sign in the pattern is not the sign of v_t . x_i
+    (signs exact, ``classify.exact_signs``)."""
     out = []
-    Z = mat(X) * fmpq_mat(d, len(movable), [v[t * d + q] for q in range(d) for t in range(len(movable))])
+    sg = exact_signs(X, [v[t * d:(t + 1) * d] for t in range(len(movable))])
     for t, j in enumerate(movable):
         for i in range(len(X)):
-            sg = pat.signs[i, j]
-            z = Z[i, t]
-            if (sg > 0 and not z > 0) or (sg < 0 and not z < 0):
+            s = pat.signs[i, j]
+            z = sg[i, t]
+            if (s > 0 and not z > 0) or (s < 0 and not z < 0):
                 out.append((t, i))
     return out
 

@@ -27,6 +27,15 @@ EIGSY_UNKNOWNS = 60     # up to this many unknowns the high-precision steps come
                         # above, from a float64 eigendecomposition against the exact gradient (``_fast_newton``)
 MAX_NEWTON_UNKNOWNS = math.inf   # no fixed cap on the unknowns any more (kept for scripts that read it)
 REFINE_SECONDS = 60.0   # time budget of one ``refine_vector`` call (float and high-precision stages together)
+
+
+def _budget_text() -> str:
+    """Which time budget a stop names: this call's REFINE_SECONDS or the whole refinement's."""
+    if _exact.budget_seconds() and _exact.budget_seconds() < REFINE_SECONDS:
+        return f"the refinement time budget of {_exact.budget_seconds():g} s (refine.driver.REFINE_BUDGET)"
+    return f"the time budget of {REFINE_SECONDS:g} s (refine.vector.REFINE_SECONDS)"
+
+
 FLOAT_ITERS = 3000      # float stage: damped Newton iterations at most, all rounds together
 FLOAT_GTOL = 1e-13      # float stage: converged below this relative gradient (max |g| / (max|y| max|x|))
 FLOAT_NEAR = 1e-8       # float stage: below this the high-precision stage may still finish the job
@@ -97,7 +106,7 @@ def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dp
         if has_c:
             return Point(W, A, centring_bias(problem, W, A)), "no alive neuron to refine; output bias centred exactly"
         return Point(W, A), "no alive neuron to refine"
-    deadline = time.monotonic() + REFINE_SECONDS
+    deadline = min(time.monotonic() + REFINE_SECONDS, _exact.deadline())   # and the whole refinement's budget
     fl = _float_stage(problem, W, A, start, pat, movable, update=pattern_out is not None, deadline=deadline)
     cur = fl.pattern
     upd = PatternUpdate(cur, fl.rounds)
@@ -158,7 +167,7 @@ def refine_vector(problem: Problem, start: Point, pat: Pattern, reading: str, dp
         th, gnorm, steps, out_of_time = _mp_newton(mp, loss, theta, dps, iters, deadline)
         if out_of_time:
             return None, (f"{head}, then {dps} digits: {steps} steps, gradient {mp.nstr(gnorm, 3)}: inconclusive, "
-                          f"the time budget of {REFINE_SECONDS:g} s (refine.vector.REFINE_SECONDS) ran out before "
+                          f"{_budget_text()} ran out before "
                           "the high-precision Newton converged")
         pos = 0
         for t, j in enumerate(movable):
@@ -399,7 +408,7 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
                 stop = f"no stationary point within {ROUND_ITERS} steps after round {len(rounds)}"
                 break
             if time.monotonic() > deadline:
-                stop = (f"the time budget of {REFINE_SECONDS:g} s (refine.vector.REFINE_SECONDS) ran out after "
+                stop = (f"{_budget_text()} ran out after "
                         f"{it} float steps")
                 break
             it += 1
@@ -605,8 +614,8 @@ def _refine_fast(problem: Problem, W, A, movable: list, Nbs: list, fl: _FloatRes
     what = f"{head}, then exact-gradient Newton with float64 Hessian steps to {dps} digits: {steps} steps, " \
            f"gradient {gmax:.3g}"
     if out_of_time:
-        return None, (f"{what}: inconclusive, the time budget of {REFINE_SECONDS:g} s "
-                      "(refine.vector.REFINE_SECONDS) ran out before the high-precision Newton converged")
+        return None, (f"{what}: inconclusive, {_budget_text()} ran out before the high-precision Newton "
+                      "converged")
     W, A = W.copy(), A.copy()
     with mp.workdps(dps):
         rnd = lambda q: _mp_to_fmpq(mp.mpf(int(q.p)) / int(q.q), dps)

@@ -261,7 +261,8 @@ def _usable_cpus() -> int:
 
 def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, c: np.ndarray | None = None,
                   tol_kink: float = 1e-4, tol_tiny: float = 1e-6, chunk: int | None = None,
-                  per_neuron: bool | None = None, progress: bool = False, workers: int = 1) -> ScreenResult:
+                  per_neuron: bool | None = None, progress=False, workers: int = 1,
+                  backend: str = "numpy") -> ScreenResult:
     """One pass over T checkpoints W (T x m x d), A (T x m x k) and, for a network with an output
     bias, c (T x k; default: the output biases of the trajectory ``W`` was loaded with, if any).
     With c the outputs include it and ``grad_c`` = ||dL/dc|| = ||mean residual|| (the (S0) part of
@@ -274,8 +275,15 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, c: np.ndarr
     (``near_kink``, ``tiny``, ``dead``: the kernel sums each pre-activation w_j.x_i in the order of
     the coordinates with fused multiply-adds, as OpenBLAS does for numpy's X @ W.T, and takes the
     norms numpy takes) and the same floats up to rounding.  ``workers`` threads share the chunks;
-    never more threads than usable CPUs, one when there are too few chunks to share, and one
-    whenever threads turn out slower (``_run_threaded``)."""
+    never more threads than usable CPUs, one when there are too few chunks to share or too little
+    work (``THREAD_MIN_WORK``), and one whenever threads turn out slower (``_run_threaded``).
+
+    ``backend="torch"`` (optional torch, imported only then) evaluates the same quantities with
+    float64 torch tensors on ``cuda`` when a GPU is present, else on the CPU (``_torch_chunk``; same
+    numbers up to rounding, ``workers`` unused).  ``progress``: False, True (a line on stderr), or a
+    callable ``progress(done, total)`` called after each chunk (``commands.progress``'s bar)."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown screening backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     X, Y = problem.Xf, problem.Yf
     ap, am = (fmpq_to_float(v) for v in (problem.activation.alpha_plus, problem.activation.alpha_minus))
     T, m, d = W.shape
@@ -293,10 +301,15 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, c: np.ndarr
     if per_neuron is None:
         per_neuron = T * m <= PER_NEURON_LIMIT
     per_neuron = bool(per_neuron)
-    kernel = _fused_kernel(load=T * n * m >= _NUMBA_MIN_WORK)
-    workers = max(1, min(int(workers), _usable_cpus()))
+    torch_dev = _torch_device() if backend == "torch" else None
+    kernel = None if torch_dev else _fused_kernel(load=T * n * m >= _NUMBA_MIN_WORK)
+    workers = 1 if torch_dev else max(1, min(int(workers), _usable_cpus()))
+    if workers > 1:            # the thread rule (THREAD_MIN_WORK): enough work, and free CPUs
+        workers = min(workers, _idle_cpus()) if T * n * m >= THREAD_MIN_WORK else 1
     if chunk is None:
-        if kernel is not None:   # a few milliseconds of work per call
+        if torch_dev:            # whole chunks on the device: ~ 2*10^6 entries per n x m temporary
+            chunk = max(1, min(4096, TORCH_ENTRIES // max(1, n * m)))
+        elif kernel is not None:   # a few milliseconds of work per call
             chunk = max(1, min(4096, 2 * 10 ** 6 // max(1, n * m * (d + k))))
             if workers > 1:      # enough chunks to keep every thread busy to the end
                 chunk = max(1, min(chunk, -(-T // (8 * workers))))
@@ -317,7 +330,12 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, c: np.ndarr
         out["grad_c"] = np.empty(T)
     pn = {name: np.empty((T, m), dtype=np.float32) for name in ("min_rel_z", "balance", "norms")} if per_neuron else {}
     rows = max(1, min(n, CACHE_ENTRIES // max(1, chunk * m)))   # data rows per numpy step
-    if kernel is None:
+    if torch_dev:
+        torch, dev = torch_dev
+        tX, tY = torch.tensor(X, dtype=torch.float64, device=dev), torch.tensor(Y, dtype=torch.float64, device=dev)
+        tzero = torch.tensor(zero_rows, device=dev)
+        tinv = torch.tensor(inv_xn, dtype=torch.float64, device=dev)
+    elif kernel is None:
         _prime_allocator(20 * 8 * chunk * rows * m)   # ~ all temporaries of one step
     else:
         npad = -(-n // 4) * 4                         # the kernel takes the rows four at a time
@@ -343,7 +361,10 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, c: np.ndarr
         wn2 = np.einsum("bmd,bmd->bm", Wc, Wc)            # B x m (faster than linalg.norm here)
         # (one output: the one product einsum would take, bit for bit, at a third of the cost)
         an2 = np.square(Ac[:, :, 0]) if k == 1 else np.einsum("bmk,bmk->bm", Ac, Ac)
-        if kernel is not None:   # (C-ordered and writable: the one signature compiled)
+        if torch_dev:
+            _torch_chunk(torch, dev, tX, tY, tzero, tinv, Wc, Ac, wn2, an2, ap, am, tol_kink, tol_tiny, xscale,
+                         yscale, factor, out, pn, s, Cc)
+        elif kernel is not None:   # (C-ordered and writable: the one signature compiled)
             Wk, Ak = np.require(Wc, requirements="CW"), np.require(Ac, requirements="CW")
             kernel(Xp, Yp, inv_p, zero_p, n, Wk, Ak, np.ascontiguousarray(wn2), np.ascontiguousarray(an2),
                    s_pos, float(am), am == 0, float(tol_kink), float(tol_tiny), xscale, yscale, factor, per_neuron,
@@ -358,7 +379,9 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, c: np.ndarr
     last = [0.0]
 
     def report() -> None:            # at most four lines a second
-        if time.perf_counter() - last[0] >= 0.25:
+        if callable(progress):
+            progress(done[0], T)
+        elif time.perf_counter() - last[0] >= 0.25:
             last[0] = time.perf_counter()
             _progress(done[0], T, t0)
 
@@ -369,13 +392,95 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, c: np.ndarr
             one(s)
             if progress:
                 report()
-    if progress and T > chunk:
+    if progress is True and T > chunk:
         _progress(done[0], T, t0)
         print(file=sys.stderr)
     return ScreenResult(out["loss"], out["grad_A"], out["grad_W"], out["near_kink"], out["tiny"], out["dead"],
                         pn.get("min_rel_z"), pn.get("balance"), pn.get("norms"), time.perf_counter() - t0,
                         out.get("grad_c"))
 
+
+BACKENDS = ("numpy", "torch")
+TORCH_ENTRIES = 2 * 10 ** 6    # entries of one n x m temporary of the torch pass (a chunk's size)
+
+
+def _torch_device():
+    """(the torch module, "cuda" when a GPU is present else "cpu"); a one-line error without torch."""
+    try:
+        import torch
+    except ImportError:
+        raise InputError("the torch screening backend needs PyTorch (pip install torch); "
+                         "use the default numpy backend without it") from None
+    return torch, ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _torch_chunk(torch, dev, X, Y, zero_rows, inv_xn, Wc, Ac, wn2, an2, ap, am, tol_kink, tol_tiny, xscale, yscale,
+                 factor, out, pn, s, Cc=None) -> None:
+    """``_numpy_chunk`` in float64 torch tensors on ``dev``, all data rows at once: the same
+    quantities, each computed as there (z = w_j.x_i; sigma'(z) = alpha_+ for z > 0 else alpha_-, as
+    ``core.formulas.slopes``; sigma(z) = sigma'(z) z; residuals with c; the gradient sums off the
+    near-kink pairs |z_ij|/|x_i| < tol |w_j|; a zero row x_i is on no kink; dead: w_j.x_i < 0 on
+    every x_i != 0), moved back to numpy at the end."""
+    B, m, d = Wc.shape
+    n, k = Y.shape
+    f64 = torch.float64
+    Wt, At = torch.as_tensor(Wc, dtype=f64).to(dev), torch.as_tensor(Ac, dtype=f64).to(dev)
+    wn2t, an2t = torch.as_tensor(wn2, dtype=f64).to(dev), torch.as_tensor(an2, dtype=f64).to(dev)
+    wn, an = torch.sqrt(wn2t), torch.sqrt(an2t)
+    Z = torch.matmul(X, Wt.transpose(1, 2))                       # B x n x m
+    pos = (Z > 0).to(f64)                                         # (a bool tensor times a float: float32)
+    S = pos * float(ap) if am == 0 else float(am) + (float(ap) - float(am)) * pos
+    H = S * Z
+    F = torch.matmul(H, At)                                       # B x n x k
+    if Cc is not None:
+        F = F + torch.as_tensor(Cc, dtype=f64).to(dev)[:, None, :]
+    E = F - Y
+    G = torch.matmul(H.transpose(1, 2), E)                        # n dL/dA
+    zr = zero_rows[None, :, None]
+    rel = (Z.abs() * inv_xn[None, :, None]).masked_fill_(zr, float("inf"))
+    near = rel < (tol_kink * wn)[:, None, :]
+    P = E * At.transpose(1, 2) if k == 1 else torch.matmul(E, At.transpose(1, 2))   # e_i . a_j
+    P.mul_(S).masked_fill_(near, 0.0)
+    GW = torch.matmul(P.transpose(1, 2), X)                       # n dL/dW off the near-kink pairs
+    sl = slice(s, s + B)
+
+    def back(t):
+        return t.detach().cpu().numpy()
+    out["loss"][sl] = back((E * E).sum(dim=(1, 2))) / (2 * n) * factor
+    out["grad_A"][sl] = back(torch.sqrt(((G / n) ** 2).sum(dim=(1, 2))))
+    out["grad_W"][sl] = back(torch.sqrt(((GW / n) ** 2).sum(dim=(1, 2))))
+    if Cc is not None:
+        out["grad_c"][sl] = back(torch.sqrt(((E.sum(dim=1) / n) ** 2).sum(dim=1)))
+    out["near_kink"][sl] = back(near.sum(dim=(1, 2)))
+    out["tiny"][sl] = back((an * wn * xscale / yscale < tol_tiny).sum(dim=1))
+    if am == 0:
+        out["dead"][sl] = back((Z.masked_fill(zr, -float("inf")).amax(dim=1) < 0).sum(dim=1))
+    else:
+        out["dead"][sl] = 0
+    if pn:
+        pn["min_rel_z"][sl] = back(rel.amin(dim=1) / torch.clamp(wn, min=1e-300))
+        pn["balance"][sl] = back(wn2t - an2t)
+        pn["norms"][sl] = back(torch.sqrt(wn2t + an2t))
+
+
+# The thread rule: threads only for a pass of at least THREAD_MIN_WORK pre-activations (T*n*m, about
+# a tenth of a second on one thread) spread over more than four chunks; below that, timing one and
+# two threads costs more than threads can win (m=50, n=7, d=3, T=4000: two threads took twice as long
+# as one).  Above it, _run_threaded times both and keeps the faster (THREAD_GAIN, PROBE_EVERY).
+# And never more threads than CPUs that are free: with the machine's load (1-minute average of
+# runnable processes, this one included) at L on C usable CPUs, at most round(C - L) + 1 threads (a
+# second thread on a busy machine only waits for a core and slows the pass down).
+THREAD_MIN_WORK = 10 ** 7
+
+
+def _idle_cpus() -> int:
+    """Usable CPUs not busy with other processes (``THREAD_MIN_WORK``'s rule), at least 1."""
+    cpus = _usable_cpus()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return cpus
+    return max(1, min(cpus, int(round(cpus - load)) + 1))
 
 PROBE_EVERY = 32   # chunks per thread between two timings of the thread count not in use
 THREAD_GAIN = 0.9  # threads are used while they take at most this fraction of one thread's time
@@ -978,11 +1083,13 @@ def _representative(step: np.ndarray, s: int, e: int, segments: list[tuple[int, 
 
 
 def certify_plateaus(traj: Trajectory, plateaus: list, *, reading: str = "auto", workers: int = 1,
-                     growth: float = 10.0, tol: dict | None = None) -> list[PlateauRow]:
+                     growth: float = 10.0, tol: dict | None = None, progress=None) -> list[PlateauRow]:
     """Refine and certify the middle checkpoint of each plateau (process pool), and compare the
     neurons that grow after the plateau with the certified escape neurons.  A plateau with merged
     loss spikes (``Plateau.segments``) is represented by the checkpoint nearest its middle that lies
-    in one of its flat stretches, never by one inside a spike."""
+    in one of its flat stretches, never by one inside a spike.  ``progress(done, total)``, when
+    given, is called once before the first plateau (done = 0) and after each plateau is certified
+    (in the plateaus' order)."""
     pj = traj.problem.to_json()
     tol = tol or {}
     rows, jobs = [], []
@@ -994,11 +1101,20 @@ def certify_plateaus(traj: Trajectory, plateaus: list, *, reading: str = "auto",
                                spikes=int(getattr(pl, "spikes", 0))))
         job = (pj, traj.W[rep], traj.A[rep], reading, tol)
         jobs.append(job if traj.c is None else job + (traj.c[rep],))
+    results = []
+    if progress is not None:
+        progress(0, len(jobs))
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=workers) as ex:
-            results = list(ex.map(_certify_checkpoint, jobs))
+            for rf in ex.map(_certify_checkpoint, jobs):
+                results.append(rf)
+                if progress is not None:
+                    progress(len(results), len(jobs))
     else:
-        results = [_certify_checkpoint(j) for j in jobs]
+        for j in jobs:
+            results.append(_certify_checkpoint(j))
+            if progress is not None:
+                progress(len(results), len(jobs))
     norms = np.sqrt((traj.W ** 2).sum(axis=2) + (traj.A ** 2).sum(axis=2))   # T x m
     for p, (row, rf) in enumerate(zip(rows, results)):
         row.verdict = rf["verdict"]

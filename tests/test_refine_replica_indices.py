@@ -1,0 +1,88 @@
+"""Regression: the replica reading hands the narrow network a pattern whose snapped kink pairs name
+the NARROW neurons (found by the coverage campaign: a snapped pair of a neuron after a dropped
+replica kept its wide index, and the pattern update of the vector Newton raised IndexError)."""
+from __future__ import annotations
+
+import numpy as np
+
+import relucert.refine.replicas as replicas
+from relucert.core.problem import Point, Problem
+from relucert.refine.classify import Tolerances, classify
+
+
+def _instance():
+    # d = 2, k = 2; neurons 0 and 1 are near-parallel replicas (angle 1e-3), neuron 2 sits on the
+    # kink of data point 3 up to a relative 1e-8 (snapped), neuron 3 is an ordinary alive neuron
+    X = np.array([[1.0, 0.5], [0.3, 1.0], [-1.0, 0.2], [1.0, -1.0], [0.7, 0.7], [-0.4, -1.0]])
+    Y = np.array([[0.5, -0.2], [0.1, 0.9], [-0.3, 0.4], [0.2, 0.2], [1.0, -0.5], [0.0, 0.3]])
+    W = np.array([[1.0, 0.2], [1.0, 0.201], [1.0, 1.0 + 1e-8], [-0.5, 1.0]])
+    A = np.array([[0.4, 0.1], [0.3, 0.08], [0.5, -0.6], [0.7, 0.2]])
+    pb = Problem.make(X, Y, "relu")
+    return pb, Point.make(W, A, pb)
+
+
+def test_snapped_pairs_are_reindexed_for_the_narrow_network(monkeypatch):
+    pb, pt = _instance()
+    tol = Tolerances()
+    pat = classify(pb, pt, tol)
+    assert [(j, i) for j, i, _ in pat.snapped] == [(2, 3)]          # hand check: w_2 . x_3 = -1e-8
+    assert replicas.replica_clusters(pt, pat, tol.replica_angle) == [[0, 1]]
+    seen = {}
+
+    def capture(problem, narrow, npat, reading, **kw):
+        seen["npat"] = npat
+        return None, "captured"
+
+    monkeypatch.setattr(replicas, "refine_grouped", capture)
+    monkeypatch.setattr(replicas, "refine_vector", capture)
+    replicas.refine_replicas(pb, pt, pat, "as_given", tol)
+    npat = seen["npat"]
+    # neurons kept: 0 (the merged cluster), 2, 3 -> narrow indices 0, 1, 2; wide neuron 2 is narrow 1
+    assert [(t, i) for t, i, _ in npat.snapped] == [(1, 3)]
+    assert npat.signs.shape == (pb.n, 3)
+    for t, i, _ in npat.snapped:
+        assert npat.signs[i, t] == 0 and i in npat.kinks[t]
+
+
+# ------------------------------------------------------------------------------------------------
+# one time budget for the whole refinement (refine.driver.REFINE_BUDGET)
+# ------------------------------------------------------------------------------------------------
+
+def test_time_budget_nests_and_the_earlier_deadline_wins():
+    import math
+    import time
+
+    from relucert.refine import exact as E
+    assert E.deadline() == math.inf and E.budget_seconds() == 0 and not E.out_of_time()
+    with E.time_budget(100.0):
+        outer = E.deadline()
+        assert E.budget_seconds() == 100.0 and outer > time.monotonic()
+        with E.time_budget(1000.0):              # a later deadline does not extend the outer one
+            assert E.deadline() == outer
+        with E.time_budget(0.0):
+            time.sleep(0.01)
+            assert E.out_of_time() and E.budget_seconds() == 0.0
+        assert E.deadline() == outer and not E.out_of_time()
+    assert E.deadline() == math.inf
+
+
+def test_readings_after_the_budget_are_reported_as_not_tried(monkeypatch):
+    import relucert.refine.driver as D
+    from relucert.core.problem import Point, Problem
+
+    # scalar output, one tiny neuron (size 1e-8): three readings of it are refined in turn
+    X = np.array([[1.0, 0.2], [0.3, 1.0], [-1.0, 0.4], [0.5, -1.0], [0.9, 0.9]])
+    Y = np.array([[0.7], [0.2], [-0.1], [0.4], [1.1]])
+    W = np.array([[1.0, 0.3], [-0.4, 1.0], [1e-4, 1e-4]])
+    A = np.array([[0.6], [0.3], [1e-4]])
+    pb = Problem.make(X, Y, "relu")
+    pt = Point.make(W, A, pb)
+    full = D.refine(pb, pt)
+    assert len(full["refinements"]) >= 2 and not any("not tried" in r.note for r in full["refinements"])
+    monkeypatch.setattr(D, "REFINE_BUDGET", 0.0)
+    cut = D.refine(pb, pt)["refinements"]
+    assert [r.reading for r in cut[:len(full["refinements"])]] == [r.reading for r in full["refinements"]][:len(cut)]
+    assert cut[0].note == full["refinements"][0].note or "time budget" in cut[0].note
+    later = [r for r in cut[1:] if r.reading != "read_as_zero"]
+    assert later and all(r.note.startswith("not tried: the refinement time budget of 0 s") and r.result is None
+                         for r in later)
