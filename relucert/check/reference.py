@@ -23,6 +23,8 @@ L = (1/2n) sum_i ||e_i||^2 with residuals e_i = f(x_i) - y_i (c included).
 from __future__ import annotations
 
 from fractions import Fraction as Q
+from math import lcm
+from operator import mul
 
 __all__ = ["dot", "sigma", "dsigma", "preactivations", "outputs", "residuals", "half_mean_loss", "loss",
            "mean_residual", "output_grad", "D", "weight_grad", "gradient", "hessian", "jacobian"]
@@ -42,17 +44,64 @@ def dsigma(z: Q, ap: Q, am: Q) -> Q:
     return ap if z > 0 else am
 
 
+# Speed: the n x m sums below run on Python integers over one common denominator per matrix (a
+# Fraction operation costs a gcd; an integer product does not), which is exact and gives the same
+# Fractions.  A common denominator above COMMON_DEN_BITS (hostile input: many distinct denominators)
+# falls back to the plain Fraction loops, whose cost does not depend on it.
+COMMON_DEN_BITS = 4096
+
+
+def _over_common(rows):
+    """(integer rows N, D) with rows = N / D exactly, D the lcm of the denominators; None if D has
+    more than COMMON_DEN_BITS bits."""
+    D = 1
+    for row in rows:
+        for v in row:
+            if v.denominator != 1 and D % v.denominator:
+                D = lcm(D, v.denominator)
+                if D.bit_length() > COMMON_DEN_BITS:
+                    return None
+    return [[v.numerator * (D // v.denominator) for v in row] for row in rows], D
+
+
+def _int_preactivations(X, W):
+    """(integer n x m matrix N, D) with w_j . x_i = N[i][j] / D, or None (see _over_common)."""
+    cx, cw = _over_common(X), _over_common(W)
+    if cx is None or cw is None:
+        return None
+    (Xi, Dx), (Wi, Dw) = cx, cw
+    return [[sum(map(mul, w, x)) for w in Wi] for x in Xi], Dx * Dw
+
+
 def preactivations(X, W) -> list[list[Q]]:
     """Z[i][j] = w_j . x_i (n x m)."""
-    return [[dot(w, x) for w in W] for x in X]
+    zi = _int_preactivations(X, W)
+    if zi is None:
+        return [[dot(w, x) for w in W] for x in X]
+    Zi, D = zi
+    return [[Q(z, D) for z in row] for row in Zi]
 
 
 def outputs(X, W, A, ap: Q, am: Q, k: int, c=None) -> list[list[Q]]:
     """f(x_i) = sum_j a_j sigma(w_j . x_i) + c (n x k; c None: no output bias)."""
+    zi, ca = _int_preactivations(X, W), _over_common(A)
+    if zi is None or ca is None:
+        out = []
+        for x in X:
+            h = [sigma(dot(w, x), ap, am) for w in W]
+            out.append([sum((h[j] * A[j][o] for j in range(len(W))), Q(0) if c is None else c[o])
+                        for o in range(k)])
+        return out
+    (Zi, Dz), (Ai, Da) = zi, ca
+    ap, am = Q(ap), Q(am)            # exact even if given as int
+    cols = [[row[o] for row in Ai] for o in range(k)]
+    den = Dz * Da
     out = []
-    for x in X:
-        h = [sigma(dot(w, x), ap, am) for w in W]
-        out.append([sum((h[j] * A[j][o] for j in range(len(W))), Q(0) if c is None else c[o]) for o in range(k)])
+    for zs in Zi:                    # sigma(z) = alpha_plus z (z > 0), alpha_minus z (z <= 0)
+        pos = [z if z > 0 else 0 for z in zs]
+        neg = [z if z <= 0 else 0 for z in zs]
+        out.append([(ap * sum(map(mul, pos, cols[o])) + am * sum(map(mul, neg, cols[o]))) / den
+                    + (0 if c is None else c[o]) for o in range(k)])
     return out
 
 
@@ -84,8 +133,22 @@ def output_grad(Z, E, ap: Q, am: Q) -> list[list[Q]]:
     n = len(E)
     m = len(Z[0]) if Z else 0
     k = len(E[0]) if E else 0
-    return [[sum((E[i][c] * sigma(Z[i][j], ap, am) for i in range(n)), Q(0)) / n for c in range(k)]
-            for j in range(m)]
+    cz, ce = _over_common(Z), _over_common(E)
+    if cz is None or ce is None:
+        return [[sum((E[i][c] * sigma(Z[i][j], ap, am) for i in range(n)), Q(0)) / n for c in range(k)]
+                for j in range(m)]
+    (Zi, Dz), (Ei, De) = cz, ce
+    ap, am = Q(ap), Q(am)
+    ecols = [[row[c] for row in Ei] for c in range(k)]
+    den = Dz * De * n
+    out = []
+    for j in range(m):
+        col = [row[j] for row in Zi]
+        pos = [z if z > 0 else 0 for z in col]
+        neg = [z if z <= 0 else 0 for z in col]
+        out.append([(ap * sum(map(mul, pos, ecols[c])) + am * sum(map(mul, neg, ecols[c]))) / den
+                    for c in range(k)])
+    return out
 
 
 def D(X, z, E, r, ap: Q, am: Q) -> list[Q]:
