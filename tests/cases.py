@@ -99,3 +99,19 @@ CASES = {
     "gradient": (GRAD, "not_stationary", [], "1/4"),
     "kink_min_mse": (KINK_MIN_MSE, "local_min", [], "1/2"),
 }
+
+
+def two_plateau_trajectory(path) -> None:
+    """A synthetic training run with two plateaus, written as an .npz trajectory at ``path``: every
+    neuron tiny (a saddle plateau), then neuron 0 grown to a fit of x1 (a local-minimum plateau)."""
+    import numpy as np
+    T = 300
+    W = np.zeros((T, 2, 2))
+    A = np.zeros((T, 2, 1))
+    for t in range(T):
+        s = 1e-7 * (1 + t / 100) if t < 100 else (2e-7 * (1e7 ** ((t - 100) / 50)) if t < 150 else 1.0)
+        W[t, 0] = [s ** 0.5, 0]
+        A[t, 0] = [s ** 0.5]
+        W[t, 1] = [-1e-7, 1e-13]
+        A[t, 1] = [1e-7]
+    np.savez(path, X=np.array([[1.0, 0], [0, 1]]), Y=np.array([[1.0], [-1]]), W=W, A=A, step=np.arange(T) * 100)

@@ -11,6 +11,8 @@ from relucert.core.formulas import ExactState
 from relucert.core.problem import Point, Problem
 from relucert.tools.screen import PlateauOptions, detect_plateaus, load_trajectory, screen_arrays
 
+from cases import two_plateau_trajectory
+
 CLI = [sys.executable, "-m", "relucert.cli"]
 
 
@@ -80,17 +82,8 @@ def test_plateaus_on_synthetic_curves():
 
 
 def test_screen_cli_synthetic(tmp_path):
-    T = 300
-    W = np.zeros((T, 2, 2))
-    A = np.zeros((T, 2, 1))
-    for t in range(T):
-        s = 1e-7 * (1 + t / 100) if t < 100 else (2e-7 * (1e7 ** ((t - 100) / 50)) if t < 150 else 1.0)
-        W[t, 0] = [s ** 0.5, 0]
-        A[t, 0] = [s ** 0.5]
-        W[t, 1] = [-1e-7, 1e-13]
-        A[t, 1] = [1e-7]
     p = tmp_path / "traj.npz"
-    np.savez(p, X=np.array([[1.0, 0], [0, 1]]), Y=np.array([[1.0], [-1]]), W=W, A=A, step=np.arange(T) * 100)
+    two_plateau_trajectory(p)
     png = tmp_path / "t.png"
     r = subprocess.run(CLI + ["screen", str(p), "--json", "--plot", str(png), "--workers", "1"],
                        capture_output=True, text=True)

@@ -11,23 +11,16 @@ import pytest
 
 from relucert.tools.screen import certify_plateaus, detect_plateaus, load_trajectory
 
+from cases import two_plateau_trajectory
+
 CLI = [sys.executable, "-m", "relucert.cli"]
 
 
 @pytest.fixture(scope="module")
 def traj_file(tmp_path_factory):
-    """Two plateaus (tests/test_screen.py's synthetic run): every neuron tiny, then one grown."""
-    T = 300
-    W = np.zeros((T, 2, 2))
-    A = np.zeros((T, 2, 1))
-    for t in range(T):
-        s = 1e-7 * (1 + t / 100) if t < 100 else (2e-7 * (1e7 ** ((t - 100) / 50)) if t < 150 else 1.0)
-        W[t, 0] = [s ** 0.5, 0]
-        A[t, 0] = [s ** 0.5]
-        W[t, 1] = [-1e-7, 1e-13]
-        A[t, 1] = [1e-7]
+    """Two plateaus (the synthetic run of tests/cases.py): every neuron tiny, then one grown."""
     p = tmp_path_factory.mktemp("progress") / "traj.npz"
-    np.savez(p, X=np.array([[1.0, 0], [0, 1]]), Y=np.array([[1.0], [-1]]), W=W, A=A, step=np.arange(T) * 100)
+    two_plateau_trajectory(p)
     return str(p)
 
 
