@@ -93,6 +93,12 @@ def to_exact_matrix(rows: Any, what: str, *, flat_ok: bool = False) -> np.ndarra
                 idx = tuple(int(i) for i in np.argwhere(bad)[0])
                 kind = "NaN" if np.isnan(arr[idx]) else "inf"
                 raise InputError(f"{what} contains {kind} at index {list(idx)}")
+        if arr.dtype.kind == "f" and arr.dtype.itemsize <= 8 and arr.ndim == 2 and arr.size:
+            # binary floats up to float64: every value is exactly a Python float (a widening
+            # conversion), and as_integer_ratio gives its dyadic value, as to_fmpq does one by one
+            out = np.empty(arr.shape, dtype=object)
+            out.ravel()[:] = [fmpq(*v.as_integer_ratio()) for v in arr.astype(np.float64).ravel().tolist()]
+            return out
         lst = arr.tolist()
     else:
         lst = rows

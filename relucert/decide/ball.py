@@ -161,7 +161,12 @@ def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
 def _curvature_estimate(J: list) -> float:
     """Float estimate of the smallest eigenvalue of the (symmetric) slice Hessian at the centre; it
     only chooses the bound mu the checker then proves."""
-    Jf = np.array([[float(v) for v in row] for row in J])
+    try:
+        Jf = np.array([[float(v) for v in row] for row in J])
+    except OverflowError:             # entries beyond float64 (e.g. a neuron rescaled by 1e170)
+        return float("nan")
+    if not np.all(np.isfinite(Jf)):
+        return float("nan")
     return float(np.linalg.eigvalsh((Jf + Jf.T) / 2)[0])
 
 
@@ -217,6 +222,9 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
     mus = [None]
     if verdict == "local_min":
         lam = _curvature_estimate(Jq)
+        if math.isnan(lam):
+            return None, (f"no local_min ball: the Hessian on the gauge slice has entries beyond the float64 range "
+                          f"at the centre, so no curvature bound can be proposed ({note})")
         if not (lam > 0 and math.isfinite(lam)):
             return None, (f"no local_min ball: the Hessian on the gauge slice is not positive definite at the "
                           f"centre (float estimate of its smallest eigenvalue {lam:.3e}; {note})")

@@ -340,7 +340,7 @@ def _dead_read_as_zero(problem: Problem, point: Point, best: Refinement) -> Refi
     """The decided refined point with its nearly-reviving dead neurons set exactly to zero (the
     network's outputs on the data are unchanged), certified: a local minimum that holds only while
     those neurons stay dead shows here as a saddle of the zero reading."""
-    if best.result is None or best.point is None or best.verdict != "local_min":
+    if best.point is None or best.verdict != "local_min" or (best.result is None and best.ball is None):
         return None
     js = fragile_dead(problem, best.point)
     if not js:
@@ -350,10 +350,19 @@ def _dead_read_as_zero(problem: Problem, point: Point, best: Refinement) -> Refi
         W[j] = [fmpq(0)] * problem.d
         A[j] = [fmpq(0)] * problem.k
     zero = Point(W, A, None if best.point.c is None else best.point.c.copy())
+    dist = distance_moved(problem, point, zero).to_json()
+    note = (f"the {best.reading} refined point with dead neurons {js} (within {FRAGILE:g} |theta| of "
+            "reviving) set to exactly zero")
     res = certify(problem, zero)
-    return Refinement("dead_read_as_zero", res, zero, distance_moved(problem, point, zero).to_json(),
-                      f"the {best.reading} refined point with dead neurons {js} (within {FRAGILE:g} |theta| of "
-                      "reviving) set to exactly zero", read_as_dead=js)
+    if best.result is None and res.verdict == "not_stationary":
+        # a ball local_min: its centre is a rounding, not exactly stationary, and so is the zero
+        # reading of it; only a ball certificate can say what the exact point read as zero is
+        cert, bnote = ball_certificate(problem, zero)
+        if cert is not None:
+            return Refinement("dead_read_as_zero", None, zero, dist, f"{note}; {bnote}", ball=cert, read_as_dead=js)
+        return Refinement("dead_read_as_zero", None, zero, dist,
+                          f"{note}; inconclusive: its rounding is not exactly stationary and {bnote}", read_as_dead=js)
+    return Refinement("dead_read_as_zero", res, zero, dist, note, read_as_dead=js)
 
 
 @dataclass

@@ -1,0 +1,39 @@
+"""Float arrays are converted to exact rationals in one vectorised pass (core/problem.py::
+to_exact_matrix); the values must be those of the one-by-one conversion (to_fmpq), for every float
+width, sign of zero, subnormal and extreme value."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flint import fmpq
+
+from relucert.core.problem import to_exact_matrix, to_fmpq
+from relucert.errors import InputError
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_vectorised_float_conversion_is_the_elementwise_one(dtype):
+    rng = np.random.default_rng(3)
+    info = np.finfo(dtype)
+    vals = np.concatenate([rng.standard_normal(200) * 10.0 ** rng.integers(-3, 4, 200),
+                           [0.0, -0.0, float(info.tiny), -float(info.tiny), float(info.max), -float(info.max),
+                            float(info.tiny) / 4, float(info.eps), 1.0, -1.0]]).astype(dtype)
+    M = vals.reshape(-1, 5)
+    got = to_exact_matrix(M, "X")
+    assert got.shape == M.shape and got.dtype == object
+    for (i, c), v in np.ndenumerate(M):
+        ref = to_fmpq(v)                                   # the one-by-one path on the value's own type
+        assert isinstance(got[i, c], fmpq) and got[i, c] == ref
+        p, q = float(v).as_integer_ratio()
+        assert got[i, c] == fmpq(p, q)                     # hand check: the dyadic value itself
+    assert to_exact_matrix(np.array([[0.1]]), "X")[0, 0] == fmpq(3602879701896397, 2 ** 55)
+
+
+def test_vectorised_path_keeps_the_one_line_errors():
+    with pytest.raises(InputError, match=r"X contains NaN at index \[1, 0\]"):
+        to_exact_matrix(np.array([[1.0], [np.nan]]), "X")
+    with pytest.raises(InputError, match="X is empty"):
+        to_exact_matrix(np.zeros((0, 2)), "X")
+    with pytest.raises(InputError, match="must be a 2-D array"):
+        to_exact_matrix(np.array([1.0, 2.0]), "X")
+    assert to_exact_matrix(np.array([1.0, 2.0]), "Y", flat_ok=True).tolist() == [[fmpq(1)], [fmpq(2)]]
