@@ -303,7 +303,7 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
                        tolerances: Tolerances | None = None, refine_mode: str = "auto",
                        check_mode: bool | str = "auto", check_limit: int = AUTO_CHECK_MAX,
                        converge: str | None = None, converge_options: dict | None = None,
-                       progress=None, analysis_progress=None) -> CheckpointReport:
+                       progress=None, analysis_progress=None, refine_progress=None) -> CheckpointReport:
     """Certify ``point`` exactly as given; refine it to a nearby exact point when it is not decided
     and its relative float gradient is below ``tolerances.stationary`` (``refine_mode="auto"``), always
     (``"always"``) or never (``"never"``); re-check every certificate with the independent checker
@@ -314,11 +314,13 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
     (``refine.converge.converge``, options ``converge_options``, ``progress(step, max, loss)``) and
     certify the end point the same way; the report is then about that point and says how far it is.
     ``analysis_progress(done, total, None)`` follows the exact per-neuron analysis of the given point
-    (``decide.certify.certify``'s ``progress``)."""
+    (``decide.certify.certify``'s ``progress``), ``refine_progress`` the refinement's readings
+    (``refine.driver.refine_point``'s)."""
     if converge is not None and converge not in CONVERGE_METHODS:
         raise InputError(f"converge must be one of {CONVERGE_METHODS} or None, got {converge!r}")
     report = _certify_checkpoint(problem, point, method=method, tolerances=tolerances, refine_mode=refine_mode,
-                                 check_mode=check_mode, check_limit=check_limit, analysis_progress=analysis_progress)
+                                 check_mode=check_mode, check_limit=check_limit, analysis_progress=analysis_progress,
+                                 refine_progress=refine_progress)
     if converge is None or report.verdict in DECISIVE:
         return report
     from relucert.refine.converge import converge as follow
@@ -340,7 +342,7 @@ CONVERGE_METHODS = ("lbfgs", "flow")
 def _certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
                         tolerances: Tolerances | None = None, refine_mode: str = "auto",
                         check_mode: bool | str = "auto", check_limit: int = AUTO_CHECK_MAX,
-                        analysis_progress=None) -> CheckpointReport:
+                        analysis_progress=None, refine_progress=None) -> CheckpointReport:
     tol = tolerances if tolerances is not None else Tolerances()
     validate_tolerances(tol)
     if refine_mode not in REFINE_MODES:
@@ -361,7 +363,7 @@ def _certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
         else:
             grad = float("inf")       # beyond the float range: refinement (float-guided) cannot run
         if refine_mode == "always" or (res.verdict not in DECISIVE and grad <= tol.stationary):
-            refined = refine_point(problem, point, tol)
+            refined = refine_point(problem, point, tol, progress=refine_progress)
     report = CheckpointReport(res, refined, grad, tol, refine_mode=refine_mode)
     report.independent_check = independent_check(report.certificates(), problem, point,
                                                  check_mode=check_mode, limit=check_limit)

@@ -213,3 +213,20 @@ def test_fragile_minimum_reports_margin_and_the_zero_reading():
     assert amb and amb[0]["verdicts"] == {"as given": "local_min", "read as zero": "saddle"}
     assert rep.to_json()["pattern_margin"]["neuron"] == 1
     assert "pattern margin 3.2e-07" in rep.text()
+
+
+def test_kink_tolerances_not_reached_in_the_time_budget_are_listed_as_not_tried(monkeypatch):
+    import relucert.refine.driver as D
+    import relucert.refine.exact as exact
+    monkeypatch.setattr(exact, "PATTERN_ROUNDS", 0)
+    monkeypatch.setattr(D, "REFINE_BUDGET", 0.0)         # the budget is gone after the first reading
+    pb, pt = unclear_snap()
+    rep = certify_checkpoint(pb, pt)
+    rows = rep.refined["kink_alternatives"]
+    assert [r["direction"] for r in rows] == ["as chosen", "fewer snapped", "more snapped"]
+    assert rows[0]["used"] and all(r["verdict"].startswith("not tried") and not r["used"] for r in rows[1:])
+    # not tried is not a verdict: no "depends on the kink tolerance" ambiguity, and the answer is the
+    # chosen tolerance's own (not decided here, with PATTERN_ROUNDS = 0)
+    assert not [a for a in rep.refined["ambiguities"] if "depends on the kink tolerance" in a["what"]]
+    assert rep.verdict not in ("local_min", "saddle", "global_min")
+    assert "not tried (the refinement time budget ran out)" in rep.text()

@@ -131,12 +131,13 @@ def run(args) -> int:
     bar = progress_bar("converging", quiet=args.quiet)
     # the exact per-neuron analysis: drawn only when it takes more than a second
     abar = progress_bar("exact analysis (neurons)", quiet=args.quiet, delay=1.0)
+    rbar = progress_bar("refining (readings)", quiet=args.quiet, delay=1.0)
     report = certify_checkpoint(problem, point, method=args.method, tolerances=tol, refine_mode=mode,
                                 check_mode=False if args.no_check else "auto", converge=args.converge,
                                 converge_options={"max_steps": args.converge_steps,
                                                   "time_limit": args.converge_time},
-                                progress=bar, analysis_progress=abar)
-    for b in (abar, bar):
+                                progress=bar, analysis_progress=abar, refine_progress=rbar)
+    for b in (abar, rbar, bar):
         if b is not None:
             b.close()
     if args.certificate:

@@ -265,7 +265,7 @@ def _least_squares_default(choice: str | None):
 
 
 def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
-           readings: tuple = READINGS, least_squares: str | None = None) -> dict:
+           readings: tuple = READINGS, least_squares: str | None = None, progress=None) -> dict:
     """Refine under each reading of the tiny neurons, certify each refined point exactly.
 
     Returns {"pattern": Pattern, "refinements": [Refinement], "tolerances": Tolerances,
@@ -273,23 +273,27 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
 
     ``least_squares`` picks the solution of the exact fixed-pattern solves among all exact
     solutions: "nearest" (the checkpoint's nearest, default) or "legacy" (the earlier diagonal
-    weighting); None means ``refine.exact.LEAST_SQUARES``."""
+    weighting); None means ``refine.exact.LEAST_SQUARES``.  ``progress(done, total, None)`` after each
+    reading (the library prints nothing)."""
     tol = tol or Tolerances()
     pat = classify(problem, point, tol)
     tiny = [j for j, s in enumerate(pat.status) if s == "tiny"]
     if not tiny:
         readings = ("as_given",)
+    dead_alt = snapped_dead_pattern(problem, point, pat)
+    total = len(readings) + (dead_alt is not None)
     with _exact.time_budget(REFINE_BUDGET):
         out = []
         for reading in readings:
             if out and _exact.out_of_time():
                 out.append(Refinement(reading, None, None, {}, _not_tried()))
-                continue
-            with _least_squares_default(least_squares):
-                out.append(_refine_one(problem, point, pat, reading, tol, least_squares))
+            else:
+                with _least_squares_default(least_squares):
+                    out.append(_refine_one(problem, point, pat, reading, tol, least_squares))
+            if progress is not None:
+                progress(len(out), total, None)
         # a neuron snapped onto kinks that is otherwise strictly negative could as well be read as dead
         # (its w.x_i < 0 only by a hair): certify that reading too and report it when the verdict differs
-        dead_alt = snapped_dead_pattern(problem, point, pat)
         if dead_alt is not None:
             pat2, js = dead_alt
             if _exact.out_of_time():
@@ -301,6 +305,8 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
             r.read_as_dead = js
             r.note = f"{_dead_reading_label(js)}; " + r.note
             out.append(r)
+            if progress is not None:
+                progress(total, total, None)
         fragile = _dead_read_as_zero(problem, point, choose(out))
         if fragile is not None:
             out.append(fragile)
@@ -491,28 +497,38 @@ def kink_neighbours(problem: Problem, point: Point, pat: Pattern) -> list[tuple[
 
 
 def refine_point(problem: Problem, point: Point, tol: Tolerances | None = None,
-                 least_squares: str | None = None) -> dict:
+                 least_squares: str | None = None, progress=None) -> dict:
     """``refined_report(problem, point, refine(...))``, and when the kink snapping is not clear-cut
     (snapped and kept relative |w.x| within a factor ``CLEAR_GAP``) the same at the two neighbouring
     kink tolerances (``kink_neighbours``, used as fixed tolerances).  The report is the base
     tolerance's when its verdict is decisive, else the decisive neighbour's with the smallest move;
     ``kink_alternatives`` lists every tolerance tried with its verdict, and an ambiguity records
-    differing verdicts.  Every refined point is certified exactly on its own."""
+    differing verdicts.  Every refined point is certified exactly on its own.  One time budget,
+    REFINE_BUDGET, covers all of it: neighbours not reached are listed as not tried.
+    ``progress(done, total, None)``: as ``refine``'s, for each tolerance in turn."""
     tol = tol or Tolerances()
-    info = refine(problem, point, tol, least_squares=least_squares)
-    base = refined_report(problem, point, info)
-    tries = kink_neighbours(problem, point, info["pattern"])
-    if not tries:
-        return base
-    rows = [{"kink_tol": info["pattern"].kink_tol, "direction": "as chosen", "verdict": base["verdict"],
-             "snapped": len(base["pattern_changes"]["snapped"]), "distance": base["distance"]}]
-    reports = [base]
-    for direction, t in tries:
-        alt_tol = replace(tol, kink=t, kink_auto=False)
-        rep = refined_report(problem, point, refine(problem, point, alt_tol, least_squares=least_squares))
-        reports.append(rep)
-        rows.append({"kink_tol": t, "direction": direction, "verdict": rep["verdict"],
-                     "snapped": len(rep["pattern_changes"]["snapped"]), "distance": rep["distance"]})
+    with _exact.time_budget(REFINE_BUDGET):
+        info = refine(problem, point, tol, least_squares=least_squares, progress=progress)
+        base = refined_report(problem, point, info)
+        tries = kink_neighbours(problem, point, info["pattern"])
+        if not tries:
+            return base
+        rows = [{"kink_tol": info["pattern"].kink_tol, "direction": "as chosen", "verdict": base["verdict"],
+                 "snapped": len(base["pattern_changes"]["snapped"]), "distance": base["distance"]}]
+        reports = [base]
+        skipped = []
+        for direction, t in tries:
+            if _exact.out_of_time():
+                skipped.append({"kink_tol": t, "direction": direction,
+                                "verdict": "not tried (the refinement time budget ran out)", "snapped": "-",
+                                "distance": {}, "used": False})
+                continue
+            alt_tol = replace(tol, kink=t, kink_auto=False)
+            rep = refined_report(problem, point, refine(problem, point, alt_tol, least_squares=least_squares,
+                                                        progress=progress))
+            reports.append(rep)
+            rows.append({"kink_tol": t, "direction": direction, "verdict": rep["verdict"],
+                         "snapped": len(rep["pattern_changes"]["snapped"]), "distance": rep["distance"]})
     chosen = 0
     if base["verdict"] not in DECISIVE:
         decisive = [i for i in range(1, len(reports)) if reports[i]["verdict"] in DECISIVE]
@@ -521,7 +537,7 @@ def refine_point(problem: Problem, point: Point, tol: Tolerances | None = None,
     out = reports[chosen]
     for i, row in enumerate(rows):
         row["used"] = i == chosen
-    out["kink_alternatives"] = rows
+    out["kink_alternatives"] = rows + skipped
     verdicts = {f"kink tol {row['kink_tol']:.2e} ({row['direction']})": row["verdict"] for row in rows}
     if chosen:      # the chosen tolerance's own report does not say why others were tried
         out["ambiguities"] = [a for a in base["ambiguities"] if "not clear-cut" in a["what"]] + list(out["ambiguities"])

@@ -1,6 +1,10 @@
-"""Regression: the replica reading hands the narrow network a pattern whose snapped kink pairs name
-the NARROW neurons (found by the coverage campaign: a snapped pair of a neuron after a dropped
-replica kept its wide index, and the pattern update of the vector Newton raised IndexError)."""
+"""Refinement regressions and its time budget.
+
+1. The replica reading hands the narrow network a pattern whose snapped kink pairs name the NARROW
+   neurons (found by the coverage campaign: a snapped pair of a neuron after a dropped replica kept
+   its wide index, and the pattern update of the vector Newton raised IndexError).
+2. One time budget (refine.driver.REFINE_BUDGET) covers a whole refinement; readings and kink
+   tolerances not reached are reported as not tried; progress is reported per reading."""
 from __future__ import annotations
 
 import numpy as np
@@ -86,3 +90,19 @@ def test_readings_after_the_budget_are_reported_as_not_tried(monkeypatch):
     later = [r for r in cut[1:] if r.reading != "read_as_zero"]
     assert later and all(r.note.startswith("not tried: the refinement time budget of 0 s") and r.result is None
                          for r in later)
+
+
+def test_refinement_progress_is_reported_per_reading():
+    import relucert.refine.driver as D
+    from relucert.core.problem import Point, Problem
+    X = np.array([[1.0, 0.2], [0.3, 1.0], [-1.0, 0.4], [0.5, -1.0], [0.9, 0.9]])
+    Y = np.array([[0.7], [0.2], [-0.1], [0.4], [1.1]])
+    pb = Problem.make(X, Y, "relu")
+    pt = Point.make(np.array([[1.0, 0.3], [-0.4, 1.0], [1e-4, 1e-4]]), np.array([[0.6], [0.3], [1e-4]]), pb)
+    calls = []
+    info = D.refine(pb, pt, progress=lambda done, total, v: calls.append((done, total, v)))
+    n_read = len([r for r in info["refinements"] if r.reading != "dead_read_as_zero"])
+    assert [c[0] for c in calls] == list(range(1, len(calls) + 1)) and calls[-1][0] == calls[-1][1]
+    assert all(v is None for _, _, v in calls) and len(calls) == n_read
+    rep = D.refine_point(pb, pt, progress=lambda *a: calls.append(a))
+    assert rep["verdict"] == D.choose(info["refinements"]).verdict
