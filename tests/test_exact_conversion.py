@@ -37,3 +37,15 @@ def test_vectorised_path_keeps_the_one_line_errors():
     with pytest.raises(InputError, match="must be a 2-D array"):
         to_exact_matrix(np.array([1.0, 2.0]), "X")
     assert to_exact_matrix(np.array([1.0, 2.0]), "Y", flat_ok=True).tolist() == [[fmpq(1)], [fmpq(2)]]
+
+
+def test_exact_strings_are_flints_own():
+    from relucert.core.problem import exact_to_strings
+    rng = np.random.default_rng(4)
+    vals = [fmpq(0), fmpq(-3), fmpq(7), fmpq(-5, 3), fmpq(2 ** 200 + 1, 3 ** 90), fmpq(-1, 2 ** 1074)]
+    vals += [fmpq(*float(v).as_integer_ratio()) for v in rng.standard_normal(300) * 10.0 ** rng.integers(-30, 30, 300)]
+    M = np.empty((len(vals) // 2, 2), dtype=object)
+    M.ravel()[:] = vals[:M.size]
+    got = exact_to_strings(M)
+    assert got == [[str(v) for v in row] for row in M]
+    assert got[0] == ["0", "-3"] and got[1] == ["7", "-5/3"]
