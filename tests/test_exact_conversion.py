@@ -42,7 +42,10 @@ def test_vectorised_path_keeps_the_one_line_errors():
 def test_exact_strings_are_flints_own():
     from relucert.core.problem import exact_to_strings
     rng = np.random.default_rng(4)
-    vals = [fmpq(0), fmpq(-3), fmpq(7), fmpq(-5, 3), fmpq(2 ** 200 + 1, 3 ** 90), fmpq(-1, 2 ** 1074)]
+    vals = [fmpq(0), fmpq(-3), fmpq(7), fmpq(-5, 3), fmpq(2 ** 200 + 1, 3 ** 90), fmpq(-1, 2 ** 1074),
+            # beyond Python's int -> str digit limit (4300 digits): found by the coverage campaign,
+            # where refined points carry rationals of tens of thousands of digits
+            fmpq(10 ** 6000 + 1, 3), fmpq(-7, 10 ** 9000 + 3), fmpq(2 ** 8192 - 1, 2 ** 8193 + 1)]
     vals += [fmpq(*float(v).as_integer_ratio()) for v in rng.standard_normal(300) * 10.0 ** rng.integers(-30, 30, 300)]
     M = np.empty((len(vals) // 2, 2), dtype=object)
     M.ravel()[:] = vals[:M.size]

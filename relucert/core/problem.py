@@ -138,9 +138,15 @@ def exact_to_float(a: np.ndarray) -> np.ndarray:
     return np.array([[fmpq_to_float(v) for v in row] for row in a], dtype=float).reshape(a.shape)
 
 
+_QS_BITS = 8192      # beyond this, flint's own str (Python's int -> str has a digit limit, ~4300)
+
+
 def _qs(q: fmpq) -> str:
-    """str(q) ('p/q', or 'p' for an integer), about twice as fast through Python integers."""
+    """str(q) ('p/q', or 'p' for an integer), about twice as fast through Python integers for the
+    numbers of float checkpoints; very long numbers go through flint, which has no digit limit."""
     p, d = int(q.p), int(q.q)
+    if p.bit_length() > _QS_BITS or d.bit_length() > _QS_BITS:
+        return str(q)
     return f"{p}/{d}" if d != 1 else f"{p}"
 
 
