@@ -46,10 +46,11 @@ perturbation added to the exact point) and the largest confirmed one is shrunk b
 find how small a radius still lowers the loss (a lowering that persists to the smallest radius
 would contradict the certificate and is flagged "SUSPECT").
 
-``--converge`` (for later): with ``relucert.refine.converge.converge(problem, point) -> Converged``
-available, checkpoints whose relative float gradient exceeds 1e-3 are first converged and
-``converge(problem, point).point`` is certified instead (inside the same time limit); without the
-module a message says so and the campaign runs as without the flag.
+``--converge``: every checkpoint is certified as ``relucert certify --converge`` does
+(``certify_checkpoint(problem, point, converge="lbfgs")``): when the checkpoint (or its refinement)
+gets no definite verdict, the float training dynamics are followed from it and their end point is
+certified, inside the same time limit; the reason buckets are then the converged point's, the slices
+stay those of the checkpoint as given.
 
 ``--quick``: 8 runs with capped sizes (n <= 12, d <= 3, m <= 8, a quarter of the steps).  Seeds are
 fixed: the runs, verdicts and reasons are reproducible (BLAS threads are pinned to 1 when run as a
@@ -405,18 +406,20 @@ def _worker(task: dict, conn) -> None:
         conn.send(("pre", {"float_gradient_given": g0}))
         info = {}
         t0 = time.perf_counter()
-        if task["converge"] and g0 > NEAR_STATIONARY:
-            converge, _ = _load_converge()
-            c = converge(pb, pt)
-            pt = c.point
-            info["converged"] = {"seconds": time.perf_counter() - t0,
-                                 **{a: getattr(c, a, None) for a in ("method", "stopped", "steps",
-                                                                     "gradient_relative", "distance")}}
-        rep = certify_checkpoint(pb, pt)
+        # --converge: what `relucert certify --converge` does -- certify the checkpoint; when that is
+        # not definite, follow the training dynamics (L-BFGS) and certify where they lead
+        top = certify_checkpoint(pb, pt, converge="lbfgs" if task["converge"] else None)
+        rep = top
+        if top.at_converged is not None:
+            c = top.converged
+            rep = top.at_converged
+            info["converged"] = {**{a: getattr(c, a, None) for a in ("method", "stopped", "steps", "distance")},
+                                 "float_gradient": rep.float_gradient_relative}
         secs = time.perf_counter() - t0
         bucket, detail = reason_bucket(rep)
         rf = rep.refined or {}
-        rec = dict(info, verdict=rep.verdict, seconds=secs, float_gradient=rep.float_gradient_relative,
+        # the slices are by the checkpoint as given (near-stationary or not), also after converging
+        rec = dict(info, verdict=top.verdict, seconds=secs, float_gradient=top.float_gradient_relative,
                    bucket=bucket, detail=detail[:400], refined=rep.refined is not None,
                    reading=rf.get("reading"), moved=(rf.get("distance") or {}).get("relative"),
                    escape_neurons=rf.get("escape_neurons") if rep.refined is not None else rep.given.escape_neurons)
@@ -751,7 +754,8 @@ def summary(result: dict, timeout: float, note: str = "") -> str:
            f"code {result.get('code', 'unknown')}"]
     conv = [r for r in rs if r.get("converged")]
     if conv:
-        out.append(f"converged first: {len(conv)} checkpoints (relative float gradient of the given point > 1e-3)")
+        out.append(f"converged: {len(conv)} checkpoints (not definite as given or refined; their verdict is "
+                   "the converged point's)")
     if note:
         out.append(note)
     out += ["", "definite verdicts (local_min, saddle, global_min) per slice:", table(rs), "",
@@ -767,8 +771,8 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     ap.add_argument("--json", help="write every record (with its instance) to this file")
     ap.add_argument("--converge", action="store_true",
-                    help="certify relucert.refine.converge.converge(problem, point).point for checkpoints whose "
-                         "relative float gradient > 1e-3")
+                    help="as `relucert certify --converge`: converge the checkpoints that are not definite and "
+                         "certify where the dynamics lead")
     ap.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per checkpoint (default 60)")
     ap.add_argument("--samples", type=int, default=SAMPLES, help="perturbations per local_min (default 5000)")
     ap.add_argument("--progress", action="store_true", help="one line per finished checkpoint on stderr")
@@ -784,7 +788,8 @@ def main(argv=None) -> int:
             print(note, file=sys.stderr)
         else:
             converge = True
-            note = "--converge: checkpoints with relative float gradient > 1e-3 were converged first"
+            note = ("--converge: as `relucert certify --converge`: checkpoints not definite as given (or refined) "
+                    "were converged (L-BFGS) and the end point certified")
 
     def progress(rec):
         if args.progress:
