@@ -52,3 +52,44 @@ def test_exact_strings_are_flints_own():
     got = exact_to_strings(M)
     assert got == [[str(v) for v in row] for row in M]
     assert got[0] == ["0", "-3"] and got[1] == ["7", "-5/3"]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_strings_from_floats_are_the_exact_strings(dtype):
+    """Problem data given as floats gets its certificate strings from the floats (dyadic_strings);
+    they must be flint's own str of each value's exact binary value (independent: as_integer_ratio)."""
+    from relucert.core.problem import dyadic_strings
+    rng = np.random.default_rng(5)
+    info = np.finfo(dtype)
+    lim = float(np.log(float(info.max))) * 0.9
+    vals = np.concatenate([np.clip(rng.standard_normal(300) * np.exp(rng.uniform(-lim, lim, 300)),
+                                   -float(info.max), float(info.max)),
+                           [0.0, -0.0, float(info.smallest_subnormal), -float(info.tiny), float(info.max),
+                            -float(info.max), 3.0, -1.0, 0.5, 2.0 ** 10]]).astype(dtype)
+    M = vals.reshape(-1, 2)
+    want = [[str(fmpq(*float(v).as_integer_ratio())) for v in row] for row in M]
+    assert dyadic_strings(M) == want
+    assert dyadic_strings(np.array([[0.75, -0.0, 6.0]])) == [["3/4", "0", "6"]]     # by hand
+
+
+def test_problem_data_is_frozen_and_its_strings_are_cached():
+    from relucert.core.linalg import derived, is_frozen, to_fmpq_mat
+    from relucert.core.problem import Problem, exact_to_strings
+    X = np.array([[0.5, -1.25], [3.0, 0.1]], dtype=np.float32)
+    pb = Problem.make(X, np.array([1.0, -2.0]))
+    assert is_frozen(pb.X) and is_frozen(pb.Y)
+    with pytest.raises(ValueError):
+        pb.X[0, 0] = fmpq(7)                    # the data cannot change under a cached value
+    js = pb.to_json()
+    assert js["X"] == [[str(v) for v in row] for row in pb.X] and js["X"][0] == ["1/2", "-5/4"]
+    js["X"][0][0] = "changed"                   # the lists handed out are fresh copies
+    assert pb.to_json()["X"][0][0] == "1/2"
+    assert to_fmpq_mat(pb.X) is to_fmpq_mat(pb.X)           # converted once
+    assert to_fmpq_mat(pb.X).entries() == list(pb.X.ravel())
+    W = np.array([[fmpq(1), fmpq(2)]], dtype=object)        # a writable array: never cached
+    calls = []
+    derived(W, "n", lambda a: calls.append(1))
+    derived(W, "n", lambda a: calls.append(1))
+    assert len(calls) == 2
+    view = pb.X[:, :1]                                      # a view of frozen data is not cached either
+    assert not is_frozen(view)

@@ -42,7 +42,9 @@ def _random_instance(rng, trial):
         A[0] = 0.0                                    # a zero output weight
     pb = Problem.make(X, rng.standard_normal((n, k)), ACTIVATIONS[trial % len(ACTIVATIONS)])
     if trial % 7 == 0:
-        pb.X[0, 0] = fmpq(1, 3)                       # non-dyadic data
+        Xq = pb.X.copy()                              # (Problem.make's data is read-only)
+        Xq[0, 0] = fmpq(1, 3)                         # non-dyadic data
+        pb = Problem(Xq, pb.Y, pb.activation, pb.loss)
     c = rng.standard_normal(k) if trial % 2 == 0 else None
     return pb, Point.make(W, A, pb, c=c)
 
@@ -95,10 +97,11 @@ def test_out_of_range_numbers_fall_back_to_generic_formulas(monkeypatch):
     assert fast.fast is None and fast._fw is not None   # generic path
     assert (slow.G == fast.G).all() and slow.loss_half_mean == fast.loss_half_mean
     # a number that rounds to the float 0 although it is not 0 (the filter's bound would miss it)
-    pb.X[0, 0] = fmpq(1, 2 ** 1100)
-    assert exactfast.first_order(pb.X, pb.Y, pt.W, pt.A, None, fmpq(1), fmpq(0)) is None
-    pb.X[0, 0] = fmpq(1, 3 ** 3000)                     # a common denominator beyond MAX_DEN_BITS
-    assert exactfast.first_order(pb.X, pb.Y, pt.W, pt.A, None, fmpq(1), fmpq(0)) is None
+    Xq = pb.X.copy()                                    # (Problem.make's data is read-only)
+    Xq[0, 0] = fmpq(1, 2 ** 1100)
+    assert exactfast.first_order(Xq, pb.Y, pt.W, pt.A, None, fmpq(1), fmpq(0)) is None
+    Xq[0, 0] = fmpq(1, 3 ** 3000)                       # a common denominator beyond MAX_DEN_BITS
+    assert exactfast.first_order(Xq, pb.Y, pt.W, pt.A, None, fmpq(1), fmpq(0)) is None
 
 
 def test_limbs_round_trip_and_exact_products():

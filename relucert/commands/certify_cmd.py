@@ -228,13 +228,25 @@ def _write_json(path: str, obj: dict) -> None:
         raise InputError(f"cannot write {path}: {e.strerror}") from None
 
 
+INDENT_MAX_DATA = 20_000   # certificates whose data has more numbers than this are written on one line
+
+
+def certificate_text(cert: dict) -> str:
+    """A certificate as JSON text: indented for reading, or -- when its data X, Y has more than
+    INDENT_MAX_DATA numbers -- compact (the same JSON; Python's fast encoder only writes it compact)."""
+    pb = cert.get("problem") or {}
+    size = sum(len(rows) * len(rows[0]) for rows in (pb.get("X"), pb.get("Y")) if isinstance(rows, list) and rows
+               and isinstance(rows[0], list))
+    return json.dumps(cert, indent=None if size > INDENT_MAX_DATA else 1)
+
+
 def write_certificates(report, path: str) -> None:
     """The report's certificate to PATH; with a refined point, the given point's to PATH.given.json."""
     with open(path, "w") as fh:
-        json.dump(report.certificate, fh, indent=1)
+        fh.write(certificate_text(report.certificate))
     if report.about_refined:
         with open(path[:-5] + ".given.json" if path.endswith(".json") else path + ".given", "w") as fh:
-            json.dump(report.given.certificate, fh, indent=1)
+            fh.write(certificate_text(report.given.certificate))
 
 
 def latex_neuron_table(report, problem, method: str = "auto") -> str:

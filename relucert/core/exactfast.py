@@ -34,6 +34,8 @@ import math
 import numpy as np
 from flint import fmpq
 
+from relucert.core.linalg import derived, freeze
+
 # ExactState uses this evaluation from n * m >= FAST_MIN_PAIRS (smaller problems: the generic
 # formulas, which are fast there); tests lower it to exercise both paths on the same instances.
 FAST_MIN_PAIRS = 50_000
@@ -55,6 +57,12 @@ def common_ints(M: np.ndarray, max_bits: int | None = None) -> tuple[np.ndarray,
     out = np.empty(len(flat), dtype=object)
     out[:] = [int(v.p) * mult[q] for v, q in zip(flat, qs)]
     return out.reshape(M.shape), D
+
+
+def _data_ints(M: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """common_ints(M, MAX_DEN_BITS), its integer array read-only (it may be cached and shared)."""
+    got = common_ints(M, MAX_DEN_BITS)
+    return None if got is None else (freeze(got[0]), got[1])
 
 
 def _to_float(N: np.ndarray, D: int) -> np.ndarray:
@@ -138,11 +146,12 @@ def first_order(X, Y, W, A, c, ap, am) -> FastFirstOrder | None:
     m, k = W.shape[0], Y.shape[1]
     cv = np.empty((1, k), dtype=object)
     cv[0, :] = [fmpq(0)] * k if c is None else list(c)
-    parts = [common_ints(M, MAX_DEN_BITS) for M in (X, W, A, Y, cv)]
+    # the problem's data X, Y is frozen (core.linalg.freeze): its integers are computed once
+    parts = [derived(M, "common_ints", _data_ints) for M in (X, W, A, Y, cv)]
     if any(p is None for p in parts):
         return None                      # (Y, c: they set the denominator of the residuals)
     (Xn, Dx), (Wn, Dw), (An, Da) = parts[:3]
-    Xf, Wf = _to_float(Xn, Dx), _to_float(Wn, Dw)
+    Xf, Wf = derived(X, "common_ints_float", lambda _: freeze(_to_float(Xn, Dx))), _to_float(Wn, Dw)
     if not (_in_range(Xf) and _in_range(Wf)):
         return None
     if any(((F == 0) != np.asarray(N == 0, dtype=bool)).any() for F, N in ((Xf, Xn), (Wf, Wn))):

@@ -5,7 +5,8 @@ floats, ``fmpq_mat`` for exact rationals, numpy's object loop for anything else 
 """
 from __future__ import annotations
 
-from typing import Sequence
+import weakref
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from flint import fmpq, fmpq_mat
@@ -15,9 +16,70 @@ def _is_fmpq_array(a: np.ndarray) -> bool:
     return a.dtype == object and a.size > 0 and isinstance(a.flat[0], (fmpq, int))
 
 
-def to_fmpq_mat(a: np.ndarray) -> fmpq_mat:
+# ---------------------------------------------------------------------------------------------
+# frozen exact arrays: values derived from them are computed once
+# ---------------------------------------------------------------------------------------------
+# A *frozen* array is a read-only numpy array that owns its memory (``freeze``): the problem's data X
+# and Y.  Its entries cannot change (numpy refuses the assignment), so a value derived from it -- its
+# fmpq_mat, its exact strings -- may be kept for as long as the array lives.  Any other array (a view,
+# a writable array) is never cached: ``derived`` just computes.
+
+_DERIVED: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def freeze(a: np.ndarray) -> np.ndarray:
+    """Make ``a`` read-only (in place) and return it; derived values of it are cached from then on."""
+    a.flags.writeable = False
+    return a
+
+
+def is_frozen(a: Any) -> bool:
+    return isinstance(a, np.ndarray) and a.base is None and not a.flags.writeable
+
+
+def _forget(key: int) -> Callable:
+    def drop(ref):
+        ent = _DERIVED.get(key)
+        if ent is not None and ent[0] is ref:
+            del _DERIVED[key]
+    return drop
+
+
+def _slot(a: np.ndarray) -> dict:
+    key = id(a)
+    ent = _DERIVED.get(key)
+    if ent is None or ent[0]() is not a:
+        ent = (weakref.ref(a, _forget(key)), {})
+        _DERIVED[key] = ent
+    return ent[1]
+
+
+def derived(a: np.ndarray, name: str, make: Callable[[np.ndarray], Any]) -> Any:
+    """``make(a)``, computed once per frozen array ``a`` (every call for any other array)."""
+    if not is_frozen(a):
+        return make(a)
+    slot = _slot(a)
+    if name not in slot:
+        slot[name] = make(a)
+    return slot[name]
+
+
+def seed_derived(a: np.ndarray, name: str, value: Any) -> None:
+    """Record a value of ``derived(a, name, ...)`` computed another way (e.g. the exact strings of
+    float data, from the floats); a no-op unless ``a`` is frozen."""
+    if is_frozen(a):
+        _slot(a)[name] = value
+
+
+def _to_fmpq_mat(a: np.ndarray) -> fmpq_mat:
     r, c = a.shape
-    return fmpq_mat(r, c, [v if isinstance(v, fmpq) else fmpq(v) for v in a.ravel().tolist()])
+    # fmpq_mat takes fmpq, fmpz and int entries itself (and refuses floats)
+    return fmpq_mat(r, c, a.ravel().tolist())
+
+
+def to_fmpq_mat(a: np.ndarray) -> fmpq_mat:
+    """The fmpq_mat of a 2-D exact array (converted once for a frozen array; callers never mutate it)."""
+    return derived(a, "fmpq_mat", _to_fmpq_mat)
 
 
 def from_fmpq_mat(M: fmpq_mat) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 from flint import fmpq
 
 from relucert.check.limits import LimitError, Limits, active_limits, parse_exact
+from relucert.core.linalg import derived, freeze, seed_derived
 from relucert.errors import InputError
 
 LOSS_CONVENTIONS = ("half_mean", "mse")
@@ -94,10 +95,10 @@ def to_exact_matrix(rows: Any, what: str, *, flat_ok: bool = False) -> np.ndarra
                 kind = "NaN" if np.isnan(arr[idx]) else "inf"
                 raise InputError(f"{what} contains {kind} at index {list(idx)}")
         if arr.dtype.kind == "f" and arr.dtype.itemsize <= 8 and arr.ndim == 2 and arr.size:
-            # binary floats up to float64: every value is exactly a Python float (a widening
-            # conversion), and as_integer_ratio gives its dyadic value, as to_fmpq does one by one
+            # binary floats up to float64: every value is exactly p * 2^e (p, e integers, read off
+            # the float's bits), the same value as_integer_ratio / to_fmpq give one by one
             out = np.empty(arr.shape, dtype=object)
-            out.ravel()[:] = [fmpq(*v.as_integer_ratio()) for v in arr.astype(np.float64).ravel().tolist()]
+            out.ravel()[:] = [fmpq(q, _POW2[-x]) if x < 0 else fmpq(q << x) for q, x in zip(*_dyadic_parts(arr))]
             return out
         lst = arr.tolist()
     else:
@@ -150,8 +151,42 @@ def _qs(q: fmpq) -> str:
     return f"{p}/{d}" if d != 1 else f"{p}"
 
 
-def exact_to_strings(a: np.ndarray) -> list:
+def _exact_strings(a: np.ndarray) -> list:
     return [[_qs(v) for v in row] for row in a.tolist()]
+
+
+def exact_to_strings(a: np.ndarray) -> list:
+    """Row lists of the exact strings of a 2-D exact array (computed once for frozen problem data;
+    the lists returned are fresh, a caller may change them)."""
+    return [list(row) for row in derived(a, "strings", _exact_strings)]
+
+
+_POW2 = [1 << k for k in range(1130)]      # 2^k up to past float64's smallest subnormal 2^-1074
+
+
+def _dyadic_parts(a: np.ndarray) -> tuple[list, list]:
+    """Integers (p, e), flattened, with a = p * 2^e and p odd (p = e = 0 for zero), for an array of
+    binary floats up to float64 (finite), read off the floats with numpy."""
+    f = np.asarray(a, dtype=np.float64)          # a widening conversion: every value is kept exactly
+    mant, ex = np.frexp(f)                        # f = mant * 2^ex, 1/2 <= |mant| < 1 (subnormals too)
+    p = np.ldexp(mant, 53).astype(np.int64)       # exact: |p| < 2^53
+    e = ex.astype(np.int64) - 53
+    nz = p != 0
+    low = (p & -p)[nz]                            # lowest set bit: a power of two <= 2^52, exact in float
+    tz = np.frexp(low.astype(np.float64))[1].astype(np.int64) - 1
+    p[nz] >>= tz
+    e[nz] += tz
+    e[~nz] = 0
+    return p.ravel().tolist(), e.ravel().tolist()
+
+
+def dyadic_strings(a: np.ndarray) -> list:
+    """The exact strings (as ``exact_to_strings`` writes them: 'p/q' or 'p', lowest terms) of a 2-D
+    array of binary floats up to float64, from the floats themselves (a = p * 2^e with p odd: the
+    fraction p / 2^-e, or the integer p * 2^e)."""
+    out = [f"{q}/{_POW2[-x]}" if x < 0 else f"{q << x}" for q, x in zip(*_dyadic_parts(a))]
+    cols = a.shape[1]
+    return [out[i * cols:(i + 1) * cols] for i in range(a.shape[0])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,6 +286,13 @@ class Problem:
         Ye = to_exact_matrix(Y, "Y", flat_ok=True)
         if Ye.shape[0] != Xe.shape[0]:
             raise InputError(f"X has {Xe.shape[0]} rows but Y has {Ye.shape[0]}")
+        for src, ex in ((X, Xe), (Y, Ye)):
+            # the data never changes: frozen, so its fmpq_mat and strings are computed once; for float
+            # data the exact strings come from the floats (much faster than from the rationals)
+            freeze(ex)
+            if (isinstance(src, np.ndarray) and src.dtype.kind == "f" and src.dtype.itemsize <= 8
+                    and src.size == ex.size and ex.size):
+                seed_derived(ex, "strings", dyadic_strings(src.reshape(ex.shape)))
         return cls(Xe, Ye, act, loss)
 
     @property
