@@ -56,6 +56,26 @@ def _activation_of(module, name: str) -> Any:
                      "nn.Linear -> nn.ReLU or nn.LeakyReLU(negative_slope) -> nn.Linear networks")
 
 
+def _passes_through(mod, name: str) -> bool:
+    """nn.Identity, and nn.Flatten over every axis after the batch axis (the identity on the 2-D
+    tensors of this network; it flattens data with more axes, which from_torch does for X); any other
+    nn.Flatten is refused."""
+    nn = _torch().nn
+    if type(mod) is nn.Identity:
+        return True
+    if type(mod) is nn.Flatten:
+        if mod.start_dim == 1 and mod.end_dim == -1:
+            return True
+        raise InputError(f"{SOURCE}: module {name!r} is nn.Flatten(start_dim={mod.start_dim}, end_dim={mod.end_dim}); "
+                         "only nn.Flatten() (start_dim=1, end_dim=-1: one row per data point) is read")
+    return False
+
+
+def _flattens(model) -> bool:
+    nn = _torch().nn
+    return isinstance(model, nn.Module) and any(type(m) is nn.Flatten for m in model.modules())
+
+
 def _layers(model, d: int, k: int, activation: Any = None) -> tuple[str, str | None, Any]:
     """(keys 'IN_W[,IN_B],OUT_W' of the two Linear layers, their order checked against the data shape;
     activation spec) of ``model``: exactly two nn.Linear modules and one activation module."""
@@ -66,7 +86,7 @@ def _layers(model, d: int, k: int, activation: Any = None) -> tuple[str, str | N
     for name, mod in model.named_modules():
         if isinstance(mod, nn.Linear):
             linears.append((name, mod))
-        elif mod is not model and not list(mod.children()):
+        elif mod is not model and not list(mod.children()) and not _passes_through(mod, name):
             others.append((name, mod))
     if len(linears) != 2:
         shown = ", ".join(f"{n or 'the model'} {type(m).__name__}" for n, m in linears) or "none"
@@ -117,6 +137,8 @@ def from_torch_info(model, X, Y, *, loss: str = "mse", activation: Any = None):
     ``info.lines()`` says it in words)."""
     from relucert.io import state_dict_point
     Xa, Ya = _data_array(X, "X"), _data_array(Y, "Y")
+    if Xa.ndim > 2 and _flattens(model):
+        Xa = Xa.reshape(Xa.shape[0], -1)          # what the model's nn.Flatten() does to a batch
     pb = Problem.make(Xa, Ya, "relu", loss)
     keys, spec = _layers(model, pb.d, pb.k, activation)
     pb = Problem(pb.X, pb.Y, Activation.parse(spec), pb.loss)
@@ -130,7 +152,9 @@ def from_torch(model, X, Y, *, loss: str = "mse", activation: Any = None) -> tup
     exactly.  ``model`` is an nn.Sequential(nn.Linear, activation, nn.Linear) or any module whose
     parameters are exactly two nn.Linear layers around one activation module: nn.ReLU, or
     nn.LeakyReLU(negative_slope) with the slope's exact binary value (anything else is refused in one
-    line; a model applying F.relu in forward() needs ``activation="relu"``).  A hidden bias is folded
+    line; a model applying F.relu in forward() needs ``activation="relu"``).  nn.Identity and
+    nn.Flatten() modules are read as what they do here (nothing; X with more than two axes is
+    flattened to one row per data point).  A hidden bias is folded
     into a constant-1 column appended to X; an output bias becomes the point's c.  X, Y are torch
     tensors or numpy arrays, their floats read exactly.  ``loss``: "mse" (PyTorch's mse_loss, the
     default) or "half_mean"."""

@@ -430,3 +430,24 @@ def test_examples_torch_script_runs(tmp_path, capsys, monkeypatch):
     cli_out = capsys.readouterr().out
     assert f"VERDICT: {verdict} " in cli_out and "output bias 2.bias read exactly" in cli_out
     assert main(["check", str(cert)]) == 0
+
+
+def test_identity_and_flatten_modules_are_read_as_what_they_do():
+    """nn.Flatten() in front (image-shaped data) and nn.Identity anywhere: the same problem and point as
+    the plain Sequential on the flattened data; any other Flatten is refused in one line."""
+    torch.manual_seed(4)
+    core = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    wrapped = nn.Sequential(nn.Flatten(), core[0], nn.Identity(), core[1], core[2], nn.Identity())
+    X = torch.randn(5, 2, 2)
+    Y = torch.randn(5, 2)
+    pb, pt = from_torch(wrapped, X, Y)
+    pb0, pt0 = from_torch(core, X.reshape(5, 4), Y)
+    assert same(pb.X, pb0.X) and same(pb.Y, pb0.Y) and same(pt.W, pt0.W) and same(pt.A, pt0.A)
+    assert same(pt.c, pt0.c) and pb.d == 5          # 4 inputs + the folded hidden bias column
+    # the certificate is about the model's own function: its loss is the model's loss
+    from relucert.core.formulas import loss_half_mean
+    exact_mse = float(loss_half_mean(pb, pt) * pb.loss_factor())
+    assert exact_mse == pytest.approx(float(nn.functional.mse_loss(wrapped(X), Y).detach()), rel=1e-5)
+    with pytest.raises(InputError, match=r"nn.Flatten\(start_dim=0") as e:
+        from_torch(nn.Sequential(nn.Flatten(0), core), X, Y)
+    assert "\n" not in str(e.value)
