@@ -808,6 +808,10 @@ class _Ball:
             K = [i for i, x in enumerate(inst.X) if any(x) and all(_dot(b, x) == 0 for b in B)]
             _need(_rank(B, d) == p and p == d - len(K) and _rank([inst.X[i] for i in K], d) == len(K),
                   f"ball: cluster {g}: the basis must span exactly the null space of independent kink points")
+            if "kinks" in c:      # optional record of the kink points; when given it must be K exactly
+                _need(isinstance(c["kinks"], list) and all(type(i) is int for i in c["kinks"]) and c["kinks"] == K,
+                      f"ball: cluster {g}: recorded kinks {_short(repr(c['kinks']))} differ from the kink points "
+                      f"{K} of its basis")
             self.clusters.append({"neurons": ns, "gamma": gam, "beta": beta, "B": B, "t0": t0, "gv": gv, "K": K})
             seen += ns
         for j in zero:
@@ -911,17 +915,44 @@ def ball_jacobian_at_center(cert: dict) -> list[list[Q]]:
 
 def _ball_min_structure(ball: _Ball, ev: dict) -> Q:
     """The extra structure of a local_min ball certificate (docs/theory.md §10.5): a plain narrow
-    network (every cluster one neuron, no zero neuron, no escape neuron claimed), no data point on a
-    kink of any cluster (the basis spans all of R^d), and the curvature bound mu > 0 it claims."""
+    network (every cluster one neuron, no zero neuron, no escape neuron claimed) and the curvature
+    bound mu > 0 it claims.  Data points on a cluster's kink are allowed (the basis spans the null
+    space of those independent points); check_ball_certificate then proves (S2) strictly across them."""
     _need("escape" not in ev, "ball: a local_min ball certificate names no escape neurons (they prove saddles only)")
     _need(ev["zero"] == [], "ball: a local_min ball certificate has no zero neurons (w = 0 lies on every kink)")
     for g, c in enumerate(ball.clusters):
         _need(len(c["neurons"]) == 1, f"ball: local_min needs one neuron per cluster (cluster {g} has copies)")
-        _need(c["K"] == [] and len(c["B"]) == ball.inst.d,
-              f"ball: local_min needs a smooth point (cluster {g} has data points on its kink)")
     mu = _q(ev.get("curvature"), "curvature")
     _need(mu > 0, "ball: curvature must be > 0")
     return mu
+
+
+def _ball_kink_multipliers(ball: _Ball, g: int, C, E) -> tuple[list, list]:
+    """(lambda, gamma) of cluster g's kink points, as intervals over the box whose c_g and residuals
+    are C[g] and E: b_g = (1/n) sum_i (c_g . e_i) s_i x_i (slope alpha_- on the kink points) is the
+    one-sided gradient in u_g, lambda = G_K^{-1} X_K b_g (G_K the Gram matrix of the kink points) and
+    gamma_i = (alpha_+ - alpha_-)(c_g . e_i)/n.  lambda_p (+ gamma_p) is the derivative of the loss
+    along the direction of u_g that moves z_p = u_g . x_p off the kink downwards (upwards) and keeps
+    the other kink points on theirs (docs/theory.md §10.4 item 4, §10.5)."""
+    inst, c = ball.inst, ball.clusters[g]
+    n, d, k = inst.n, inst.d, inst.k
+    XK = [inst.X[i] for i in c["K"]]
+    bvec = []
+    for q in range(d):
+        acc = _Iv(Q(0))
+        for i, x in enumerate(inst.X):
+            if x[q] == 0:
+                continue
+            ce = _isum(C[g][cc] * E[i][cc] for cc in range(k))
+            slope = inst.am if i in c["K"] else c["s"][i]
+            acc = acc + ce * (slope * x[q])
+        bvec.append(acc * Q(1, n))
+    Gm = [[_dot(u, v) for v in XK] for u in XK]
+    Ginv = _inverse(Gm)
+    proj = [_isum(bvec[q] * XK[p][q] for q in range(d)) for p in range(len(XK))]
+    lam = [_isum(proj[p2] * Ginv[p][p2] for p2 in range(len(XK))) for p in range(len(XK))]
+    gam = [_isum(C[g][cc] * E[i][cc] for cc in range(k)) * ((inst.ap - inst.am) * Q(1, n)) for i in c["K"]]
+    return lam, gam
 
 
 def _int_pos_def(K: list) -> bool:
@@ -1014,34 +1045,26 @@ def check_ball_certificate(cert: dict) -> str:
             z = _isum(t * _dot(b, x) for t, b in zip(TH[g], c["B"]))
             _need(z.lo > 0 if c["sign"][i] > 0 else z.hi < 0,
                   f"ball: cluster {g} may cross the kink of point {i} inside the box")
-    # (S2) across the kinks at the zero: b_g = sum_{i in K} lambda_i x_i with lambda_i <= 0 <= lambda_i + gamma_i
+    # (S2) across the kinks at the zero: b_g = sum_{i in K} lambda_i x_i with lambda_i <= 0 <= lambda_i + gamma_i;
+    # for local_min strictly, lambda_i < 0 < lambda_i + gamma_i (strict complementarity on every kink piece, §10.5)
     for g, c in enumerate(ball.clusters):
         if not c["K"]:
             continue
-        XK = [inst.X[i] for i in c["K"]]
-        bvec = []
-        for q in range(d):
-            acc = _Iv(Q(0))
-            for i, x in enumerate(inst.X):
-                if x[q] == 0:
-                    continue
-                ce = _isum(C[g][cc] * E[i][cc] for cc in range(k))
-                slope = inst.am if i in c["K"] else c["s"][i]
-                acc = acc + ce * (slope * x[q])
-            bvec.append(acc * Q(1, n))
-        Gm = [[_dot(u, v) for v in XK] for u in XK]
-        Ginv = _inverse(Gm)
-        proj = [_isum(bvec[q] * XK[p][q] for q in range(d)) for p in range(len(XK))]
-        lam = [_isum(proj[p2] * Ginv[p][p2] for p2 in range(len(XK))) for p in range(len(XK))]
+        lam, gams = _ball_kink_multipliers(ball, g, C, E)
         active = [i for i, x in enumerate(inst.X) if any(x) and i not in c["K"] and c["s"][i] != 0]
-        if inst.am == 0 and len(active) == 1:
+        if verdict == "saddle" and inst.am == 0 and len(active) == 1:
             # ReLU, one active point i: F_c = (1/n) e_i h_ig = 0 with h_ig != 0 on the box forces
             # e_i = 0 at the zero, so b_g = (1/n) (c_g.e_i) s_i x_i = 0 and lambda = 0 exactly there
-            lam = [_Iv(Q(0)) for _ in XK]
+            lam = [_Iv(Q(0)) for _ in lam]
         for p, i in enumerate(c["K"]):
-            gam = _isum(C[g][cc] * E[i][cc] for cc in range(k)) * ((inst.ap - inst.am) * Q(1, n))
-            _need(lam[p].hi <= 0 and (lam[p] + gam).lo >= 0,
-                  f"ball: cluster {g}: phi >= 0 across the kink of point {i} is not robust on the box")
+            lo_side, hi_side = lam[p], lam[p] + gams[p]
+            if verdict == "local_min":
+                _need(lo_side.hi < 0 and hi_side.lo > 0,
+                      f"ball: cluster {g}: (S2) across the kink of point {i} is not proven strict on the box "
+                      f"(local_min needs lambda < 0 < lambda + gamma)")
+            else:
+                _need(lo_side.hi <= 0 and hi_side.lo >= 0,
+                      f"ball: cluster {g}: phi >= 0 across the kink of point {i} is not robust on the box")
     if verdict == "local_min":
         # Morse-Bott on the gauge slice: J(box) encloses the Hessian of L restricted to the affine
         # slice S = {theta(xi)}, which is transversal to every rescaling orbit (§10.5)

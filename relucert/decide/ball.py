@@ -11,10 +11,11 @@ D_j(r) != 0.  The wide point theta* built from xi* (exact copies of each cluster
 stationary point with an escape neuron with a_j = 0: a saddle (docs/theory.md §4), within rho of the
 rounding in the narrow parameters.
 
-For a plain narrow network at a smooth point (one neuron per cluster, no zero neuron, no data point
-on a kink; dead neurons allowed) the certificate can instead say local_min (docs/theory.md §10.5):
-the interval Hessian of the loss on the gauge slice is positive definite on the whole box (above a
-recorded curvature bound), and the slice is transversal to the rescaling orbits.
+For a plain narrow network (one neuron per cluster, no zero neuron; dead neurons allowed; data points
+on an alive neuron's kink allowed when independent) the certificate can instead say local_min
+(docs/theory.md §10.5): the interval Hessian of the loss on the gauge slice is positive definite on
+the whole box (above a recorded curvature bound), (S2) holds strictly across every kink on the box,
+and the slice is transversal to the rescaling orbits.
 
 The solver part here only proposes (structure, center, preconditioner, radius, curvature); the decision is
 the independent checker's (relucert.check), which re-derives everything.
@@ -50,6 +51,24 @@ def _round(q: fmpq, digits: int = 40) -> Fraction:
         return f
     scale = Fraction(10) ** (digits - len(str(abs(f.numerator) // f.denominator or 1)))
     return Fraction(round(f * scale)) / scale
+
+
+def _kink_basis(X: list, nz: list, u: list, d: int) -> tuple:
+    """(K, B, theta, why not): the kink points K of input weight u (non-zero data points with
+    u . x_i = 0), a basis B of their null space (all of R^d when K is empty) and the coordinates
+    theta of u in it (u = sum_t theta_t B_t); why is '' or the reason there is no such
+    parametrisation (dependent kink points)."""
+    K = [i for i in nz if dot(u, X[i]) == 0]
+    if rank([X[i] for i in K]) != len(K):
+        return K, None, None, f"dependent kink points {K}"
+    B = nullspace([X[i] for i in K], d) if K else [[fmpq(1) if q == t else fmpq(0) for q in range(d)]
+                                                      for t in range(d)]
+    Bm = fmpq_mat(len(B), d, [v for row in B for v in row])
+    th = (Bm * Bm.transpose()).solve(Bm * fmpq_mat(d, 1, u))
+    theta = [th[t, 0] for t in range(len(B))]
+    if [sum((theta[t] * B[t][q] for t in range(len(B))), fmpq(0)) for q in range(d)] != u:
+        return K, None, None, "input weight outside its kinks' null space"
+    return K, B, theta, ""
 
 
 def structure(problem: Problem, point: Point) -> tuple[dict, str]:
@@ -99,16 +118,9 @@ def structure(problem: Problem, point: Point) -> tuple[dict, str]:
         beta = [g * dot(A[j], c) / cc_ for g, j in zip(gam, gl)]
         if any(b <= 0 for b in beta) or any(A[j] != [b * v / g for v in c] for j, g, b in zip(gl, gam, beta)):
             return None, f"cluster {gl}: output weights are not positive multiples of one vector"
-        K = [i for i in nz if dot(u, X[i]) == 0]
-        if rank([X[i] for i in K]) != len(K):
-            return None, f"cluster {gl}: dependent kink points"
-        B = nullspace([X[i] for i in K], d) if K else [[fmpq(1) if q == t else fmpq(0) for q in range(d)]
-                                                          for t in range(d)]
-        Bm = fmpq_mat(len(B), d, [v for row in B for v in row])
-        th = (Bm * Bm.transpose()).solve(Bm * fmpq_mat(d, 1, u))
-        theta = [th[t, 0] for t in range(len(B))]
-        if [sum((theta[t] * B[t][q] for t in range(len(B))), fmpq(0)) for q in range(d)] != u:
-            return None, f"cluster {gl}: input weight outside its kinks' null space"
+        K, B, theta, why = _kink_basis(X, nz, u, d)
+        if why:
+            return None, f"cluster {gl}: {why}"
         t0 = max(range(len(B)), key=lambda t: abs(theta[t]))
         clusters.append({"neurons": gl, "gamma": [_s(g) for g in gam], "beta": [_s(b) for b in beta],
                          "basis": [[_s(v) for v in row] for row in B], "gauge": t0, "gauge_value": _s(theta[t0])})
@@ -127,35 +139,46 @@ def structure(problem: Problem, point: Point) -> tuple[dict, str]:
 
 def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
     """(evidence skeleton, note) of a local_min ball certificate (docs/theory.md §10.5), or (None, why
-    not): a plain narrow network at a smooth point, one cluster per alive neuron (identity basis, the
-    largest coordinate of w_j as the gauge), dead neurons (ReLU-like) allowed, no zero neuron."""
+    not): a plain narrow network, one cluster per alive neuron, dead neurons (ReLU-like, strictly
+    dead: no data point on their kink) allowed, no zero neuron.  An alive neuron with data points on
+    its kink is parametrised in the null space of those (independent) points, as for saddles; its
+    cluster lists them under ``kinks``, and the checker then proves (S2) strictly and robustly across
+    each of them (the strict complementarity of §10.5).  Smooth neurons keep the identity basis; the
+    gauge is the largest basis coordinate of w_j."""
     if point.c is not None:
         return None, "the point has an output bias c: ball certificates do not cover it yet"
     n, d, m = problem.n, problem.d, point.m
     X = [problem.X[i].tolist() for i in range(n)]
     am = problem.activation.alpha_minus
     nz = [i for i in range(n) if any(v != 0 for v in X[i])]
-    clusters, center, dead = [], [], []
-    eye = [[_s(fmpq(1) if q == t else fmpq(0)) for q in range(d)] for t in range(d)]
+    clusters, center, dead, nk = [], [], [], 0
     for j in range(m):
         w, a = point.W[j].tolist(), point.A[j].tolist()
         st = neuron_status(problem.X, w, a, am)
-        if st == "dead":
+        if st == "dead":            # strictly dead: w . x_i < 0 on every non-zero data point
             dead.append(j)
             continue
         if st != "alive":
             return None, f"neuron {j} is {st} (a local_min ball needs alive or dead neurons only)"
-        kinks = [i for i in nz if dot(w, X[i]) == 0]
-        if kinks:
-            return None, f"data point {kinks[0]} is on the kink of neuron {j}: not a smooth point"
-        t0 = max(range(d), key=lambda q: abs(w[q]))
-        clusters.append({"neurons": [j], "gamma": ["1"], "beta": ["1"], "basis": eye, "gauge": t0,
-                         "gauge_value": _s(w[t0])})
-        center += [w[q] for q in range(d) if q != t0] + a
+        K, B, theta, why = _kink_basis(X, nz, w, d)
+        if why:
+            return None, f"neuron {j}: {why}"
+        if am == 0 and not any(dot(w, X[i]) > 0 for i in nz):
+            return None, (f"neuron {j} is silent on every data point with data point {K[0]} on its kink: "
+                          f"not strictly dead (a dead neuron needs every w . x_i < 0), and not active")
+        t0 = max(range(len(B)), key=lambda t: abs(theta[t]))
+        cl = {"neurons": [j], "gamma": ["1"], "beta": ["1"], "basis": [[_s(v) for v in row] for row in B],
+              "gauge": t0, "gauge_value": _s(theta[t0])}
+        if K:
+            cl["kinks"] = K
+            nk += len(K)
+        clusters.append(cl)
+        center += [theta[t] for t in range(len(B)) if t != t0] + a
     if not clusters:
         return None, "no alive neuron"
+    kn = f", {nk} data points on kinks" if nk else ""
     return ({"clusters": clusters, "zero": [], "dead": dead, "center": [_s(v) for v in center]},
-            f"{len(clusters)} alive neurons, {len(dead)} dead, {len(center)} unknowns")
+            f"{len(clusters)} alive neurons, {len(dead)} dead, {len(center)} unknowns{kn}")
 
 
 def _curvature_estimate(J: list) -> float:
@@ -180,9 +203,9 @@ def _mu_candidates(lam: float) -> list:
 
 
 def ball_certificate(problem: Problem, point: Point) -> tuple[dict | None, str]:
-    """A checked ball certificate near ``point``: a saddle (a zero escape neuron) or, at a smooth
-    point of a plain narrow network, a local minimum (Morse-Bott on the gauge slice); or (None, why
-    not)."""
+    """A checked ball certificate near ``point``: a saddle (a zero escape neuron) or, for a plain
+    narrow network, a local minimum (Morse-Bott on the gauge slice, strict (S2) across any kinks); or
+    (None, why not)."""
     ev, note = structure(problem, point)
     if ev is not None:
         return _certificate(problem, point, "saddle", ev, note)
@@ -196,7 +219,7 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
     pj, ptj = problem.to_json(), point.to_json()
     cert = {"format": check.BALL_FORMAT, "problem": pj, "point": ptj, "fingerprint": fingerprint(pj, ptj),
             "verdict": verdict, "evidence": ev}
-    if verdict == "local_min":
+    if verdict == "local_min" and not any("kinks" in cl for cl in ev["clusters"]):
         # the slice Hessian at the centre from relucert.core (identity basis, gamma = 1: V^T H V is the
         # submatrix of the free coordinates, proof 12 (M1)); cheap, and independent of the checker's J
         wi, ai, _ = param_index(point.m, problem.d, problem.k, False)
@@ -231,7 +254,7 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
         mus = _mu_candidates(lam)
     # the radius only matters for Krawczyk and the box checks, mu only for the curvature check: a
     # curvature failure moves on to the next mu at the same radius
-    last, mi = "", 0
+    last, mi, past_krawczyk = "", 0, None
     for rho in RADII:
         ev["radius"] = _s(rho)
         while True:
@@ -242,10 +265,12 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
                 extra = "" if mus[mi] is None else f", slice Hessian > {float(mus[mi]):.3e} on the box"
                 return cert, f"Krawczyk box of radius {rho} around the rounding ({note}{extra})"
             last = "; ".join(res.reasons)
+            if past_krawczyk is None and "Krawczyk" not in last:
+                past_krawczyk = last      # a box that has its unique zero: what failed there says more
             if "Hessian on the gauge slice" in last and mi + 1 < len(mus):
                 mi += 1
                 continue
             break
     ev.pop("radius", None)
     ev.pop("curvature", None)
-    return None, f"no ball certificate ({verdict}): {last}"
+    return None, f"no ball certificate ({verdict}): {past_krawczyk or last}"
