@@ -13,6 +13,7 @@ The command line only parses options, loads files and prints this report.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -27,6 +28,7 @@ from relucert.decide.report import short_number
 from relucert.errors import InputError, RelucertError
 from relucert.io import point_file
 from relucert.refine import DECISIVE, Tolerances, effective_kink_tol, float_gradient_norm, refine_point
+from relucert.refine import exact as _refine_exact
 
 AUTO_CHECK_MAX = 20000     # the pure-Fraction checker takes seconds beyond n*m = this ...
 AUTO_CHECK_MAX_PRODUCTS = 400_000   # ... or beyond n*m*d products (its cost grows with n*m*d)
@@ -313,14 +315,19 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
     decide it (or it is not near-stationary), follow the float training dynamics from it
     (``refine.converge.converge``, options ``converge_options``, ``progress(step, max, loss)``) and
     certify the end point the same way; the report is then about that point and says how far it is.
+    With ``converge`` the given point's refinement has GIVEN_REFINE_BUDGET_WITH_CONVERGE seconds (the
+    converged point's the usual refine.driver.REFINE_BUDGET), so that the whole call stays near a minute.
     ``analysis_progress(done, total, None)`` follows the exact per-neuron analysis of the given point
     (``decide.certify.certify``'s ``progress``), ``refine_progress`` the refinement's readings
     (``refine.driver.refine_point``'s)."""
     if converge is not None and converge not in CONVERGE_METHODS:
         raise InputError(f"converge must be one of {CONVERGE_METHODS} or None, got {converge!r}")
-    report = _certify_checkpoint(problem, point, method=method, tolerances=tolerances, refine_mode=refine_mode,
-                                 check_mode=check_mode, check_limit=check_limit, analysis_progress=analysis_progress,
-                                 refine_progress=refine_progress)
+    # with --converge a second refinement may follow (at the converged point): the given point's
+    # refinement gets a shorter budget, so that the whole call stays near a minute
+    with _refine_exact.time_budget(GIVEN_REFINE_BUDGET_WITH_CONVERGE if converge is not None else math.inf):
+        report = _certify_checkpoint(problem, point, method=method, tolerances=tolerances, refine_mode=refine_mode,
+                                     check_mode=check_mode, check_limit=check_limit,
+                                     analysis_progress=analysis_progress, refine_progress=refine_progress)
     if converge is None or report.verdict in DECISIVE:
         return report
     from relucert.refine.converge import converge as follow
@@ -337,6 +344,7 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
 
 
 CONVERGE_METHODS = ("lbfgs", "flow")
+GIVEN_REFINE_BUDGET_WITH_CONVERGE = 15.0   # seconds for the given point's refinement when --converge may follow
 
 
 def _certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",

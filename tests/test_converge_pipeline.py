@@ -120,3 +120,32 @@ def test_screen_converges_from_the_last_checkpoint(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert "where the run is heading (the last checkpoint, step 4" in r.stdout
     assert "followed training from the checkpoint: flow" in r.stdout
+
+
+def test_with_converge_the_given_refinement_has_the_shorter_budget(monkeypatch):
+    """--converge may refine twice (the given point, then the converged one): the first refinement
+    runs under GIVEN_REFINE_BUDGET_WITH_CONVERGE, the second under the usual budget alone."""
+    import time
+
+    from relucert import pipeline
+    from relucert.refine import exact as rexact
+    from relucert.refine.converge import converge
+    pb, pt = far_point()
+    mid = converge(pb, pt, method="flow", max_steps=150).point      # near-stationary, not exact
+    seen = []
+    real = pipeline.refine_point
+
+    def spy(*a, **k):
+        seen.append((rexact.budget_seconds(), rexact.deadline() - time.monotonic()))
+        return real(*a, **k)
+
+    monkeypatch.setattr(pipeline, "refine_point", spy)
+    monkeypatch.setattr(pipeline, "GIVEN_REFINE_BUDGET_WITH_CONVERGE", 7.5)
+    plain = certify_checkpoint(pb, mid)
+    assert seen == [(0.0, float("inf"))]                # without --converge: no outer budget
+    seen.clear()
+    rep = certify_checkpoint(pb, mid, converge="lbfgs")
+    if rep.at_converged is None:                         # decided as given: no second refinement
+        assert rep.verdict == plain.verdict and len(seen) == 1
+    assert seen[0][0] == 7.5 and 0 < seen[0][1] <= 7.5
+    assert all(b == 0.0 for b, _ in seen[1:])
