@@ -147,11 +147,59 @@ def _output_bias_descent(state: ExactState) -> tuple[dict, fmpq]:
             "t_max": None, "step": str(t), "loss_at_step": str(new_loss * pb.loss_factor())}, deriv
 
 
-def certify(problem: Problem, point: Point, *, method: str = "auto", progress=None) -> Result:
+@dataclass(frozen=True)
+class _Remembered:
+    ph: PhiDecision | None
+    esc: EscapeDecision | None
+    item: str                 # the neuron's evidence item, as JSON text
+    report: tuple             # its NeuronReport fields after j and s1 (kinks as a tuple)
+
+
+class NeuronMemo:
+    """The per-neuron analyses of the certifications of nearby points (the readings of one
+    refinement differ in a few neurons: the output weight or the whole of a tiny neuron, dead
+    neurons set to zero), shared between them.
+
+    A neuron's analysis (its status, kinks, G_j, the (S2) decision with its witness, the escape
+    decision, its evidence item and report line) is a function of the data X, the activation, the
+    residuals E, the neuron's exact (w_j, a_j) and the method alone (its index only labels it); it
+    is kept under exactly those, as text (one table per data/residuals/method, keyed by the
+    neuron's weights), never under object identity.  A certification with a memo returns the same
+    certificate, byte for byte, as one without (tests/test_refine_speed_equivalence.py)."""
+
+    def __init__(self, keep: int = 100000):
+        self._tables: dict = {}
+        self._count = 0
+        self.keep = keep
+        self.hits = 0
+
+    def keys(self, pj: dict, ptj: dict, state: ExactState, method: str) -> list[tuple]:
+        """The key of each neuron of the point: (the data, the activation, the exact residuals and
+        the method as text; its exact (w_j, a_j) as text).  The index j enters only the item and the
+        report line, which are filled in on the way out."""
+        base = "\n".join([method, json.dumps([pj["X"], pj["activation"]], separators=(",", ":")),
+                           json.dumps([[str(v) for v in row] for row in state.E.tolist()], separators=(",", ":"))])
+        return [(base, f"{','.join(w)};{','.join(a)}") for w, a in zip(ptj["W"], ptj["A"])]
+
+    def get(self, key: tuple):
+        got = self._tables.get(key[0], {}).get(key[1])
+        if got is not None:
+            self.hits += 1
+        return got
+
+    def put(self, key: tuple, value: _Remembered) -> None:
+        if self._count < self.keep:
+            self._tables.setdefault(key[0], {})[key[1]] = value
+            self._count += 1
+
+
+def certify(problem: Problem, point: Point, *, method: str = "auto", progress=None,
+            memo: NeuronMemo | None = None) -> Result:
     """Exact verdict of the point as given, with a certificate (no refinement).
 
     ``progress(done, total, None)``, if given, is called as the per-neuron analysis advances (two
-    passes over the m neurons: stationarity, then the escape test; total = 2 m)."""
+    passes over the m neurons: stationarity, then the escape test; total = 2 m).  ``memo``: a
+    ``NeuronMemo`` shared by the certifications of nearby points (same certificate, less work)."""
     t0 = time.perf_counter()
     state = ExactState(problem, point)          # validates the shapes
     pj, ptj = problem.to_json(), point.to_json()
@@ -196,9 +244,17 @@ def certify(problem: Problem, point: Point, *, method: str = "auto", progress=No
 
     neurons_ev = []
     decisions: dict[int, tuple[PhiDecision | None, EscapeDecision | None]] = {}
+    keys = memo.keys(pj, ptj, state, method) if memo is not None else None
+    remembered = {}
     for j in range(m):
         if progress is not None:
             progress(j, 2 * m, None)
+        if keys is not None:
+            got = memo.get(keys[j])
+            if got is not None:
+                remembered[j] = got
+                decisions[j] = (got.ph, None)
+                continue
         nr = state.neuron(j)
         if nr.a_zero or not nr.gamma and all(v == 0 for v in nr.b):
             ph = None if nr.a_zero else PhiDecision(True, "cones", witness={
@@ -218,6 +274,19 @@ def certify(problem: Problem, point: Point, *, method: str = "auto", progress=No
     for j in range(m):
         if progress is not None:
             progress(m + j, 2 * m, None)
+        if j in remembered:
+            got = remembered[j]
+            decisions[j] = (got.ph, got.esc)
+            if got.esc is not None and got.esc.escape:
+                escape_neurons.append(j)
+            elif got.esc is not None and got.esc.escape is None:
+                unknown_escape.append(j)
+            item = json.loads(got.item)
+            item["neuron"] = j
+            neurons_ev.append(item)
+            status, kinks, s2, s2_method, escape, why = got.report
+            reports.append(NeuronReport(j, status, list(kinks), True, s2, s2_method, escape, why))
+            continue
         nr = state.neuron(j)
         ph = decisions[j][0]
         esc = escape_test(nr) if j not in undecided else None
@@ -245,6 +314,10 @@ def certify(problem: Problem, point: Point, *, method: str = "auto", progress=No
         reports.append(NeuronReport(j, state.status(j), nr.kinks, True,
                                     True if ph is None else ph.ok, "trivial" if ph is None else ph.method,
                                     None if esc is None else esc.escape, "; ".join(why)))
+        if keys is not None:
+            nrep = reports[-1]
+            memo.put(keys[j], _Remembered(ph, esc, json.dumps(item), (nrep.status, tuple(nrep.kinks), nrep.s2,
+                                                                       nrep.s2_method, nrep.escape, nrep.why)))
     ev["neurons"] = neurons_ev
     if progress is not None:
         progress(2 * m, 2 * m, None)
@@ -263,7 +336,7 @@ def certify(problem: Problem, point: Point, *, method: str = "auto", progress=No
             return finish("saddle", why_saddle, escape_neurons)
         return None
 
-    zero_a_escape = [j for j in escape_neurons if state.neuron(j).a_zero]
+    zero_a_escape = [j for j in escape_neurons if all(v == 0 for v in point.A[j])]   # Neuron.a_zero
     if zero_a_escape:
         j = zero_a_escape[0]
         esc = decisions[j][1]

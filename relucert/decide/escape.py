@@ -29,20 +29,26 @@ def _nonzero(v) -> bool:
     return any(x != 0 for x in v)
 
 
-def find_nonzero_direction(nr: Neuron, seed: int = 0) -> list | None:
-    """A rational r with D_j(r) != 0 (exists iff D_j is not identically 0)."""
+def _candidate_directions(nr: Neuron, seed: int):
+    """The candidates of ``find_nonzero_direction``, in order: +-e_i, +-each hinge normal, then 200
+    seeded random rationals (drawn only when reached: the first candidates usually suffice)."""
     d = len(nr.w)
-    cands = []
     for i in range(d):
         e = [fmpq(0)] * d
         e[i] = fmpq(1)
-        cands += [e, [-v for v in e]]
+        yield e
+        yield [-v for v in e]
     for key in nr.hinges:
-        cands += [list(key), [-v for v in key]]
+        yield list(key)
+        yield [-v for v in key]
     rng = random.Random(seed)
     for _ in range(200):
-        cands.append([fmpq(rng.randint(-7, 7), rng.randint(1, 5)) for _ in range(d)])
-    for r in cands:
+        yield [fmpq(rng.randint(-7, 7), rng.randint(1, 5)) for _ in range(d)]
+
+
+def find_nonzero_direction(nr: Neuron, seed: int = 0) -> list | None:
+    """A rational r with D_j(r) != 0 (exists iff D_j is not identically 0)."""
+    for r in _candidate_directions(nr, seed):
         if _nonzero(nr.D(r)):
             return r
     return None

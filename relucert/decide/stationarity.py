@@ -65,7 +65,7 @@ def decide_phi(b: list, gamma: dict, method: str = "auto") -> PhiDecision:
     """Decide phi >= 0 exactly. ``gamma`` maps canonical normals to non-zero coefficients."""
     keys = list(gamma)
     if method == "auto":
-        if not keys or rank(keys) == len(keys):
+        if not keys or _one_nonzero(keys) or rank(keys) == len(keys):    # one non-zero normal: rank 1
             return separable(b, gamma)
         nconc = sum(1 for g in gamma.values() if g < 0)
         res = cones(b, gamma) if nconc <= MAX_CONE_HINGES else rays(b, gamma)
@@ -94,18 +94,28 @@ def decide_phi(b: list, gamma: dict, method: str = "auto") -> PhiDecision:
     return res
 
 
+def _one_nonzero(keys: list) -> bool:
+    return len(keys) == 1 and any(v != 0 for v in keys[0])
+
+
+def _in_span_of_one(key, b: list) -> list | None:
+    """``solve_in_span([key], b)`` for one non-zero row: [mu] with mu key = b, or None (exact)."""
+    mu = dot(key, b) / dot(key, key)
+    return [mu] if all(mu * k == v for k, v in zip(key, b)) else None
+
+
 def separable(b: list, gamma: dict) -> PhiDecision:
     """Independent merged normals: phi >= 0 iff gamma >= 0 and b = -sum s_p gamma_p nu_p, s in [0,1]."""
     keys = list(gamma)
     d = len(b)
-    if keys and rank(keys) < len(keys):
+    if keys and not _one_nonzero(keys) and rank(keys) < len(keys):
         raise ValueError("separable test needs linearly independent normals")
     if not keys:
         if all(v == 0 for v in b):
             return PhiDecision(True, "cones", witness={"b": _vec(b), "hinges": [],
                                                        "patterns": [{"signs": [], "s": [], "mu": []}]})
         return _descent(b, gamma, [-v for v in b], "separable", "gradient b != 0")
-    mu = solve_in_span(keys, b)
+    mu = _in_span_of_one(keys[0], b) if len(keys) == 1 else solve_in_span(keys, b)
     if mu is None:
         perp = project_out(keys, b)
         return _descent(b, gamma, [-v for v in perp], "separable", "b has a component orthogonal to the kink normals")

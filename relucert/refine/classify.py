@@ -148,8 +148,10 @@ def _floats_in_range(a) -> np.ndarray | None:
     nz = mag != 0
     if not np.all(np.isfinite(f)) or np.any(nz & ((mag < _RANGE[0]) | (mag > _RANGE[1]))):
         return None
-    if any(v != 0 for row, frow in zip(a, f) for v, fv in zip(row, frow) if fv == 0):
-        return None                 # a nonzero rational that underflows to 0: outside the model
+    for idx in zip(*np.nonzero(f == 0)):
+        v = a[idx[0]][idx[1]] if f.ndim == 2 else a[idx[0]]
+        if v != 0:
+            return None             # a nonzero rational that underflows to 0: outside the model
     return f
 
 
@@ -268,9 +270,12 @@ def float_gradient_norm(problem: Problem, point: Point, kink_tol: float = Tolera
     scale = np.outer(np.linalg.norm(X, axis=1), np.linalg.norm(W, axis=1))
     near = np.abs(fw.Z) <= kink_tol * scale
     GW = weight_grad(linear_part(fw.S * ~near, fw.E, X), A)
-    for j in range(W.shape[0]):       # the kink rows carry a free multiplier: project them out
+    counts = near.sum(axis=0)
+    for j in np.nonzero(counts)[0]:   # the kink rows carry a free multiplier: project them out
         Nj = X[near[:, j]]
-        if len(Nj):
+        if counts[j] == 1 and np.any(Nj[0] != 0):     # one row: its least-squares multiplier in closed form
+            GW[j] = GW[j] - Nj[0] * (float(Nj[0] @ GW[j]) / float(Nj[0] @ Nj[0]))
+        else:
             coef, *_ = np.linalg.lstsq(Nj.T, GW[j], rcond=None)
             GW[j] = GW[j] - Nj.T @ coef
     g = max(float(np.abs(G).max()), float(np.abs(GW).max()))

@@ -30,11 +30,11 @@ from flint import fmpq
 from relucert.core.formulas import ExactState
 from relucert.core.problem import Point, Problem, fmpq_to_float
 from relucert.decide.ball import ball_certificate
-from relucert.decide.certify import Result, certify, escape_path_losses
+from relucert.decide.certify import NeuronMemo, Result, certify, escape_path_losses
 from relucert.decide.escape import escape_test
 import relucert.refine.exact as _exact
-from relucert.refine.classify import (Pattern, SnapGap, Tolerances, classify, pattern_flips, snap_gap,
-                                      snapped_dead_pattern)
+from relucert.refine.classify import (Pattern, SnapGap, Tolerances, classify, exact_signs, pattern_flips,
+                                      snap_gap, snapped_dead_pattern)
 from relucert.refine.replicas import refine_replicas
 from relucert.refine.scalar import refine_grouped, refine_scalar
 from relucert.refine.vector import refine_vector
@@ -97,7 +97,8 @@ class Move:
 
 def distance_moved(problem: Problem, p0: Point, p1: Point) -> Move:
     """How far refinement (or the dynamics) moved theta from p0 to p1: the Move of this module, the
-    one distance measure that refinement, --converge and the reports use."""
+    one distance measure that refinement, --converge and the reports use.  Only the float views of
+    the points are read (a ``_FloatView`` of p0 does as well)."""
     W0, A0, W1, A1 = p0.Wf, p0.Af, p1.Wf, p1.Af
     dW, dA = np.abs(W1 - W0), np.abs(A1 - A0)
     mx = float(max(dW.max(initial=0), dA.max(initial=0)))
@@ -122,6 +123,14 @@ def distance_moved(problem: Problem, p0: Point, p1: Point) -> Move:
                 norm_d / norm0 if norm0 > 0 else norm_d, norm_d / max(norm0, scale * math.sqrt(p0.m)), mc)
 
 
+class _FloatView:
+    """The float views of a point that ``distance_moved`` reads (Wf, Af, c, cf, m), converted once:
+    the given point is measured against every refined point of its readings."""
+
+    def __init__(self, point: Point):
+        self.Wf, self.Af, self.c, self.cf, self.m = point.Wf, point.Af, point.c, point.cf, point.m
+
+
 def _apply_reading(problem: Problem, point: Point, pat: Pattern, reading: str):
     """Starting point and the set of neurons that refinement may move, for one reading."""
     W, A = point.W.copy(), point.A.copy()
@@ -138,16 +147,18 @@ def _apply_reading(problem: Problem, point: Point, pat: Pattern, reading: str):
 
 
 def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol: Tolerances,
-                least_squares: str | None = None) -> Refinement:
+                least_squares: str | None = None, memo: NeuronMemo | None = None,
+                given: _FloatView | None = None) -> Refinement:
     """Refine with pattern updates (``refine.exact.PATTERN_ROUNDS``); when that gives no certified
     point (none found, it left its pattern, or it moved too far), refine on the checkpoint's own
     pattern as well and keep that when it is certified: a nearby exact point on the checkpoint's
     pattern (e.g. a certified not_stationary on a kink) says more than no point."""
-    first = _refine_one_pass(problem, point, pat, reading, tol, least_squares, rounds=True)
+    first = _refine_one_pass(problem, point, pat, reading, tol, least_squares, rounds=True, memo=memo, given=given)
     if first.result is not None or first.ball is not None or "pattern updated" not in first.note \
             or _exact.out_of_time():
         return first
-    fixed = _refine_one_pass(problem, point, pat, reading, tol, least_squares, rounds=False)
+    fixed = _refine_one_pass(problem, point, pat, reading, tol, least_squares, rounds=False, memo=memo,
+                             given=given)
     if fixed.result is None and fixed.ball is None:
         return first
     fixed.note = f"with pattern updates: {first.note}; on the checkpoint's own pattern instead: {fixed.note}"
@@ -155,8 +166,10 @@ def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol:
 
 
 def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str, tol: Tolerances,
-                     least_squares: str | None = None, rounds: bool = True) -> Refinement:
+                     least_squares: str | None = None, rounds: bool = True,
+                     memo: NeuronMemo | None = None, given: _FloatView | None = None) -> Refinement:
     start, changed = _apply_reading(problem, point, pat, reading)
+    given = _FloatView(point) if given is None else given
     updates: list | None = [] if rounds else None   # refine.exact.PatternUpdate: the pattern solved on
     try:
         if problem.k == 1:
@@ -173,7 +186,7 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
     final = updates[-1].pattern if updates else pat
     merged_updates: list | None = [] if rounds else None
     if problem.k > 1 and (new is None or pattern_flips(problem, new, final, ignore)
-                          or distance_moved(problem, point, new).relative_to_scale > tol.max_move):
+                          or distance_moved(problem, given, new).relative_to_scale > tol.max_move):
         merged = refine_replicas(problem, start, pat, reading, tol, pattern_out=merged_updates)
         if merged is not None and merged[0] is not None:
             new, note = merged[0], f"{note}; then {merged[1]}"
@@ -183,7 +196,7 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
     if new is None:
         return Refinement(reading, None, None, {}, note)
     flips = pattern_flips(problem, new, final, ignore)
-    move = distance_moved(problem, point, new)
+    move = distance_moved(problem, given, new)
     dist = move.to_json()
     if flips:
         return Refinement(reading, None, new, dist,
@@ -193,7 +206,7 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
                           f"{note}; the refined point is too far from the given one (move "
                           f"{move.relative_to_scale:.2e} relative to max(|theta|, the problem's "
                           f"parameter scale) > {tol.max_move:g}); stopped")
-    res = certify(problem, new)
+    res = certify(problem, new, memo=memo)
     if problem.k > 1 and res.verdict == "not_stationary":
         # vector output: the pattern-restricted stationary point is in general irrational (rank-
         # constrained least squares), and its rational rounding is not exactly stationary; that is
@@ -265,7 +278,8 @@ def _least_squares_default(choice: str | None):
 
 
 def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
-           readings: tuple = READINGS, least_squares: str | None = None, progress=None) -> dict:
+           readings: tuple = READINGS, least_squares: str | None = None, progress=None,
+           memo: NeuronMemo | None = None) -> dict:
     """Refine under each reading of the tiny neurons, certify each refined point exactly.
 
     Returns {"pattern": Pattern, "refinements": [Refinement], "tolerances": Tolerances,
@@ -274,8 +288,12 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
     ``least_squares`` picks the solution of the exact fixed-pattern solves among all exact
     solutions: "nearest" (the checkpoint's nearest, default) or "legacy" (the earlier diagonal
     weighting); None means ``refine.exact.LEAST_SQUARES``.  ``progress(done, total, None)`` after each
-    reading (the library prints nothing)."""
+    reading (the library prints nothing).  The refined points of the readings differ in a few
+    neurons: their certifications share the per-neuron analyses of the neurons they have in common
+    (``decide.certify.NeuronMemo``, by exact content; ``memo``: one to share further, else a new one)."""
     tol = tol or Tolerances()
+    memo = NeuronMemo() if memo is None else memo
+    given = _FloatView(point)
     pat = classify(problem, point, tol)
     tiny = [j for j, s in enumerate(pat.status) if s == "tiny"]
     if not tiny:
@@ -289,7 +307,7 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
                 out.append(Refinement(reading, None, None, {}, _not_tried()))
             else:
                 with _least_squares_default(least_squares):
-                    out.append(_refine_one(problem, point, pat, reading, tol, least_squares))
+                    out.append(_refine_one(problem, point, pat, reading, tol, least_squares, memo, given))
             if progress is not None:
                 progress(len(out), total, None)
         # a neuron snapped onto kinks that is otherwise strictly negative could as well be read as dead
@@ -300,14 +318,14 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
                 r = Refinement("as_given", None, None, {}, _not_tried())
             else:
                 with _least_squares_default(least_squares):
-                    r = _refine_one(problem, point, pat2, "as_given", tol, least_squares)
+                    r = _refine_one(problem, point, pat2, "as_given", tol, least_squares, memo, given)
             r.reading = "snapped_as_dead"
             r.read_as_dead = js
             r.note = f"{_dead_reading_label(js)}; " + r.note
             out.append(r)
             if progress is not None:
                 progress(total, total, None)
-        fragile = _dead_read_as_zero(problem, point, choose(out))
+        fragile = _dead_read_as_zero(problem, point, choose(out), memo, given)
         if fragile is not None:
             out.append(fragile)
     return {"pattern": pat, "refinements": out, "tolerances": tol, "tiny": tiny}
@@ -328,21 +346,29 @@ FRAGILE = 1e-3   # a dead neuron this close to reviving (relative to |theta|) is
 
 def fragile_dead(problem: Problem, point: Point) -> list[int]:
     """Dead neurons within FRAGILE of reviving: min_i |w_j . x_i| / |x_i| < FRAGILE |theta|."""
-    from relucert.core.formulas import is_dead
-    theta = math.sqrt(float((point.Wf ** 2).sum() + (point.Af ** 2).sum()))
+    if problem.activation.alpha_minus != 0:
+        return []                   # nothing is dead (core.formulas.neuron_status)
+    Wf = point.Wf
+    theta = math.sqrt(float((Wf ** 2).sum() + (point.Af ** 2).sum()))
     xn = np.linalg.norm(problem.Xf, axis=1)
+    # dead (core.formulas.is_dead): w_j != 0 and w_j . x_i < 0 on every non-zero data point; the
+    # signs exact (classify.exact_signs: a float filter, exact dot products where it cannot decide)
+    rows = [problem.X[i].tolist() for i in range(problem.n)]
+    nonzero_x = np.array([any(v != 0 for v in r) for r in rows], dtype=bool)
+    sg = exact_signs(rows, [point.W[j].tolist() for j in range(point.m)])
     out = []
     for j in range(point.m):
-        if not is_dead(problem.X, point.W[j].tolist(), problem.activation.alpha_minus):
+        if all(v == 0 for v in point.W[j]) or not np.all(sg[nonzero_x, j] < 0):
             continue
-        z = np.abs(problem.Xf @ point.Wf[j])
+        z = np.abs(problem.Xf @ Wf[j])
         margin = min((z[i] / xn[i] for i in range(problem.n) if xn[i] > 0), default=math.inf)
         if margin < FRAGILE * theta:
             out.append(j)
     return out
 
 
-def _dead_read_as_zero(problem: Problem, point: Point, best: Refinement) -> Refinement | None:
+def _dead_read_as_zero(problem: Problem, point: Point, best: Refinement,
+                       memo: NeuronMemo | None = None, given: _FloatView | None = None) -> Refinement | None:
     """The decided refined point with its nearly-reviving dead neurons set exactly to zero (the
     network's outputs on the data are unchanged), certified: a local minimum that holds only while
     those neurons stay dead shows here as a saddle of the zero reading."""
@@ -356,10 +382,10 @@ def _dead_read_as_zero(problem: Problem, point: Point, best: Refinement) -> Refi
         W[j] = [fmpq(0)] * problem.d
         A[j] = [fmpq(0)] * problem.k
     zero = Point(W, A, None if best.point.c is None else best.point.c.copy())
-    dist = distance_moved(problem, point, zero).to_json()
+    dist = distance_moved(problem, point if given is None else given, zero).to_json()
     note = (f"the {best.reading} refined point with dead neurons {js} (within {FRAGILE:g} |theta| of "
             "reviving) set to exactly zero")
-    res = certify(problem, zero)
+    res = certify(problem, zero, memo=memo)
     if best.result is None and res.verdict == "not_stationary":
         # a ball local_min: its centre is a rounding, not exactly stationary, and so is the zero
         # reading of it; only a ball certificate can say what the exact point read as zero is
@@ -507,8 +533,9 @@ def refine_point(problem: Problem, point: Point, tol: Tolerances | None = None,
     REFINE_BUDGET, covers all of it: neighbours not reached are listed as not tried.
     ``progress(done, total, None)``: as ``refine``'s, for each tolerance in turn."""
     tol = tol or Tolerances()
+    memo = NeuronMemo()          # every tolerance refines the same problem near the same point
     with _exact.time_budget(REFINE_BUDGET):
-        info = refine(problem, point, tol, least_squares=least_squares, progress=progress)
+        info = refine(problem, point, tol, least_squares=least_squares, progress=progress, memo=memo)
         base = refined_report(problem, point, info)
         tries = kink_neighbours(problem, point, info["pattern"])
         if not tries:
@@ -525,7 +552,7 @@ def refine_point(problem: Problem, point: Point, tol: Tolerances | None = None,
                 continue
             alt_tol = replace(tol, kink=t, kink_auto=False)
             rep = refined_report(problem, point, refine(problem, point, alt_tol, least_squares=least_squares,
-                                                        progress=progress))
+                                                        progress=progress, memo=memo))
             reports.append(rep)
             rows.append({"kink_tol": t, "direction": direction, "verdict": rep["verdict"],
                          "snapped": len(rep["pattern_changes"]["snapped"]), "distance": rep["distance"]})

@@ -64,7 +64,10 @@ def least_norm_solve(K_rows: list, rhs: list, weights: list | None = None) -> li
 #       float-rounded weights w_q = |v_j| (scalar: relative change of each v_j; grouped: relative
 #       change of each group's coefficients, then of each output weight, 1e-12 for a zero one).
 # Both are exact and every refined point is certified by the same engine; the switch only decides
-# which exact solution is handed to it.  ``refine(..., least_squares=...)`` overrides it per call.
+# which exact solution is handed to it.  Scalar output, "nearest": when the exact nearest solution
+# would carry long numbers (``NEAREST_EXACT_MAX_BITS``), the solve takes the exact solution nearest
+# to working precision instead (``rounded_nearest``; its move differs from the exact nearest one's
+# by ~1e-15 relative), whose rationals are short: every later exact step is cheaper.  ``refine(..., least_squares=...)`` overrides it per call.
 LEAST_SQUARES_CHOICES = ("nearest", "legacy")
 LEAST_SQUARES = "nearest"
 
@@ -90,19 +93,30 @@ def nearest_solve(K_rows: list, rhs: list, P_blocks: list | None = None) -> list
     (``_nearest_solve``; a system solved shortly before is answered from ``_SOLVED``)."""
     if not K_rows or len(K_rows) * len(K_rows[0]) > _SOLVED_MAX_ENTRIES:
         return _nearest_solve(K_rows, rhs, P_blocks)
-    # the key: the exact entries as text (canonical p/q; hashing fmpq entries is far slower)
-    key = "\n".join([";".join(",".join(map(str, r)) for r in K_rows), ",".join(map(str, rhs)),
-                      "-" if P_blocks is None else "|".join(";".join(",".join(map(str, r)) for r in blk)
-                                                          for blk in P_blocks)])
+    key = system_key(K_rows, rhs, P_blocks)
     if key in _SOLVED:
         _SOLVED.move_to_end(key)
         x = _SOLVED[key]
         return None if x is None else list(x)
     x = _nearest_solve(K_rows, rhs, P_blocks)
+    remember(key, x)
+    return x
+
+
+def system_key(K_rows: list, rhs: list, P_blocks: list | None) -> str:
+    """A system's exact content as text, the key of ``_SOLVED`` (canonical p/q; hashing fmpq
+    entries is far slower)."""
+    return "\n".join([";".join(",".join(map(str, r)) for r in K_rows), ",".join(map(str, rhs)),
+                       "-" if P_blocks is None else "|".join(";".join(",".join(map(str, r)) for r in blk)
+                                                           for blk in P_blocks)])
+
+
+def remember(key: str, x: list | None) -> None:
+    """Keep the answer x (None: inconsistent / failed) under ``key`` among the latest ``_SOLVED_KEEP``."""
     _SOLVED[key] = None if x is None else list(x)
+    _SOLVED.move_to_end(key)
     while len(_SOLVED) > _SOLVED_KEEP:
         _SOLVED.popitem(last=False)
-    return x
 
 
 def _nearest_solve(K_rows: list, rhs: list, P_blocks: list | None = None) -> list | None:
@@ -146,6 +160,147 @@ def _nearest_solve(K_rows: list, rhs: list, P_blocks: list | None = None) -> lis
     return x
 
 
+# The exact nearest solution x = P K_b^T (K_b P K_b^T)^{-1} rhs carries the bits of a determinant of
+# K_b P K_b^T: about rank x (bits of P + 2 bits of K) (thousands of bits for a float32 checkpoint with
+# a few dozen constraints), and every later exact step (certification, certificate strings, the
+# independent checker) pays for them.  Above this estimate the solves take the nearest solution to
+# working precision instead (``rounded_nearest``: float proposal, rounded, then made exact on a
+# square subsystem), whose numbers are those of the data and the float rounding.
+NEAREST_EXACT_MAX_BITS = 1024
+# rounded_nearest's exact correction of the rounded float proposal must stay below this fraction of
+# the proposed change (or of 2^-30 |x|): else the subsystem is ill-conditioned and the exact nearest
+# solution is taken instead
+ROUNDING_CORRECTION = 1e-6
+
+
+def bit_size(v: fmpq) -> int:
+    """max(bits of the numerator, bits of the denominator) of an exact rational."""
+    v = v if isinstance(v, fmpq) else fmpq(v)
+    return max(int(v.p).bit_length(), int(v.q).bit_length())
+
+
+def nearest_exact_bits(K_rows: list, rhs: list, P_blocks: list | None, k_bits: int | None = None) -> int:
+    """The size estimate of the exact nearest solution compared with ``NEAREST_EXACT_MAX_BITS``:
+    (number of rows) x (max bits of P + 2 max bits of K) + max bits of rhs (the rows bound the rank).
+    ``k_bits``: the max bits of K's entries when the caller knows a bound (else they are read)."""
+    kb = k_bits if k_bits is not None else max((bit_size(v) for r in K_rows for v in r if v != 0), default=1)
+    pb = max((bit_size(v) for blk in P_blocks for r in blk for v in r if v != 0), default=1) if P_blocks else 1
+    rb = max((bit_size(v) for v in rhs if v != 0), default=1)
+    return len(K_rows) * (pb + 2 * kb) + rb
+
+
+def rows_mat(rows: list, ncols: int) -> fmpq_mat:
+    """The fmpq_mat of row lists whose entries are already fmpq or int (``core.linalg.mat`` without
+    its per-entry conversion)."""
+    return fmpq_mat(len(rows), ncols, [v for r in rows for v in r])
+
+
+def _to_float_rows(rows: list) -> np.ndarray:
+    return np.array([[fmpq_to_float(v) for v in r] for r in rows], dtype=float).reshape(len(rows), -1)
+
+
+class Inconsistent(ArithmeticError):
+    """``rounded_nearest`` proved that K x = K base + rhs has no exact solution."""
+
+
+def rounded_nearest(K_rows: list, rhs: list, P_blocks: list, base: list,
+                    K_float: np.ndarray | None = None) -> list | None:
+    """An exact x with K x = K base + rhs, the nearest solution to ``base`` in the metric P (as in
+    ``nearest_solve``: x - base minimises (x - base)^T P^{-1} (x - base)) to working precision, with
+    short rationals; None when that fails (the caller takes the exact nearest solution).
+
+    Floats propose: the nearest change dx_f (minimum-norm least squares of (K L) u = rhs with
+    P = L L^T block by block, dx_f = L u), x_f = base + dx_f, and a square subsystem (independent
+    rows R and columns S of K, QR with column pivoting).  Exact arithmetic decides: every coordinate
+    outside S is the float x_f exactly (a dyadic), the coordinates in S solve K_RS x_S = (K base +
+    rhs)_R - K_R,notS x_notS exactly, and every row of K is then checked exactly (dependent rows too),
+    so an inconsistent or singular proposal returns None, never a wrong x (and when the exact rank of
+    K is that of the subsystem, an x that fails a row proves the system inconsistent: ``Inconsistent``
+    is raised).  The exact correction
+    x_S - x_f,S must be below ``ROUNDING_CORRECTION`` of the proposed change.  A neuron block whose
+    columns of K are all zero does not move (its nearest change is exactly 0), and when rhs = 0,
+    base itself is returned."""
+    nvar = len(base)
+    if not K_rows or nvar == 0:
+        return None
+    if all(v == 0 for v in rhs):
+        return list(base)                        # base solves the system: its nearest change is 0
+    Kf = _to_float_rows(K_rows) if K_float is None else np.asarray(K_float, dtype=float)
+    rf = np.array([fmpq_to_float(v) for v in rhs])
+    bf = np.array([fmpq_to_float(v) for v in base])
+    if Kf.shape != (len(K_rows), nvar) or not (np.all(np.isfinite(Kf)) and np.all(np.isfinite(rf))
+                                               and np.all(np.isfinite(bf))):
+        return None
+    L = np.zeros((nvar, nvar))
+    still = np.zeros(nvar, dtype=bool)            # coordinates that keep their base value exactly
+    sizes = [len(blk) for blk in P_blocks]
+    if sum(sizes) != nvar:
+        raise ValueError(f"metric blocks cover {sum(sizes)} unknowns, the system has {nvar}")
+    starts = np.cumsum([0] + sizes[:-1])
+    for s in set(sizes):                          # P = L L^T block by block, blocks of one size at once
+        idx = [b for b, sz in enumerate(sizes) if sz == s]
+        Pf = np.array([[[fmpq_to_float(v) for v in r] for r in P_blocks[b]] for b in idx], dtype=float)
+        try:
+            Ls = np.linalg.cholesky(Pf)
+        except np.linalg.LinAlgError:
+            return None
+        for q, b in enumerate(idx):
+            pos = int(starts[b])
+            L[pos:pos + s, pos:pos + s] = Ls[q]
+            if not np.any(Kf[:, pos:pos + s]):
+                still[pos:pos + s] = True
+    from scipy.linalg import qr
+    u, *_ = np.linalg.lstsq(Kf @ L, rf, rcond=None)
+    dxf = L @ u
+    xf = bf + dxf
+    if not np.all(np.isfinite(xf)):
+        return None
+    # an inconsistent system (e.g. after pins, ``refine.scalar``) shows in floats: no exact work then
+    resid = float(np.abs(Kf @ dxf - rf).max())
+    if resid > 1e-6 * max(float(np.abs(rf).max()), float((np.abs(Kf) @ np.abs(dxf)).max()), 1e-300):
+        return None
+    # independent rows (QR with pivoting of K^T), then independent columns among them
+    _, Rr, prow = qr(Kf.T, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(Rr))
+    rank = int(np.sum(diag > diag[0] * 1e-10)) if diag.size and diag[0] > 0 else 0
+    if rank == 0:
+        return None
+    R = sorted(int(i) for i in prow[:rank])
+    _, _, pcol = qr(Kf[R], mode="economic", pivoting=True)
+    S = sorted(int(c) for c in pcol[:rank])
+    inS = np.zeros(nvar, dtype=bool)
+    inS[S] = True
+    if np.any(inS & still):
+        return None
+    x = [fmpq(0)] * nvar
+    for c in range(nvar):
+        if not inS[c]:
+            x[c] = base[c] if still[c] else fmpq(*float(xf[c]).as_integer_ratio())
+    Km = rows_mat(K_rows, nvar)
+    Kb = Km * fmpq_mat(nvar, 1, list(base))
+    target = [Kb[i, 0] + rhs[i] for i in range(len(K_rows))]
+    Kx = Km * fmpq_mat(nvar, 1, x)                # x is 0 on S here: the part of the fixed coordinates
+    rhs_S = [target[i] - Kx[i, 0] for i in R]
+    try:
+        xs = fmpq_mat(rank, rank, [K_rows[i][c] for i in R for c in S]).solve(fmpq_mat(rank, 1, rhs_S))
+    except ZeroDivisionError:                    # singular in exact arithmetic
+        return None
+    for q, c in enumerate(S):
+        x[c] = xs[q, 0]
+    back = Km * fmpq_mat(nvar, 1, x)
+    if any(back[i, 0] != target[i] for i in range(len(K_rows))):
+        if len(independent_subset(K_rows)) == rank:
+            # the rows R are independent (K_RS is invertible) and span every row: a consistent system
+            # would be solved by x, so the system is inconsistent, exactly
+            raise Inconsistent("the system has no exact solution")
+        return None
+    corr = max(abs(fmpq_to_float(x[c]) - xf[c]) for c in S)
+    scale = max(float(np.abs(dxf).max()), 2.0 ** -30 * float(np.abs(xf).max()))
+    if not corr <= ROUNDING_CORRECTION * scale:
+        return None
+    return x
+
+
 def split_metric_block(w: list, amag: fmpq) -> list:
     """Inverse metric block P_j (exact, d x d) for v = |a| w under the split-back that keeps
     kappa = |a|/|w| (``refine_scalar`` step 4: |a'| = sqrt(kappa |v'|), w' = v'/|a'|).
@@ -168,11 +323,13 @@ def split_metric_block(w: list, amag: fmpq) -> list:
 def targets_without(problem: Problem, W: np.ndarray, A: np.ndarray, js: list) -> np.ndarray:
     """y_i - sum_{j not in js} a_j sigma(w_j . x_i): what is left for the neurons js to fit (exact,
     n x k), i.e. minus the residuals of the network with the output weights of js set to 0."""
-    A0 = A.copy()
-    for j in js:
-        A0[j] = [fmpq(0)] * problem.k
+    drop = set(js)
+    # the neurons that contribute: not in js, a_j != 0 and w_j != 0 (the others add exactly 0)
+    keep = [j for j in range(W.shape[0]) if j not in drop and any(v != 0 for v in A[j]) and any(v != 0 for v in W[j])]
+    if not keep:
+        return problem.Y.copy()
     act = problem.activation
-    return problem.Y - forward(problem.X, problem.Y, W, A0, act.alpha_plus, act.alpha_minus).F
+    return problem.Y - forward(problem.X, problem.Y, W[keep], A[keep], act.alpha_plus, act.alpha_minus).F
 
 
 def exact_vector(vals) -> np.ndarray:
@@ -333,34 +490,65 @@ def kink_releases(problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.nd
     xnorms = np.linalg.norm(X, axis=1)
     row_norms: dict = {}            # |x_i| as each row's own norm, once per kink point
     nonzero = np.any(X != 0, axis=1)
-    for j in neurons:
-        K = [i for i in range(n) if signs[i, j] == 0 and nonzero[i]]
-        if not K or not np.any(Af[j] != 0):
+    neurons = [j for j in neurons if np.any(Af[j] != 0)]
+    if not neurons:
+        return []
+    # every neuron at once: c_j = E a_j / n (n x |neurons|), b_j = sum_i c_ij sigma'(z_ij) x_i
+    Cm = E @ Af[neurons].T / n
+    Bm = (np.where(signs[:, neurons] > 0, ap, am) * Cm).T @ X
+    scales = np.abs(Cm).T @ xnorms
+    KZ = (signs[:, neurons] == 0) & nonzero[:, None]
+    counts = KZ.sum(axis=0)
+
+    def row_norm(i: int) -> float:
+        if i not in row_norms:
+            row_norms[i] = float(np.linalg.norm(X[i]))
+        return max(row_norms[i], 1e-300)
+
+    def offer(col: int, q: int, j: int, i: int, mu_q: float, scale: float) -> None:
+        xn = row_norm(i)
+        tol = RELEASE_TOL * scale / xn
+        gam = (ap - am) * Cm[i, col]
+        down, up = mu_q, -(mu_q + gam)          # descent rates to the negative / positive side
+        if max(down, up) > tol:
+            side = -1 if down >= up else 1
+            out.append((max(down, up) * xn / max(scale, 1e-300), col, q, [int(j), int(i), side]))
+
+    # one nonzero kink point of ordinary size has rank 1 (its one singular value is above
+    # matrix_rank's cut): its least-squares multiplier in closed form, for all such neurons at once
+    one = np.nonzero(counts == 1)[0]
+    if one.size:
+        i1 = np.argmax(KZ[:, one], axis=0)
+        x1 = X[i1]
+        ordinary = np.abs(x1).max(axis=1) > 1e-150
+        one, i1, x1 = one[ordinary], i1[ordinary], x1[ordinary]
+        b1 = Bm[one]
+        mu1 = np.einsum("td,td->t", x1, b1) / np.einsum("td,td->t", x1, x1)
+        fits = np.linalg.norm(x1 * mu1[:, None] - b1, axis=1) <= 1e-6 * np.maximum(scales[one], 1e-300)
+        xn1 = np.maximum(np.linalg.norm(x1, axis=1), 1e-300)
+        tol1 = RELEASE_TOL * scales[one] / xn1
+        gam1 = (ap - am) * Cm[i1, one]
+        candidates = fits & (np.maximum(mu1, -(mu1 + gam1)) > tol1 * (1 - 1e-9))
+        for t in np.nonzero(candidates)[0]:   # decided one by one, as for the other neurons
+            offer(int(one[t]), 0, neurons[int(one[t])], int(i1[t]), float(mu1[t]), float(scales[one[t]]))
+        done = set(int(c) for c in one)
+    else:
+        done = set()
+    for col, j in enumerate(neurons):
+        if col in done or not counts[col]:
             continue
+        K = [int(i) for i in np.nonzero(KZ[:, col])[0]]
         XK = X[K]
-        # one nonzero kink point of ordinary size has rank 1 (its one singular value is above
-        # matrix_rank's cut); otherwise ask matrix_rank
         if (len(K) > 1 or not np.abs(XK).max() > 1e-150) and np.linalg.matrix_rank(XK) < len(K):
             continue
-        c = E @ Af[j] / n
-        sl = np.where(signs[:, j] > 0, ap, np.where(signs[:, j] < 0, am, am))
-        b = (sl * c) @ X
+        b, scale = Bm[col], float(scales[col])
         mu, *_ = np.linalg.lstsq(XK.T, b, rcond=None)
-        scale = float(np.abs(c) @ xnorms)
         if np.linalg.norm(XK.T @ mu - b) > 1e-6 * max(scale, 1e-300):
             continue
         for q, i in enumerate(K):
-            if i not in row_norms:
-                row_norms[i] = float(np.linalg.norm(X[i]))
-            xn = max(row_norms[i], 1e-300)
-            tol = RELEASE_TOL * scale / xn
-            gam = (ap - am) * c[i]
-            down, up = mu[q], -(mu[q] + gam)          # descent rates to the negative / positive side
-            if max(down, up) > tol:
-                side = -1 if down >= up else 1
-                out.append((max(down, up) * xn / max(scale, 1e-300), [int(j), int(i), side]))
-    out.sort(key=lambda x: -x[0])
-    return [x[1] for x in out]
+            offer(col, q, j, i, float(mu[q]), scale)
+    out.sort(key=lambda x: (-x[0], x[1], x[2]))
+    return [x[3] for x in out]
 
 
 # ------------------------------------------------------------------------------------------------

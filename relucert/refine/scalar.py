@@ -12,10 +12,11 @@ from flint import fmpq, fmpq_mat
 from relucert.core.formulas import preactivations
 from relucert.core.linalg import dot, independent_subset, mat, nullspace
 from relucert.core.problem import Point, Problem, fmpq_to_float
-from relucert.refine.classify import Pattern, exact_signs, filtered_signs
+from relucert.refine.classify import Pattern, _floats_in_range, exact_signs, filtered_signs
 import relucert.refine.exact as _exact
 from relucert.refine.exact import (PatternUpdate, _pairs_text, apply_crossings, crossings,
                                    kink_releases, least_norm_solve, least_squares_choice, nearest_solve,
+                                   nearest_exact_bits, rounded_nearest, rows_mat, Inconsistent,
                                    project_onto_kinks, rational_sqrt, settle_rounds, split_metric_block,
                                    targets_without, updated_pattern, centring_bias, exact_vector)
 
@@ -28,7 +29,9 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
     i.e. the normal equations on the pattern), ``least_squares="nearest"`` (the default, see
     ``refine.exact.LEAST_SQUARES``) takes the one nearest the checkpoint's v0 = |a| w in the metric
     sum_j dv_j^T P_j^{-1} dv_j (``split_metric_block``: the theta-distance, to first order, after the
-    split-back of step 4): dv = P K_b^T lam, (K_b P K_b^T) lam = r, exactly.  If that solution flips
+    split-back of step 4): dv = P K_b^T lam, (K_b P K_b^T) lam = r, exactly; when that solution would
+    carry long rationals (``exact.NEAREST_EXACT_MAX_BITS``), the exact solution nearest to working
+    precision, with short rationals (``exact.rounded_nearest``).  If that solution flips
     strict pairs (i, j) of the pattern, the rows x_i . dv_j = 0 are added for them (the pre-activation
     keeps its current value, of the right sign) and the nearest solution of the enlarged system is
     taken, up to ``PIN_ROUNDS`` rounds, as long as it stays consistent: the nearest solution of the
@@ -89,10 +92,18 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
             return None, "inconsistent refinement system"
         v = [a + b for a, b in zip(v0, dv)]
     else:
-        P = [split_metric_block(W[j].tolist(), abs(A[j][0])) for j in movable]
-        if has_c:
-            P.append([[fmpq(1)]])     # c moves as itself: the Euclidean distance in c
-        v, cur, rounds, stop = _scalar_rounds(problem, X, sys_, pat, v0, P, movable, pattern_out is not None)
+        P = _Metric(W, A, movable, has_c)
+        # the rounds are a function of their inputs (``_ScalarSystem.rounds_key``): a reading that
+        # changes only neurons contributing nothing on the data poses the same rounds again
+        key = sys_.rounds_key(pat, v0, P, pattern_out is not None, problem.Yf)
+        if key in _exact._SOLVED:
+            _exact._SOLVED.move_to_end(key)
+            v, cur, rounds, stop = _exact._SOLVED[key]
+            v, rounds = (None if v is None else list(v)), [dict(r) for r in rounds]
+        else:
+            v, cur, rounds, stop = _scalar_rounds(problem, X, sys_, pat, v0, P, movable, pattern_out is not None)
+            if "time budget" not in stop:       # a result cut short by the clock is not kept
+                _exact.remember(key, (None if v is None else list(v), cur, [dict(r) for r in rounds], stop))
         if v is None:
             return None, stop if not rounds else ("exact rational least squares on the pattern; "
                                                   + PatternUpdate(cur, rounds).describe(pat) + "; " + stop)
@@ -124,7 +135,7 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
     return Point(W, A, cnew), note
 
 
-def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Pattern, v0: list, P: list,
+def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Pattern, v0: list, P: "_Metric",
                    movable: list, update: bool):
     """The nearest solution, with pattern rounds when ``update`` (``refine_scalar``).
 
@@ -202,6 +213,31 @@ def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Patter
 PIN_ROUNDS = 8
 
 
+def _exact_ints(vals) -> tuple:
+    """Exact rationals as a flat tuple of (numerator, denominator) integers (a cache key part)."""
+    return tuple(z for x in vals for z in (x.p, x.q))
+
+
+class _Metric:
+    """The inverse metric blocks P_j = ``split_metric_block(w_j, |a_j|)`` of the movable neurons (and
+    [[1]] for an output bias), built on first use; ``key``: their exact source (w_j, |a_j|) as integers."""
+
+    def __init__(self, W, A, movable: list, has_c: bool):
+        self._src = [(W[j].tolist(), abs(A[j][0])) for j in movable]
+        self._has_c = has_c
+        self._blocks: list | None = None
+        # exact content as integers (numerators, denominators): compared exactly, faster than text
+        self.key = (_exact_ints(v for w, a in self._src for v in list(w) + [a]), len(movable), has_c)
+
+    @property
+    def blocks(self) -> list:
+        if self._blocks is None:
+            self._blocks = [split_metric_block(w, a) for w, a in self._src]
+            if self._has_c:
+                self._blocks.append([[fmpq(1)]])     # c moves as itself: the Euclidean distance in c
+        return self._blocks
+
+
 class _ScalarSystem:
     """The fixed-pattern system of ``refine_scalar`` in v = (|a_j| w_j) of the movable neurons:
     design M (f_i = sum_t eps_t s_it v_t . x_i), kink rows C, the pattern-optimal outputs f*."""
@@ -212,9 +248,19 @@ class _ScalarSystem:
         # with an output bias, v ends with c: f_i = sum_t eps_t s_it v_t . x_i + c (a constant column)
         self.has_c = has_c
         self.n, self.nv = len(X), len(movable) * d + (1 if has_c else 0)
-        if W is not None:          # the whole network in floats (the fixed neurons' part is used)
-            self.fixed_W = np.array([[fmpq_to_float(x) for x in row] for row in W], dtype=float)
-            self.fixed_A = np.array([[fmpq_to_float(x) for x in row] for row in A], dtype=float)
+        self.Xf = np.array([[fmpq_to_float(x) for x in row] for row in X], dtype=float).reshape(len(X), d)
+        # the largest bit size of an entry of K (kink rows x_i, design rows eps s x_i; 1 for c)
+        self.k_bits = max([_exact.bit_size(s * x) for row in X for x in row if x != 0 for s in (1, ap, am) if s != 0]
+                          + [1])
+        self._base_key = None
+        self._movable_set = set(movable)
+        self.X_filter = _floats_in_range(X)      # X for classify.filtered_signs (None: outside its range)
+        if W is not None:          # the whole network in floats (only the fixed neurons' rows are used)
+            self.fixed_W = np.zeros((W.shape[0], d))
+            self.fixed_A = np.zeros((A.shape[0], A.shape[1]))
+            for j in sorted(set(range(W.shape[0])) - set(movable)):
+                self.fixed_W[j] = [fmpq_to_float(x) for x in W[j]]
+                self.fixed_A[j] = [fmpq_to_float(x) for x in A[j]]
 
     def build(self, pat: Pattern, v: list):
         """(K = C + M rows, rhs of K dv = rhs at v, None) or (None, None, why)."""
@@ -235,13 +281,24 @@ class _ScalarSystem:
         if self.has_c:
             for i in range(n):
                 M[i][nv - 1] = fmpq(1)
-        # column space of M restricted to {C v = 0}
-        N = nullspace(C, nv) if C else None
-        if N is not None and not N:
-            return None, None, "the kink constraints leave no freedom"
-        if N is not None:
-            Bm = mat(M) * mat(N).transpose()                       # n x dim N, exact
-            B = [[Bm[i, c] for c in range(len(N))] for i in range(n)]
+        # column space of M restricted to {C v = 0}: C is block diagonal (a kink row x_i . v_t = 0
+        # involves neuron t only), so its null space is spanned by each neuron's own null vectors u
+        # (of its kink points) and, with an output bias, e_c; the column of M for u is
+        # eps_t s_it (x_i . u).  f* (below) depends on the column space only, not on the basis
+        if C:
+            B = [[] for _ in range(n)]
+            for t, (j, e) in enumerate(zip(self.movable, self.eps)):
+                kx = [X[i] for i in range(n) if pat.signs[i, j] == 0]
+                for u in (nullspace(kx, d) if kx else [[fmpq(1) if q == p else fmpq(0) for q in range(d)]
+                                                        for p in range(d)]):
+                    for i in range(n):
+                        sg = pat.signs[i, j]
+                        B[i].append(fmpq(0) if sg == 0 else e * (self.ap if sg > 0 else self.am) * dot(X[i], u))
+            if self.has_c:
+                for i in range(n):
+                    B[i].append(fmpq(1))
+            if not B[0]:
+                return None, None, "the kink constraints leave no freedom"
         else:
             B = M
         Bt = [[B[i][c] for i in range(n)] for c in range(len(B[0]))]
@@ -254,18 +311,66 @@ class _ScalarSystem:
             fstar = [fmpq(0)] * n
         # change dv of v: C (v + dv) = 0, M (v + dv) = fstar
         K = C + M
-        Kvm = mat(K) * fmpq_mat(nv, 1, v)
+        Kvm = rows_mat(K, nv) * fmpq_mat(nv, 1, v)
         Kv = [Kvm[r, 0] for r in range(len(K))]
         rhs = [-Kv[i] for i in range(len(C))] + [fstar[i] - Kv[len(C) + i] for i in range(n)]
         return K, rhs, None
 
-    def nearest(self, pat: Pattern, v: list, P: list):
-        """(the solution nearest v in the metric P, pinned as in ``refine_scalar``, None) or (None, why)."""
+    def nearest(self, pat: Pattern, v: list, P: "_Metric"):
+        """(the solution nearest v in the metric P, pinned as in ``refine_scalar``, None) or (None, why).
+
+        A function of its exact inputs only (the data, the targets y, the signs of the movable
+        neurons, v, P and the module's choices): the readings of one checkpoint often pose the very
+        same system, so the answer is kept in ``exact._SOLVED`` under those inputs (text, bytes and
+        exact integers: compared exactly, never by object identity)."""
+        key = self._nearest_key(pat, v, P)
+        if key in _exact._SOLVED:
+            _exact._SOLVED.move_to_end(key)
+            hit = _exact._SOLVED[key]
+            return (list(hit[0]) if hit[0] is not None else None), hit[1]
+        out = self._nearest(pat, v, P)
+        _exact.remember(key, (None if out[0] is None else list(out[0]), out[1]))
+        return out
+
+    def rounds_key(self, pat: Pattern, v0: list, P: "_Metric", update: bool, Yf: np.ndarray) -> tuple:
+        """The inputs of ``_scalar_rounds`` (exactly; text, bytes, integers): those of ``nearest`` (the data, y, v0, P, the
+        choices), the whole pattern (its rounds change signs, kinks and snapped pairs of it), the
+        rounds' own limits, the float targets, and what the fixed neurons contribute to the float residuals of
+        ``kink_releases``: a fixed neuron whose float slope column, input or output weights vanish
+        contributes exact zeros (a marker); any other, its float weights and slope column."""
+        apf, amf = fmpq_to_float(self.ap), fmpq_to_float(self.am)
+        S = np.where(pat.signs > 0, apf, np.where(pat.signs < 0, amf, 0.0))
+        fixed = []
+        for j in range(self.fixed_W.shape[0]):
+            if j in self._movable_set:
+                continue
+            if not np.any(S[:, j]) or not np.any(self.fixed_W[j]) or not np.any(self.fixed_A[j]):
+                fixed.append("0")
+            else:
+                fixed.append(np.concatenate([self.fixed_W[j], self.fixed_A[j], S[:, j]]).tobytes().hex())
+        pattern = repr((np.asarray(pat.signs, dtype=np.int64).tobytes().hex(), pat.status, pat.kinks,
+                        pat.snapped, pat.sizes, pat.kink_tol))
+        return ("scalar-rounds", self._nearest_key(pat, v0, P), pattern, ";".join(fixed),
+                np.ascontiguousarray(Yf, dtype=float).tobytes(), update, _exact.PATTERN_ROUNDS, _exact.RELEASE_TOL)
+
+    def _nearest_key(self, pat: Pattern, v: list, P: "_Metric") -> tuple:
+        if self._base_key is None:
+            self._base_key = "|".join([
+                "scalar-nearest", ";".join(",".join(map(str, r)) for r in self.X), ",".join(map(str, self.y)),
+                ",".join(map(str, self.movable)), ",".join(map(str, self.eps)), str(self.ap), str(self.am),
+                str(self.d), str(self.has_c)])
+        signs = np.asarray(pat.signs)[:, self.movable] if self.movable else np.zeros((self.n, 0), dtype=int)
+        return (self._base_key, np.ascontiguousarray(signs, dtype=np.int64).tobytes(), _exact_ints(v), P.key,
+                PIN_ROUNDS, _exact.NEAREST_EXACT_MAX_BITS, _exact.ROUNDING_CORRECTION)
+
+    def _nearest(self, pat: Pattern, v: list, metric: "_Metric"):
         K, rhs, why = self.build(pat, v)
+        P = metric.blocks
         if K is None:
             return None, why
         d, nv, X = self.d, self.nv, self.X
-        dv = nearest_solve(K, rhs, P)
+        Kf = self.float_rows(pat)
+        dv = self._solve(K, rhs, P, v, Kf)
         if dv is None:
             return None, "inconsistent refinement system"
         pins: list = []
@@ -279,16 +384,52 @@ class _ScalarSystem:
                 break
             pins += new
             rows_, vals = [], []
-            for t, i in pins:
+            rows_f = np.zeros((len(pins), nv))
+            for q, (t, i) in enumerate(pins):
                 row = [fmpq(0)] * nv
                 row[t * d:(t + 1) * d] = X[i]
                 rows_.append(row)
+                rows_f[q, t * d:(t + 1) * d] = self.Xf[i]
                 vals.append(fmpq(0))     # the change of v_t . x_i is 0: it keeps its current value
-            dv2 = nearest_solve(K + rows_, rhs + vals, P)
+            dv2 = self._solve(K + rows_, rhs + vals, P, v, np.vstack([Kf, rows_f]))
             if dv2 is None:
                 break
             dv = dv2
         return [a + b for a, b in zip(v, dv)], None
+
+    def _solve(self, K: list, rhs: list, P: list, v: list, Kf: np.ndarray) -> list | None:
+        """The change dv of v to the solution of K dv = rhs nearest v in the metric P: exactly
+        (``nearest_solve``) when that solution is small (``exact.nearest_exact_bits`` at most
+        ``exact.NEAREST_EXACT_MAX_BITS``), else to working precision with short rationals
+        (``exact.rounded_nearest``; the exact one when that fails).  Either is an exact solution."""
+        if nearest_exact_bits(K, rhs, P, self.k_bits) <= _exact.NEAREST_EXACT_MAX_BITS:
+            return nearest_solve(K, rhs, P)
+        try:
+            x = rounded_nearest(K, rhs, P, v, Kf)
+        except Inconsistent:
+            return None                 # proved inconsistent: the exact solve would say so too
+        if x is None:
+            return nearest_solve(K, rhs, P)
+        return [a - b for a, b in zip(x, v)]
+
+    def float_rows(self, pat: Pattern) -> np.ndarray:
+        """The rows of ``build``'s K (kink rows C, then the design M) in floats."""
+        n, d, nv = self.n, self.d, self.nv
+        Xf, apf, amf = self.Xf, fmpq_to_float(self.ap), fmpq_to_float(self.am)
+        C = []
+        M = np.zeros((n, nv))
+        for t, (j, e) in enumerate(zip(self.movable, self.eps)):
+            for i in range(n):
+                sg = pat.signs[i, j]
+                if sg == 0:
+                    row = np.zeros(nv)
+                    row[t * d:(t + 1) * d] = Xf[i]
+                    C.append(row)
+                    continue
+                M[i, t * d:(t + 1) * d] = e * (apf if sg > 0 else amf) * Xf[i]
+        if self.has_c:
+            M[:, nv - 1] = 1.0
+        return np.vstack(C + [M]) if C else M
 
     def crossings(self, v: list, vnew: list, signs: np.ndarray) -> list:
         """``exact.crossings`` of the straight step from v to vnew (pre-activations v_t . x_i of the
@@ -300,18 +441,16 @@ class _ScalarSystem:
         m = max(self.movable) + 1
         old = [v[t * d:(t + 1) * d] for t in range(len(self.movable))]
         new = [vnew[t * d:(t + 1) * d] for t in range(len(self.movable))]
-        sg, ok = filtered_signs(self.X, new)
+        sg, ok = filtered_signs(self.X, new, self.X_filter)
+        S = np.asarray(signs, dtype=int)[:, self.movable]
+        proved = (S != 0) & ok & (S * sg > 0)
         Z0 = np.empty((n, m), dtype=object)
         Z1 = np.empty((n, m), dtype=object)
-        for t, j in enumerate(self.movable):
-            for i in range(n):
-                s = int(signs[i, j])
-                if s == 0:
-                    continue
-                if ok[i, t] and s * sg[i, t] > 0:
-                    Z1[i, j] = s
-                    continue
-                Z0[i, j], Z1[i, j] = dot(self.X[i], old[t]), dot(self.X[i], new[t])
+        for i, t in zip(*np.nonzero(proved)):
+            Z1[i, self.movable[t]] = int(S[i, t])
+        for i, t in zip(*np.nonzero((S != 0) & ~proved)):
+            j = self.movable[t]
+            Z0[i, j], Z1[i, j] = dot(self.X[i], old[t]), dot(self.X[i], new[t])
         return crossings(Z0, Z1, signs, self.movable)
 
     def float_point(self, problem: Problem, v: list):
