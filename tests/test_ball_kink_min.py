@@ -506,3 +506,26 @@ def test_property_every_accepted_kink_ball_agrees_with_the_oracle(seed):
     if any(len(c.get("kinks", [])) > 1 for c in cl):
         return                                   # the oracle's null basis covers one kink point per neuron
     _oracle_agrees(X, Y, ref.ball, perturbations=300, seed=seed)
+
+
+def test_the_proposers_centre_jacobian_is_the_checkers(kink_balls):
+    """The proposer takes J at the centre from relucert.core (V^T H V on the alpha_minus piece); the
+    checker derives it itself: at every accepted centre the two are the same exact matrix."""
+    from relucert.check import ball_jacobian_at_center
+    from relucert.core.hessian import hessian, kink_pairs, param_index
+    from relucert.core.problem import Point
+    for seed, X, Y, pb, ref in kink_balls:
+        cert = ref.ball
+        Jc = ball_jacobian_at_center(cert)
+        pt = Point.make(cert["point"]["W"], cert["point"]["A"], pb)
+        wi, ai, _ = param_index(pt.m, pb.d, pb.k, False)
+        H = hessian(pb, pt, kink_slopes={p: pb.activation.alpha_minus for p in kink_pairs(pb, pt)})
+        cols = []
+        for cl in cert["evidence"]["clusters"]:
+            j = cl["neurons"][0]
+            B = [[Q(v) for v in row] for row in cl["basis"]]
+            cols += [{wi(j, q): B[t][q] for q in range(pb.d)} for t in range(len(B)) if t != cl["gauge"]]
+            cols += [{ai(j, c): Q(1)} for c in range(pb.k)]
+        Jcore = [[sum((x * y * Q(int(H[r][t].p), int(H[r][t].q)) for r, x in ca.items() for t, y in cb.items()), Q(0))
+                  for cb in cols] for ca in cols]
+        assert Jcore == [list(row) for row in Jc], seed

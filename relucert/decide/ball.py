@@ -33,12 +33,17 @@ from relucert import check
 from relucert.decide.certify import fingerprint
 from relucert.decide.escape import escape_test
 from relucert.core.formulas import ExactState, neuron_status
-from relucert.core.hessian import hessian, param_index
+from relucert.core.hessian import hessian, kink_pairs, param_index
 from relucert.core.linalg import dot, nullspace, rank
 from relucert.core.problem import Point, Problem
 
 RADII = (Fraction(1, 10 ** 30), Fraction(1, 10 ** 20), Fraction(1, 10 ** 40), Fraction(1, 10 ** 12),
          Fraction(1, 10 ** 50))
+
+
+def _ratio(v: str) -> tuple[int, int]:
+    f = Fraction(v)
+    return f.numerator, f.denominator
 
 
 def _s(v) -> str:
@@ -219,16 +224,23 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
     pj, ptj = problem.to_json(), point.to_json()
     cert = {"format": check.BALL_FORMAT, "problem": pj, "point": ptj, "fingerprint": fingerprint(pj, ptj),
             "verdict": verdict, "evidence": ev}
-    if verdict == "local_min" and not any("kinks" in cl for cl in ev["clusters"]):
-        # the slice Hessian at the centre from relucert.core (identity basis, gamma = 1: V^T H V is the
-        # submatrix of the free coordinates, proof 12 (M1)); cheap, and independent of the checker's J
-        wi, ai, _ = param_index(point.m, problem.d, problem.k, False)
-        keep = []
+    if verdict == "local_min" and all(cl["gamma"] == ["1"] for cl in ev["clusters"]):
+        # the slice Hessian at the centre from relucert.core: J = V^T H V with V the linear part of
+        # xi -> theta (w_j = sum_t theta_t B_t, gamma = 1; proof 12 (M1)) and H the Hessian of the piece
+        # with every kink pair on the alpha_minus side -- on the kink manifold every piece is that
+        # polynomial (proof 13 (K2)).  Cheap, and independent of the checker's own J (which re-derives it).
+        d, k = problem.d, problem.k
+        wi, ai, _ = param_index(point.m, d, k, False)
+        am = problem.activation.alpha_minus
+        H = hessian(problem, point, kink_slopes={p: am for p in kink_pairs(problem, point)})
+        cols = []
         for cl in ev["clusters"]:
             j = cl["neurons"][0]
-            keep += [wi(j, q) for q in range(problem.d) if q != cl["gauge"]] + [ai(j, c) for c in range(problem.k)]
-        H = hessian(problem, point)
-        Jq = [[H[r][t] for t in keep] for r in keep]
+            B = [[fmpq(*_ratio(v)) for v in row] for row in cl["basis"]]
+            cols += [[(wi(j, q), B[t][q]) for q in range(d) if B[t][q] != 0]
+                     for t in range(len(B)) if t != cl["gauge"]]
+            cols += [[(ai(j, c), fmpq(1))] for c in range(k)]
+        Jq = [[sum((x * y * H[r][t] for r, x in ca for t, y in cb), fmpq(0)) for cb in cols] for ca in cols]
     else:
         try:
             Jc = check.ball_jacobian_at_center(cert)
