@@ -324,7 +324,8 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
         raise InputError(f"converge must be one of {CONVERGE_METHODS} or None, got {converge!r}")
     # with --converge a second refinement may follow (at the converged point): the given point's
     # refinement gets a shorter budget, so that the whole call stays near a minute
-    with _refine_exact.time_budget(GIVEN_REFINE_BUDGET_WITH_CONVERGE if converge is not None else math.inf):
+    with _refine_exact.time_budget(GIVEN_REFINE_BUDGET_WITH_CONVERGE if converge is not None else math.inf,
+                                   "the given point's budget with --converge, pipeline.GIVEN_REFINE_BUDGET_WITH_CONVERGE"):
         report = _certify_checkpoint(problem, point, method=method, tolerances=tolerances, refine_mode=refine_mode,
                                      check_mode=check_mode, check_limit=check_limit,
                                      analysis_progress=analysis_progress, refine_progress=refine_progress)

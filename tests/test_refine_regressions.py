@@ -68,6 +68,12 @@ def test_time_budget_nests_and_the_earlier_deadline_wins():
             assert E.out_of_time() and E.budget_seconds() == 0.0
         assert E.deadline() == outer and not E.out_of_time()
     assert E.deadline() == math.inf
+    # a stop names the budget in force: the setting of the earlier deadline
+    with E.time_budget(15.0, "pipeline.GIVEN"):
+        with E.time_budget(40.0):
+            assert E.budget_text() == "the refinement time budget of 15 s (pipeline.GIVEN)"
+    with E.time_budget(40.0):
+        assert E.budget_text() == "the refinement time budget of 40 s (refine.driver.REFINE_BUDGET)"
 
 
 def test_readings_after_the_budget_are_reported_as_not_tried(monkeypatch):

@@ -224,7 +224,7 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
         return Refinement(reading, None, new, dist,
                           f"{note}; inconclusive: the rational rounding is not exactly stationary (residual: "
                           f"L'(theta; Delta) = {resid:.3e} along the recorded descent direction, "
-                          f"{ns['reason']} on neuron {ns['direction']['neuron']}){hint}")
+                          f"{ns['reason']} on neuron {ns['direction']['neuron']}){hint}; {bnote}")
     return Refinement(reading, res, new, dist, note)
 
 
@@ -337,8 +337,7 @@ REFINE_BUDGET = 40.0
 
 
 def _not_tried() -> str:
-    return (f"not tried: the refinement time budget of {REFINE_BUDGET:g} s (refine.driver.REFINE_BUDGET) "
-            "ran out before this reading")
+    return f"not tried: {_exact.budget_text()} ran out before this reading"
 
 
 FRAGILE = 1e-3   # a dead neuron this close to reviving (relative to |theta|) is also read as exactly zero

@@ -555,16 +555,17 @@ def kink_releases(problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.nd
 # one time budget for a whole refinement (driver.refine): every stage of every reading shares it
 # ------------------------------------------------------------------------------------------------
 
-_DEADLINE: contextvars.ContextVar = contextvars.ContextVar("relucert_refine_deadline", default=(math.inf, 0.0))
+_DEADLINE: contextvars.ContextVar = contextvars.ContextVar("relucert_refine_deadline",
+                                                           default=(math.inf, 0.0, ""))
 
 
 @contextmanager
-def time_budget(seconds: float):
+def time_budget(seconds: float, name: str = "refine.driver.REFINE_BUDGET"):
     """Within the block, ``deadline()`` is at most ``seconds`` from now (nested budgets: the earlier
-    deadline wins)."""
+    deadline wins); ``name`` is the setting a report names when the budget runs out."""
     end = time.monotonic() + seconds
     cur = _DEADLINE.get()
-    token = _DEADLINE.set((end, seconds) if end < cur[0] else cur)
+    token = _DEADLINE.set((end, seconds, name) if end < cur[0] else cur)
     try:
         yield
     finally:
@@ -579,6 +580,12 @@ def deadline() -> float:
 def budget_seconds() -> float:
     """The length of the budget in force (0 outside one)."""
     return _DEADLINE.get()[1]
+
+
+def budget_text() -> str:
+    """'the refinement time budget of S s (SETTING)' for the budget in force."""
+    _, secs, name = _DEADLINE.get()
+    return f"the refinement time budget of {secs:g} s ({name})"
 
 
 def out_of_time() -> bool:

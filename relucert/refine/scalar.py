@@ -193,8 +193,7 @@ def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Patter
         seen.add(key)
         cur = updated_pattern(cur, signs)
         if _exact.out_of_time():
-            stop = (f"the refinement time budget of {_exact.budget_seconds():g} s (refine.driver.REFINE_BUDGET) "
-                    f"ran out after round {len(rounds)}")
+            stop = f"{_exact.budget_text()} ran out after round {len(rounds)}"
             break
     if best is not None:
         v, bpat, r, pending = best

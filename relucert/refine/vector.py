@@ -32,7 +32,7 @@ REFINE_SECONDS = 60.0   # time budget of one ``refine_vector`` call (float and h
 def _budget_text() -> str:
     """Which time budget a stop names: this call's REFINE_SECONDS or the whole refinement's."""
     if _exact.budget_seconds() and _exact.budget_seconds() < REFINE_SECONDS:
-        return f"the refinement time budget of {_exact.budget_seconds():g} s (refine.driver.REFINE_BUDGET)"
+        return _exact.budget_text()
     return f"the time budget of {REFINE_SECONDS:g} s (refine.vector.REFINE_SECONDS)"
 
 
