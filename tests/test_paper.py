@@ -117,7 +117,8 @@ def test_certify_cli_paper_end_point(tmp_path):
 @pytest.mark.parametrize("run,verdicts,why", [
     # the middle plateaus: irrational stationary points, proven saddles by ball certificates
     ("2d_input_2d_output", ["saddle", "saddle", "saddle", "local_min"], None),
-    ("3d_input", ["saddle", "saddle", "saddle", "inconclusive"], "too far"),
+    # (plateau 4 is near the refinement time budget: on a loaded machine its reason can be the budget)
+    ("3d_input", ["saddle", "saddle", "saddle", "inconclusive"], ("too far", "time budget")),
 ])
 def test_screen_cli_vector_and_3d_trajectories(run, verdicts, why, tmp_path):
     # the plateau tables of the other two runs, and the reason printed for every inconclusive row
@@ -128,7 +129,7 @@ def test_screen_cli_vector_and_3d_trajectories(run, verdicts, why, tmp_path):
     rows = [ln.split() for ln in r.stdout.splitlines() if ln.strip()[:1].isdigit() and "-" in ln]
     assert [row[3] for row in rows] == verdicts, r.stdout
     reasons = [ln for ln in r.stdout.splitlines() if "inconclusive because" in ln]
-    assert len(reasons) == verdicts.count("inconclusive") and all(why in ln for ln in reasons), reasons
+    assert len(reasons) == verdicts.count("inconclusive") and all(any(w in ln for w in why) for ln in reasons), reasons
     if run == "2d_input_2d_output":
         # every neuron that grows after a saddle plateau is one of its certified escape neurons
         grown = [row[-1] for row in rows[:3]]

@@ -628,7 +628,7 @@ def _check_descent(inst: _Instance, ns: dict) -> None:
         return
     _need("dc" not in dr, f"not_stationary: an {reason} direction moves one neuron and not the output bias")
     j = dr.get("neuron")
-    _need(isinstance(j, int) and 0 <= j < inst.m, "not_stationary: bad neuron index")
+    _need(type(j) is int and 0 <= j < inst.m, "not_stationary: bad neuron index")
     dw = _vec(dr.get("dw"), "dw", inst.d)
     da = _vec(dr.get("da"), "da", inst.k)
     if reason == "S1":
@@ -683,7 +683,7 @@ def _check_output_bias_descent(inst: _Instance, ns: dict, dr: dict) -> None:
 
 def _check_escape_path(inst: _Instance, ep: dict) -> None:
     j = ep.get("neuron")
-    _need(isinstance(j, int) and 0 <= j < inst.m, "escape_path: bad neuron index")
+    _need(type(j) is int and 0 <= j < inst.m, "escape_path: bad neuron index")
     _need(all(v == 0 for v in inst.A[j]), "escape_path: needs a_j = 0")
     r = _vec(ep.get("r"), "escape_path r", inst.d)
     D = inst.D(j, r)
@@ -815,10 +815,10 @@ class _Ball:
             self.clusters.append({"neurons": ns, "gamma": gam, "beta": beta, "B": B, "t0": t0, "gv": gv, "K": K})
             seen += ns
         for j in zero:
-            _need(isinstance(j, int) and 0 <= j < m and all(v == 0 for v in inst.W[j]) and
+            _need(type(j) is int and 0 <= j < m and all(v == 0 for v in inst.W[j]) and
                   all(v == 0 for v in inst.A[j]), f"ball: zero neuron {j} is not w = 0, a = 0")
         for j in dead:
-            _need(isinstance(j, int) and 0 <= j < m and inst.am == 0 and any(inst.W[j]) and
+            _need(type(j) is int and 0 <= j < m and inst.am == 0 and any(inst.W[j]) and
                   all(inst.Z[i][j] < 0 for i in range(n) if any(inst.X[i])), f"ball: neuron {j} is not dead")
         _need(sorted(seen + zero + dead) == list(range(m)), "ball: every neuron must be in exactly one of "
                                                             "the clusters, the zero or the dead neurons")

@@ -23,7 +23,8 @@ from relucert.refine.exact import (PatternUpdate, _pairs_text, apply_crossings, 
                                    kink_releases, least_norm_solve, project_onto_kinks, settle_rounds,
                                    targets_without, updated_pattern, centring_bias, exact_vector)
 
-EIGSY_UNKNOWNS = 60     # up to this many unknowns the high-precision steps come from mpmath's eigsy (as before);
+EIGSY_UNKNOWNS = 20     # up to this many unknowns the high-precision steps come from mpmath's eigsy (one eigsy at 60
+                        # unknowns and 60 digits takes 15-40 s: campaign timeouts at 56 unknowns);
                         # above, from a float64 eigendecomposition against the exact gradient (``_fast_newton``)
 MAX_NEWTON_UNKNOWNS = math.inf   # no fixed cap on the unknowns any more (kept for scripts that read it)
 REFINE_SECONDS = 60.0   # time budget of one ``refine_vector`` call (float and high-precision stages together)
