@@ -776,10 +776,18 @@ def _isum(items) -> _Iv:
 
 class _Ball:
     """The narrow parametrisation of a ball certificate: cluster g has input weight
-    u_g = sum_t theta_gt B_gt (B_g a basis of its kinks' null space, theta_g at the gauge index
-    fixed) and output c_g; its copies are (gamma_l u_g, beta_l c_g / gamma_l).  On the activation
+    u_g = sum_t theta_gt B_gt (B_g a basis of its kinks' null space, theta_g fixed at its gauge
+    indices) and output c_g; its copies are (gamma_l u_g, beta_l c_g / gamma_l).  On the activation
     pattern, h_ig = s_ig (u_g . x_i) is linear in theta_g, so F = grad L in the unknowns
-    xi = (free theta_g, c_g)_g and its Jacobian have closed forms."""
+    xi = (free theta_g, c_g)_g and its Jacobian have closed forms.
+
+    A cluster's gauge is one index t0 (the rescaling gauge) or, for a member of a GL group
+    (evidence ``gl_groups``, docs/theory.md §10.6), the group's column list S: r = |S| >= 2
+    single-neuron, kink-free clusters with one strict sign vector, each fixing its weights on S to
+    its centre values, which form an invertible r x r block C.  A group with r > d members (a
+    "linear block", evidence ``fixed_outputs``) fixes all d columns of every member and, for the
+    r - d members named there, also their outputs c (the point's A rows): its unknowns are the
+    outputs of the d free members, whose d x d block of input weights is invertible."""
 
     def __init__(self, inst: _Instance, ev: dict):
         self.inst = inst
@@ -802,9 +810,14 @@ class _Ball:
             B = _mat(c.get("basis"), f"cluster {g} basis", d)
             p = len(B)
             t0 = c.get("gauge")
-            _need(isinstance(t0, int) and not isinstance(t0, bool) and 0 <= t0 < p, f"ball: cluster {g} gauge")
-            gv = _q(c.get("gauge_value"), f"cluster {g} gauge_value")
-            _need(gv != 0, f"ball: cluster {g} gauge value is 0")
+            if type(t0) is int:
+                _need(0 <= t0 < p, f"ball: cluster {g} gauge")
+                gv = _q(c.get("gauge_value"), f"cluster {g} gauge_value")
+                _need(gv != 0, f"ball: cluster {g} gauge value is 0")
+                fixed = {t0: gv}
+            else:      # a set gauge: only as a member of a GL group, validated with the groups below
+                _need(isinstance(t0, list), f"ball: cluster {g} gauge must be an index (or a GL group's column list)")
+                fixed = None
             K = [i for i, x in enumerate(inst.X) if any(x) and all(_dot(b, x) == 0 for b in B)]
             _need(_rank(B, d) == p and p == d - len(K) and _rank([inst.X[i] for i in K], d) == len(K),
                   f"ball: cluster {g}: the basis must span exactly the null space of independent kink points")
@@ -812,8 +825,12 @@ class _Ball:
                 _need(isinstance(c["kinks"], list) and all(type(i) is int for i in c["kinks"]) and c["kinks"] == K,
                       f"ball: cluster {g}: recorded kinks {_short(repr(c['kinks']))} differ from the kink points "
                       f"{K} of its basis")
-            self.clusters.append({"neurons": ns, "gamma": gam, "beta": beta, "B": B, "t0": t0, "gv": gv, "K": K})
+            self.clusters.append({"neurons": ns, "gamma": gam, "beta": beta, "B": B, "fixed": fixed, "K": K,
+                                  "cfix": None})
+            if fixed is not None:        # a single gauge index: also under its own names (t0, value)
+                self.clusters[-1].update(t0=t0, gv=gv)
             seen += ns
+        self.gl_groups = self._gl_groups(ev, cl)
         for j in zero:
             _need(type(j) is int and 0 <= j < m and all(v == 0 for v in inst.W[j]) and
                   all(v == 0 for v in inst.A[j]), f"ball: zero neuron {j} is not w = 0, a = 0")
@@ -822,7 +839,7 @@ class _Ball:
                   all(inst.Z[i][j] < 0 for i in range(n) if any(inst.X[i])), f"ball: neuron {j} is not dead")
         _need(sorted(seen + zero + dead) == list(range(m)), "ball: every neuron must be in exactly one of "
                                                             "the clusters, the zero or the dead neurons")
-        self.N = sum(len(c["B"]) - 1 + k for c in self.clusters)
+        self.N = sum(len(ft) + nc for ft, nc in map(self.unknowns, range(len(self.clusters))))
         center = _vec(ev.get("center"), "ball center", self.N)
         self.center = center
         # the certificate's point is the wide point at the center
@@ -840,16 +857,85 @@ class _Ball:
                 c["s"].append(inst.dsig(z) if z != 0 else Q(0))
                 c["sign"].append(1 if z > 0 else (-1 if z < 0 else 0))
             c["y"] = [[c["s"][i] * _dot(b, x) for b in c["B"]] for i, x in enumerate(inst.X)]
+        for q, (members, _) in enumerate(self.gl_groups):
+            _need(all(self.clusters[h]["sign"] == self.clusters[members[0]]["sign"] for h in members),
+                  f"ball: gl_groups[{q}]: its clusters do not share one sign vector at the center")
+
+    def _gl_groups(self, ev: dict, cl: list) -> list:
+        """Validate evidence ``gl_groups`` (docs/theory.md §10.6) and set each member's fixed
+        coordinates; every other cluster must have a single gauge index.  Returns [(members, S)]."""
+        inst, d = self.inst, self.inst.d
+        out, owner = [], {}
+        if "gl_groups" in ev:
+            grs = ev["gl_groups"]
+            _need(isinstance(grs, list) and grs, "ball: gl_groups, when present, must be a non-empty list")
+            for q, gr in enumerate(grs):
+                _need(isinstance(gr, dict) and set(gr) in ({"clusters", "columns"}, {"clusters", "columns", "fixed_outputs"}),
+                      f"ball: gl_groups[{q}] must be an object with exactly the keys clusters and columns "
+                      f"(and fixed_outputs for a group of more than d clusters)")
+                mem, S = gr["clusters"], gr["columns"]
+                _need(isinstance(mem, list) and all(type(h) is int and 0 <= h < len(self.clusters) for h in mem)
+                      and len(set(mem)) == len(mem), f"ball: gl_groups[{q}]: clusters must be distinct cluster indices")
+                _need(isinstance(S, list) and all(type(t) is int and 0 <= t < d for t in S) and len(set(S)) == len(S),
+                      f"ball: gl_groups[{q}]: columns must be distinct coordinate indices < d")
+                fo = gr.get("fixed_outputs")
+                if "fixed_outputs" in gr:      # a linear block (docs/theory.md §10.6 (f)): r > d members
+                    _need(len(mem) > d, f"ball: gl_groups[{q}]: fixed_outputs only in a group of r > d = {d} clusters")
+                    _need(S == list(range(d)), f"ball: gl_groups[{q}]: with fixed_outputs the columns must be all "
+                                               f"of 0 .. {d - 1}, in order")
+                    _need(isinstance(fo, list) and all(type(h) is int and h in mem for h in fo) and len(set(fo)) == len(fo)
+                          and len(fo) == len(mem) - d, f"ball: gl_groups[{q}]: fixed_outputs must be exactly "
+                                                       f"r - d = {len(mem) - d} distinct members of the group")
+                    free_mem = [h for h in mem if h not in fo]
+                else:
+                    fo, free_mem = [], mem
+                r = len(S)
+                _need(r >= 2 or fo, f"ball: gl_groups[{q}]: needs r = |columns| >= 2 clusters, exactly r")
+                _need(len(free_mem) == r, f"ball: gl_groups[{q}]: needs r = |columns| >= 2 clusters, exactly r")
+                for h in mem:
+                    _need(h not in owner, f"ball: cluster {h} is in two gl_groups")
+                    owner[h] = q
+                    c = self.clusters[h]
+                    _need(len(c["neurons"]) == 1 and c["gamma"] == [1] and c["beta"] == [1],
+                          f"ball: gl_groups[{q}]: cluster {h} must be one neuron with gamma = beta = 1")
+                    _need(not c["K"] and c["B"] == [[Q(int(a == b)) for b in range(d)] for a in range(d)],
+                          f"ball: gl_groups[{q}]: cluster {h} must have no kinks and the identity basis")
+                    gs = cl[h]["gauge"]
+                    _need(type(gs) is list and all(type(t) is int for t in gs) and gs == S,
+                          f"ball: gl_groups[{q}]: cluster {h} must fix exactly the columns {S} (gauge = columns)")
+                    vals = _vec(cl[h].get("gauge_value"), f"cluster {h} gauge_value", r)
+                    j = c["neurons"][0]
+                    _need(vals == [inst.W[j][t] for t in S],
+                          f"ball: gl_groups[{q}]: cluster {h} gauge values differ from neuron {j}'s weights on {S}")
+                    c["fixed"] = dict(zip(S, vals))
+                    if h in fo:        # no output unknowns: c_g is the point's A row
+                        c["cfix"] = list(inst.A[j])
+                Cb = [[inst.W[self.clusters[h]["neurons"][0]][t] for t in S] for h in free_mem]
+                _need(_rank(Cb, r) == r, f"ball: gl_groups[{q}]: the fixed block C is singular")
+                out.append((list(mem), list(S)))
+        for h, c in enumerate(self.clusters):
+            _need(h in owner or c["fixed"] is not None,
+                  f"ball: cluster {h}: a list gauge is allowed only for a member of a gl group")
+        return out
+
+    def unknowns(self, g):
+        """(free basis indices, number of output unknowns) of cluster g: its share of xi, in order."""
+        c = self.clusters[g]
+        return [t for t in range(len(c["B"])) if t not in c["fixed"]], (self.inst.k if c["cfix"] is None else 0)
 
     def unpack(self, xi, g):
         pos = 0
+        iv = bool(xi) and isinstance(xi[0], _Iv)
+        const = (lambda v: _Iv(v)) if iv else (lambda v: v)
         for h, c in enumerate(self.clusters):
-            p = len(c["B"])
+            ft, nc = self.unknowns(h)
+            nf = len(ft)
             if h == g:
-                free = list(xi[pos:pos + p - 1])
-                th = free[:c["t0"]] + [c["gv"] if not isinstance(xi[0], _Iv) else _Iv(c["gv"])] + free[c["t0"]:]
-                return th, list(xi[pos + p - 1:pos + p - 1 + self.inst.k])
-            pos += p - 1 + self.inst.k
+                fx, free = c["fixed"], iter(xi[pos:pos + nf])
+                th = [const(fx[t]) if t in fx else next(free) for t in range(len(c["B"]))]
+                cg = list(xi[pos + nf:pos + nf + nc]) if c["cfix"] is None else [const(v) for v in c["cfix"]]
+                return th, cg
+            pos += nf + nc
         raise IndexError(g)
 
     def evaluate(self, xi):
@@ -862,13 +948,12 @@ class _Ball:
         E = [[_isum(C[g][c] * h[g][i] for g in range(G)) - inst.Y[i][c] for c in range(k)] for i in range(n)]
         inv = Q(1, n)
         idx, layout = 0, []
-        for g, cl in enumerate(self.clusters):
-            th_idx = {t: None for t in range(len(cl["B"])) if t != cl["t0"]}
-            for t in th_idx:
-                th_idx[t] = idx
-                idx += 1
-            c_idx = list(range(idx, idx + k))
-            idx += k
+        for g in range(G):
+            ft, nc = self.unknowns(g)        # a cluster with fixed outputs has no c unknowns (c_idx empty)
+            th_idx = {t: idx + a for a, t in enumerate(ft)}
+            idx += len(ft)
+            c_idx = list(range(idx, idx + nc))
+            idx += nc
             layout.append((th_idx, c_idx))
         F = [None] * self.N
         J = [[None] * self.N for _ in range(self.N)]
@@ -1005,7 +1090,8 @@ def _ball_positive_definite(J: list, mu: Q) -> bool:
 
 def check_ball_certificate(cert: dict) -> str:
     """An exact stationary point theta* within the certificate's box (Krawczyk) that is a saddle (a
-    zero escape neuron) or a local minimum (Morse-Bott on the gauge slice, docs/theory.md §10.5)."""
+    zero escape neuron) or a local minimum (Morse-Bott on the gauge slice, docs/theory.md §10.5; GL
+    groups of neurons with one activation pattern, §10.6, in local_min certificates only)."""
     pb, pt = cert.get("problem"), cert.get("point")
     blob = json.dumps({"problem": pb, "point": pt}, sort_keys=True, separators=(",", ":"))
     _need(cert.get("fingerprint") == hashlib.sha256(blob.encode()).hexdigest(),
@@ -1016,6 +1102,8 @@ def check_ball_certificate(cert: dict) -> str:
     _need(inst.c is None, "ball: the point has an output bias c, which ball certificates do not cover yet")
     ev = cert.get("evidence")
     _need(isinstance(ev, dict), "evidence missing")
+    _need(verdict == "local_min" or "gl_groups" not in ev,
+          "ball: gl_groups (a GL gauge, docs/theory.md §10.6) are allowed in local_min certificates only")
     ball = _Ball(inst, ev)
     if verdict == "local_min":
         mu = _ball_min_structure(ball, ev)

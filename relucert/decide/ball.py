@@ -15,7 +15,9 @@ For a plain narrow network (one neuron per cluster, no zero neuron; dead neurons
 on an alive neuron's kink allowed when independent) the certificate can instead say local_min
 (docs/theory.md §10.5): the interval Hessian of the loss on the gauge slice is positive definite on
 the whole box (above a recorded curvature bound), (S2) holds strictly across every kink on the box,
-and the slice is transversal to the rescaling orbits.
+and the slice is transversal to the rescaling orbits.  Kink-free neurons sharing one strict sign
+vector form GL groups (docs/theory.md §10.6): their slice fixes an invertible block of their input
+weights, transversal to the GL(r) orbits that one coordinate per neuron leaves in the slice.
 
 The solver part here only proposes (structure, center, preconditioner, radius, curvature); the decision is
 the independent checker's (relucert.check), which re-derives everything.
@@ -24,10 +26,11 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from itertools import combinations
 
 import numpy as np
 
-from flint import fmpq, fmpq_mat
+from flint import arb, arb_mat, ctx, fmpq, fmpq_mat
 
 from relucert import check
 from relucert.decide.certify import fingerprint
@@ -149,14 +152,17 @@ def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
     its kink is parametrised in the null space of those (independent) points, as for saddles; its
     cluster lists them under ``kinks``, and the checker then proves (S2) strictly and robustly across
     each of them (the strict complementarity of §10.5).  Smooth neurons keep the identity basis; the
-    gauge is the largest basis coordinate of w_j."""
+    gauge is the largest basis coordinate of w_j.  Kink-free alive neurons with one strict sign
+    vector (r >= 2 of them) form a GL group (§10.6): each fixes its weights on the same r columns S,
+    chosen so that the r x r block C of their input weights is well conditioned and exactly
+    invertible."""
     if point.c is not None:
         return None, "the point has an output bias c: ball certificates do not cover it yet"
     n, d, m = problem.n, problem.d, point.m
     X = [problem.X[i].tolist() for i in range(n)]
     am = problem.activation.alpha_minus
     nz = [i for i in range(n) if any(v != 0 for v in X[i])]
-    clusters, center, dead, nk = [], [], [], 0
+    clusters, parts, dead, nk = [], [], [], 0
     for j in range(m):
         w, a = point.W[j].tolist(), point.A[j].tolist()
         st = neuron_status(problem.X, w, a, am)
@@ -178,12 +184,175 @@ def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
             cl["kinks"] = K
             nk += len(K)
         clusters.append(cl)
-        center += [theta[t] for t in range(len(B)) if t != t0] + a
+        parts.append((theta, a, None if K else tuple((dot(w, X[i]) > 0) - (dot(w, X[i]) < 0) for i in nz)))
     if not clusters:
         return None, "no alive neuron"
+    # GL groups: kink-free clusters with one (strict) sign vector
+    by_sign: dict = {}
+    for g, (_, _, sig) in enumerate(parts):
+        if sig is not None:
+            by_sign.setdefault(sig, []).append(g)
+    gl_groups, gnotes, fixed_out = [], [], set()
+    for mem in by_sign.values():
+        if len(mem) < 2:
+            continue
+        js = [clusters[g]["neurons"][0] for g in mem]
+        r = len(mem)
+        if r > d:      # a linear block (§10.6 (f)): all of W_g fixed, outputs free on d rows only
+            F = _gl_rows([parts[g][0] for g in mem], d)
+            if F is None:
+                return None, (f"neurons {js} share one activation pattern (r = {r} > d = {d}) but their input "
+                              f"weights have rank < {d}: no invertible {d} x {d} block of free outputs "
+                              f"(docs/theory.md §10.6)")
+            for g in mem:
+                clusters[g]["gauge"] = list(range(d))
+                clusters[g]["gauge_value"] = [_s(v) for v in parts[g][0]]
+            fo = [g for a, g in enumerate(mem) if a not in F]
+            gl_groups.append({"clusters": mem, "columns": list(range(d)), "fixed_outputs": fo})
+            fixed_out.update(fo)
+            gnotes.append(f"neurons {js} in a linear block (r = {r} > d = {d}), outputs fixed for neurons "
+                          f"{[clusters[g]['neurons'][0] for g in fo]}")
+            continue
+        S = _gl_columns([parts[g][0] for g in mem], d)
+        if S is None:
+            return None, (f"neurons {js} share one activation pattern but their input weights have rank < {r}: "
+                          f"no invertible GL gauge block (docs/theory.md §10.6)")
+        for g in mem:
+            clusters[g]["gauge"] = list(S)
+            clusters[g]["gauge_value"] = [_s(parts[g][0][t]) for t in S]
+        gl_groups.append({"clusters": mem, "columns": list(S)})
+        gnotes.append(f"neurons {js} in a GL({r}) group on columns {list(S)}")
+    center: list = []
+    for g, (cl, (theta, a, _)) in enumerate(zip(clusters, parts)):
+        fx = set(cl["gauge"]) if isinstance(cl["gauge"], list) else {cl["gauge"]}
+        center += [theta[t] for t in range(len(theta)) if t not in fx] + ([] if g in fixed_out else a)
+    ev = {"clusters": clusters, "zero": [], "dead": dead, "center": [_s(v) for v in center]}
+    if gl_groups:
+        ev["gl_groups"] = gl_groups
     kn = f", {nk} data points on kinks" if nk else ""
-    return ({"clusters": clusters, "zero": [], "dead": dead, "center": [_s(v) for v in center]},
-            f"{len(clusters)} alive neurons, {len(dead)} dead, {len(center)} unknowns{kn}")
+    gn = f"; {'; '.join(gnotes)}" if gnotes else ""
+    return ev, f"{len(clusters)} alive neurons, {len(dead)} dead, {len(center)} unknowns{kn}{gn}"
+
+
+def _gl_columns(rows: list, d: int) -> list | None:
+    """Columns S (|S| = r = len(rows)) with an exactly invertible block rows[:, S], chosen by greedy
+    column pivoting in floats (the column with the largest residual after projecting out the chosen
+    ones: a large |det|); the exact check decides, with an exhaustive fallback.  None if rank < r."""
+    r = len(rows)
+    M = fmpq_mat(r, d, [v for row in rows for v in row])
+    if M.rank() < r:
+        return None
+
+    def exact_ok(S):
+        return fmpq_mat(r, r, [rows[a][t] for a in range(r) for t in S]).det() != 0
+
+    try:
+        R = np.array([[float(Fraction(int(v.p), int(v.q))) for v in row] for row in rows])
+        ok = bool(np.all(np.isfinite(R)))
+    except OverflowError:
+        ok = False
+    if ok:
+        scale = np.max(np.abs(R), axis=0)
+        R = R / np.where(scale > 0, scale, 1.0)     # column scaling does not change which blocks are invertible
+        S = []
+        for _ in range(r):
+            res = R.copy()
+            if S:
+                Qm, _r = np.linalg.qr(R[:, S])
+                res = R - Qm @ (Qm.T @ R)
+            norms = [np.linalg.norm(res[:, t]) if t not in S else -1.0 for t in range(d)]
+            S.append(int(np.argmax(norms)))
+        S = sorted(S)
+        if exact_ok(S):
+            return S
+    for S in combinations(range(d), r):
+        if exact_ok(S):
+            return list(S)
+    return None
+
+
+def _gl_rows(rows: list, d: int) -> list | None:
+    """Indices F of d rows (of r > d) with an exactly invertible d x d block rows[F]: greedy row
+    pivoting in floats (the row with the largest residual after projecting out the chosen ones, a
+    large |det|), confirmed exactly; all d-subsets are tried otherwise (at most 5000).  None if the
+    rank is < d (or no subset was found within that limit)."""
+    r = len(rows)
+    if fmpq_mat(r, d, [v for row in rows for v in row]).rank() < d:
+        return None
+
+    def exact_ok(F):
+        return fmpq_mat(d, d, [rows[a][t] for a in F for t in range(d)]).det() != 0
+
+    try:
+        R = np.array([[float(Fraction(int(v.p), int(v.q))) for v in row] for row in rows])
+        ok = bool(np.all(np.isfinite(R)))
+    except OverflowError:
+        ok = False
+    if ok:
+        F = []
+        for _ in range(d):
+            res = R
+            if F:
+                Qm, _r = np.linalg.qr(R[F, :].T)
+                res = R - (R @ Qm) @ Qm.T
+            norms = [np.linalg.norm(res[a]) if a not in F else -1.0 for a in range(r)]
+            F.append(int(np.argmax(norms)))
+        F = sorted(F)
+        if exact_ok(F):
+            return F
+    for i, F in enumerate(combinations(range(r), d)):
+        if i >= 5000:
+            break
+        if exact_ok(F):
+            return list(F)
+    return None
+
+
+INVERSE_PRECISION = (512, 2048)      # bits of the ball-arithmetic inverse that proposes the preconditioner
+
+
+def _approximate_inverse(Jq: list) -> list | None:
+    """The inverse of the exact centre Jacobian to about 45 significant digits per entry, as fmpq
+    (the midpoints of an arb_mat inverse), or None if arb cannot prove J invertible at the highest
+    precision.  Only a proposal: Krawczyk accepts any preconditioner, the checker decides.  (The exact
+    fmpq inverse took minutes at N = 66 with the rounding's 60-digit entries.)"""
+    N = len(Jq)
+    Jm = fmpq_mat(N, N, [v for row in Jq for v in row])
+    old = ctx.prec
+    try:
+        for prec in INVERSE_PRECISION:
+            ctx.prec = prec
+            try:
+                inv = arb_mat(Jm).inv()
+            except ZeroDivisionError:
+                continue
+            out, ok = [], True
+            tol = arb(2) ** -150
+            for a in range(N):
+                ents = [inv[a, b] for b in range(N)]
+                if not all(e.is_finite() for e in ents):
+                    ok = False
+                    break
+                big = max(abs(e.mid()) for e in ents)
+                row = []
+                for e in ents:
+                    mid, rad = e.mid(), e.rad()
+                    if rad > big * tol:          # 150 bits (45 digits) relative to the row's scale
+                        ok = False
+                        break
+                    if abs(mid) <= rad:          # an entry that may be 0 (0 in the exact inverse, say)
+                        row.append(fmpq(0))
+                        continue
+                    m, x = mid.man_exp()
+                    row.append(fmpq(int(m) * 2 ** int(x)) if x >= 0 else fmpq(int(m), 2 ** int(-x)))
+                if not ok:
+                    break
+                out.append(row)
+            if ok:
+                return out
+        return None
+    finally:
+        ctx.prec = old
 
 
 def _curvature_estimate(J: list) -> float:
@@ -234,12 +403,15 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
         am = problem.activation.alpha_minus
         H = hessian(problem, point, kink_slopes={p: am for p in kink_pairs(problem, point)})
         cols = []
-        for cl in ev["clusters"]:
+        fixed_out = {g for gr in ev.get("gl_groups", []) for g in gr.get("fixed_outputs", [])}
+        for g, cl in enumerate(ev["clusters"]):
             j = cl["neurons"][0]
             B = [[fmpq(*_ratio(v)) for v in row] for row in cl["basis"]]
+            fx = set(cl["gauge"]) if isinstance(cl["gauge"], list) else {cl["gauge"]}
             cols += [[(wi(j, q), B[t][q]) for q in range(d) if B[t][q] != 0]
-                     for t in range(len(B)) if t != cl["gauge"]]
-            cols += [[(ai(j, c), fmpq(1))] for c in range(k)]
+                     for t in range(len(B)) if t not in fx]
+            if g not in fixed_out:        # a linear block's fixed-output member has no A columns
+                cols += [[(ai(j, c), fmpq(1))] for c in range(k)]
         Jq = [[sum((x * y * H[r][t] for r, x in ca for t, y in cb), fmpq(0)) for cb in cols] for ca in cols]
     else:
         try:
@@ -248,12 +420,11 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
             return None, f"ball structure rejected: {e}"
         Jq = [[fmpq(v.numerator, v.denominator) for v in row] for row in Jc]
     N = len(Jq)
-    Jm = fmpq_mat(N, N, [v for row in Jq for v in row])
-    try:
-        Yinv = Jm.inv()
-    except ZeroDivisionError:
-        return None, "singular Jacobian of the narrow stationarity equations"
-    ev["preconditioner"] = [[_s(_round(Yinv[a, b])) for b in range(N)] for a in range(N)]
+    Y = _approximate_inverse(Jq)
+    if Y is None:
+        return None, (f"singular Jacobian of the narrow stationarity equations (not invertible in "
+                      f"{INVERSE_PRECISION[-1]}-bit ball arithmetic)")
+    ev["preconditioner"] = [[_s(_round(Y[a][b])) for b in range(N)] for a in range(N)]
     mus = [None]
     if verdict == "local_min":
         lam = _curvature_estimate(Jq)
