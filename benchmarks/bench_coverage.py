@@ -256,6 +256,18 @@ def train(spec: dict) -> dict:
 # why a verdict is not definite
 # ------------------------------------------------------------------------------------------------
 
+# why a vector rounding got no ball certificate (the refusal text of relucert.decide.ball), most specific first
+BALL_REFUSALS = (("singular Jacobian", "no ball, singular slice Jacobian (flat directions beyond the gauges)"),
+                 ("not positive definite", "no ball, slice Hessian not positive definite"),
+                 ("share one activation pattern", "no ball, neurons sharing a pattern without a gauge"),
+                 ("dependent kink points", "no ball, dependent kink points"),
+                 ("not proven strict", "no ball, (S2) at a kink not proven strict"),
+                 ("time budget", "time budget"))
+# why the float Newton of relucert.refine.vector found no stationary point (its stall diagnosis)
+NEWTON_STALLS = (("run off to infinity", "neurons run off to infinity"),
+                 ("flat valley", "a flat valley beyond Newton's reach"))
+
+
 def reason_bucket(report) -> tuple[str | None, str]:
     """(bucket, detail) of a non-definite verdict, from ``report.refined`` (None when definite)."""
     if report.verdict in DEFINITE:
@@ -273,10 +285,14 @@ def reason_bucket(report) -> tuple[str | None, str]:
     if "high-precision Newton skipped" in method:
         return "Newton skipped (too many unknowns)", detail
     if "not exactly stationary" in method:
-        return "rounding not exactly stationary (vector)", detail
+        why = next((label for key, label in BALL_REFUSALS if key in method), "other")
+        return f"rounding not exactly stationary (vector): {why}", detail
     if "too far" in method:
         return "refined point too far", detail
     if rf.get("certificate") is None:           # no refined point was certified
+        for key, label in NEWTON_STALLS:
+            if key in method:
+                return f"no stationary point nearby: {label}", detail
         return f"no exact refinement: {method.split(';')[-1].strip()[:60]}", detail
     v = rf["verdict"]
     if v == "not_stationary":

@@ -49,6 +49,7 @@ FLOW_ROUNDING = 1e-12          # flow: |w.x| <= this * |w||x| is on the kink up 
 FLOW_KEEP = 1e-6               # flow: a kink both sides push towards slides from |w.x| <= this * |w||x| on
 FLOW_ROUNDING_LOSS = 8         # flow: a predicted decrease below this many ulps of the loss is unresolvable
 FLOW_STALL_WINDOW = 500        # flow: stop when this many accepted steps gained nothing in float64
+LBFGS_FLOW_SECONDS = 5.0       # lbfgs: at most this long for the flow that continues past a stopped line search
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Converged:
     loss_convention: str = "half_mean"
     start_gradient_relative: float = float("nan")
     seconds: float = 0.0
+    continued: str = ""           # lbfgs: how the kink-aware flow continued after L-BFGS stopped above gtol
 
     def to_json(self) -> dict:
         return {"method": self.method, "stopped": self.stopped, "steps": self.steps,
@@ -74,7 +76,7 @@ class Converged:
                 "end_loss": self.end_loss, "start_gradient_relative": self.start_gradient_relative,
                 "gradient_relative": self.gradient_relative, "distance": self.distance,
                 "history": [[int(s), float(v)] for s, v in self.history], "seconds": self.seconds,
-                "point": self.point.to_json()}
+                "continued": self.continued, "point": self.point.to_json()}
 
 
 class _Stop(Exception):
@@ -162,7 +164,8 @@ class _Loss:
 
 
 class _Recorder:
-    """History (log-spaced in the step) and throttled progress calls."""
+    """History (log-spaced in the step) and throttled progress calls.  ``offset`` is added to the
+    step numbers a method reports (a second method continuing the first's count)."""
 
     def __init__(self, max_steps: int, progress, t0: float, time_limit: float):
         marks = np.unique(np.geomspace(1, max_steps, HISTORY_POINTS).astype(int))
@@ -171,8 +174,10 @@ class _Recorder:
         self.max_steps, self.progress = max_steps, progress
         self.t0, self.deadline = t0, t0 + time_limit
         self.last_call = -math.inf
+        self.offset = 0
 
     def step(self, step: int, loss: float) -> None:
+        step += self.offset
         if step in self.marks and (not self.history or self.history[-1][0] != step):
             self.history.append((step, loss))
         if self.progress is not None:
@@ -379,6 +384,7 @@ def converge(problem: Problem, point: Point, *, method: str = "lbfgs", max_steps
     start_grad = float_gradient_norm(problem, start_point, effective_kink_tol(problem, start_point, tol))
     rec = _Recorder(max_steps, progress, t0, float(time_limit))
     rec.step(0, start_loss)
+    continued = ""
     if method == "lbfgs":
         theta, end_loss, steps, timed_out = _lbfgs(f, theta0, max_steps, gtol, rec)
         _, g = f.value_grad(theta)
@@ -390,6 +396,9 @@ def converge(problem: Problem, point: Point, *, method: str = "lbfgs", max_steps
             reason = "max_steps"
         else:
             reason = "no further decrease"
+        if reason == "no further decrease":
+            theta, end_loss, steps, reason, continued = _continue_with_flow(f, theta, end_loss, steps, max_steps,
+                                                                            gtol, rec)
     else:
         theta, end_loss, steps, reason = _flow(f, theta0, max_steps, gtol, rec)
     if not end_loss <= start_loss:
@@ -405,4 +414,33 @@ def converge(problem: Problem, point: Point, *, method: str = "lbfgs", max_steps
     return Converged(point=new, start_loss=start_loss, end_loss=end_loss, steps=steps, method=method,
                      gradient_relative=grad, distance=distance_moved(problem, start_point, new).to_json(),
                      stopped=reason, history=rec.history, loss_convention=problem.loss,
-                     start_gradient_relative=start_grad, seconds=time.perf_counter() - t0)
+                     start_gradient_relative=start_grad, seconds=time.perf_counter() - t0, continued=continued)
+
+
+def _continue_with_flow(f: _Loss, theta: np.ndarray, loss: float, steps: int, max_steps: int, gtol: float,
+                        rec: _Recorder):
+    """L-BFGS stopped with its line search unable to decrease the loss while the gradient is still above
+    ``gtol``: on this piecewise-smooth loss that is in general a kink (the quasi-Newton model is
+    built across it), not a stationary point.  The kink-aware flow (``_flow``: it slides along kinks
+    both sides push towards, crosses the others) continues from there, for at most
+    LBFGS_FLOW_SECONDS and the steps left; its end is kept when its loss is below L-BFGS's (the flow
+    only accepts decreasing steps, up to the loss's float resolution).  Returns (theta, loss, steps,
+    stop reason, a note for ``Converged.continued``)."""
+    if steps >= max_steps or rec.out_of_time():
+        return theta, loss, steps, "no further decrease", ""
+    deadline = rec.deadline
+    rec.deadline = min(deadline, time.perf_counter() + LBFGS_FLOW_SECONDS)
+    rec.offset = steps
+    try:
+        th2, loss2, steps2, reason2 = _flow(f, theta, max_steps - steps, gtol, rec)
+    finally:
+        rec.offset, budget_hit, rec.deadline = 0, rec.out_of_time(), deadline
+    if steps2 == 0 or not loss2 < loss:
+        rec.history = [h for h in rec.history if h[0] <= steps]
+        return theta, loss, steps, "no further decrease", ("L-BFGS's line search found no decrease; the "
+                                                           "kink-aware flow from its end found none either")
+    note = (f"L-BFGS's line search found no decrease (in general at a kink) at loss {loss:.17g}; the "
+            f"kink-aware flow continued for {steps2} steps to {loss2:.17g}"
+            + (f" (stopped after its {LBFGS_FLOW_SECONDS:g} s, converge.LBFGS_FLOW_SECONDS)"
+               if budget_hit and reason2 == "time limit" else f" ({reason2})"))
+    return th2, loss2, steps + steps2, reason2, note

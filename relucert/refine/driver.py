@@ -205,7 +205,8 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
         return Refinement(reading, None, new, dist,
                           f"{note}; the refined point is too far from the given one (move "
                           f"{move.relative_to_scale:.2e} relative to max(|theta|, the problem's "
-                          f"parameter scale) > {tol.max_move:g}); stopped")
+                          f"parameter scale) > {tol.max_move:g}{_far_neurons(given, new)}): the nearest "
+                          "stationary point found is not near the checkpoint; stopped")
     res = certify(problem, new, memo=memo)
     if problem.k > 1 and res.verdict == "not_stationary":
         # vector output: the pattern-restricted stationary point is in general irrational (rank-
@@ -226,6 +227,21 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
                           f"L'(theta; Delta) = {resid:.3e} along the recorded descent direction, "
                           f"{ns['reason']} on neuron {ns['direction']['neuron']}){hint}; {bnote}")
     return Refinement(reading, res, new, dist, note)
+
+
+def _far_neurons(given, new: Point) -> str:
+    """Which neurons make up most of a move (those with at least a fifth of |theta_1 - theta_0|^2),
+    with their output size |w_j||a_j| before and after: a too-far refinement said precisely."""
+    dW, dA = new.Wf - given.Wf, new.Af - given.Af
+    part = (dW ** 2).sum(axis=1) + (dA ** 2).sum(axis=1)
+    total = float(part.sum())
+    if not total > 0:
+        return ""
+    js = [j for j in np.argsort(-part) if part[j] >= 0.2 * total][:4]
+    size = lambda W, A, j: float(np.linalg.norm(W[j]) * np.linalg.norm(A[j]))
+    txt = ", ".join(f"{int(j)} ({part[j] / total:.0%}; |w||a| {size(given.Wf, given.Af, j):.3g} -> "
+                    f"{size(new.Wf, new.Af, j):.3g})" for j in sorted(js))
+    return f"; mostly neurons {txt}" if js else ""
 
 
 def _numerical_hint(problem: Problem, point: Point, resid: float) -> str:

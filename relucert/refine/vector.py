@@ -374,6 +374,9 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
     mu, nu = 1e-3 * max(float(np.abs(ev).max()), 1e-300), 2.0
     it = 0
     since = 0                         # steps since the last pattern change
+    hist = []                         # relative gradient after each step of the current round
+    th_round = th.copy()              # theta at the start of the current round
+    extra = 0                         # steps granted beyond ROUND_ITERS (the gradient still falls geometrically)
     while it < FLOAT_ITERS:
         gr = grad_rel(g)
         if gr < FLOAT_GTOL:
@@ -405,9 +408,13 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
                                "note": f"kink released {_pairs_text(rel)} (its float multiplier shows a descent "
                                        "to that side)"})
         else:
-            if since >= ROUND_ITERS:
-                stop = f"no stationary point within {ROUND_ITERS} steps after round {len(rounds)}"
-                break
+            if since >= ROUND_ITERS + extra:
+                if _falls_geometrically(hist, gr, FLOAT_ITERS - it):
+                    extra += ROUND_ITERS
+                else:
+                    stop = (f"no stationary point within {ROUND_ITERS + extra} steps after round {len(rounds)}: "
+                            + _stall_diagnosis(f, th_round, th, g, H, Wc, Ac, hist))
+                    break
             if time.monotonic() > deadline:
                 stop = (f"{_budget_text()} ran out after "
                         f"{it} float steps")
@@ -433,6 +440,7 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
                 cross = []
             if not cross:
                 th, g, H = th + step, g2, H2
+                hist.append(grad_rel(g))
                 mu, nu = mu * max(1 / 3, 1 - (2 * rho - 1) ** 3), 2.0
                 ev, Q = np.linalg.eigh(H)
                 continue
@@ -457,6 +465,7 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
         seen.add(key)
         cur = updated_pattern(cur, signs)
         f, th, g, H = restart()
+        hist, th_round, extra = [], th.copy(), 0
         ev, Q = np.linalg.eigh(H)
         nu = 2.0
     else:
@@ -472,6 +481,68 @@ def _float_stage(problem: Problem, W: np.ndarray, A: np.ndarray, start: Point, p
     move = math.sqrt(float(((Wc - W0) ** 2).sum() + ((Ac - A0) ** 2).sum())
                      + (float(((cc - c0) ** 2).sum()) if has_c else 0.0)) / norm0
     return _FloatResult(Wc, Ac, cur, rounds, gr, it, move, stop.lstrip("; "), c=cc)
+
+
+STALL_GROWTH = 1.5       # float stage: a neuron whose |w||a| grew by this factor in a stalled round runs off
+STALL_FLAT = 1e-5        # float stage: Hessian eigenvalues below this fraction of the largest are near-flat
+
+
+def _falls_geometrically(hist: list, gr: float, left: int) -> bool:
+    """Whether the relative gradient of the round still falls geometrically, fast enough that the
+    ``left`` float steps reach FLOAT_GTOL at the rate of the last ROUND_ITERS // 5 steps (a slow,
+    well-conditioned convergence that only needs more steps, not a stall)."""
+    w = max(ROUND_ITERS // 5, 1)
+    if len(hist) <= w or not gr > FLOAT_GTOL or left <= 0:
+        return False
+    before = hist[-w - 1]
+    if not (before > 0 and gr < before / 2):
+        return False
+    per_step = math.log(gr / before) / w           # < 0
+    return math.log(FLOAT_GTOL / gr) / per_step <= left
+
+
+def _stall_diagnosis(f: _FloatLoss, th0: np.ndarray, th: np.ndarray, g: np.ndarray, H: np.ndarray,
+                     Wc: np.ndarray, Ac: np.ndarray, hist: list) -> str:
+    """Why a round of damped Newton stalled, in words: neurons running off (|w_t||a_t| grew by
+    STALL_GROWTH or more in the round: the loss keeps decreasing towards infinity along the pattern,
+    e.g. a near-parallel pair with opposite output weights approximating a derivative of sigma), or
+    the gradient lying along near-flat directions of the Hessian (eigenvalues below STALL_FLAT of the
+    largest, which the damped step hardly moves along and along which an undamped step leaves the
+    quadratic model: a flat valley); either way there is no stationary point of the pattern within
+    reach of Newton's method from the checkpoint.  Only words for the stop reason: nothing is decided."""
+    W0, A0 = f.unpack(th0, Wc, Ac)
+    W1, A1 = f.unpack(th, Wc, Ac)
+    size = lambda W, A, j: float(np.linalg.norm(W[j]) * np.linalg.norm(A[j]))
+    grow = [(size(W1, A1, j) / max(size(W0, A0, j), 1e-300), j) for j in f.movable]
+    w = min(len(hist) - 1, max(ROUND_ITERS // 5, 1))
+    fall = (f" (relative gradient {hist[-w - 1]:.2e} -> {hist[-1]:.2e} over the last {w} steps)"
+            if w > 0 else "")
+    runners = sorted([x for x in grow if x[0] >= STALL_GROWTH], reverse=True)
+    if runners:
+        js = sorted(j for _, j in runners)
+        txt = ", ".join(f"{j}: {size(W0, A0, j):.3g} -> {size(W1, A1, j):.3g}" for j in js)
+        out = f"neurons {js} run off to infinity (|w_j||a_j| {txt}){fall}"
+        if len(runners) >= 2:
+            j1, j2 = runners[0][1], runners[1][1]
+            cw = float(W1[j1] @ W1[j2]) / max(float(np.linalg.norm(W1[j1]) * np.linalg.norm(W1[j2])), 1e-300)
+            ca = float(A1[j1] @ A1[j2]) / max(float(np.linalg.norm(A1[j1]) * np.linalg.norm(A1[j2])), 1e-300)
+            out += f", neurons {j1} and {j2} with cos(w) = {cw:.4f}, cos(a) = {ca:.4f}"
+            if cw > 0.99 and ca < -0.99:
+                out += " (a near-parallel pair with opposite output weights: a difference quotient of sigma)"
+        return out + ": the loss decreases towards infinity along this pattern, no stationary point nearby"
+    ev, Q = np.linalg.eigh(H)
+    ge = Q.T @ g
+    top = max(float(np.abs(ev).max()), 1e-300)
+    flat = np.abs(ev) <= STALL_FLAT * top
+    share = math.sqrt(float((ge[flat] ** 2).sum()) / max(float(ge @ ge), 1e-300))
+    if share > 0.5:
+        keep = np.abs(ev) > 1e-12 * top
+        newton = float(np.linalg.norm(ge[keep] / ev[keep])) / max(float(np.linalg.norm(th)), 1e-300)
+        small = float(np.abs(ev[flat]).max()) / top if flat.any() else 0.0
+        return (f"{share:.0%} of the gradient lies along near-flat Hessian directions (eigenvalues up to "
+                f"{small:.1e} of the largest), where an undamped Newton step would move theta by {newton:.2g} "
+                f"relative to |theta|{fall}: a flat valley, no stationary point within Newton's reach")
+    return f"the damped steps made slow progress{fall}"
 
 
 # ------------------------------------------------------------------------------------------------
