@@ -25,6 +25,12 @@ bits, each certified in ~27 ms); with short refined points (78 bits, refine.exac
 the per-neuron analyses shared between the readings (decide.certify.NeuronMemo) and the rounds
 shared between readings that pose the same system, 0.05-0.09 s: 1.0x-1.6x depending on the
 machine's load, about 1.3x typical (the ratio line below; the check and the certifier alternate).
+After 1bdd926 (float views of a point kept per exact content, fmpq -> float64 through python-flint,
+exact signs read off the floats, ExactState's Lin and G from the sign pattern, K v of the scalar
+system row by row, the memo's items marshalled): 237 -> 192 million instructions per certifier run
+(valgrind, deterministic: -19%); `--repeat 5`, old and new code alternately at load 5-7 on the 2
+shared cores: old 1.38x-1.60x, new 0.94x-1.17x (five runs: 1.16, 1.17, 1.16, 1.11, 0.94; certify
+44 ms in the quietest one).  The target < 1 is met in one run of five (0.94x), not reliably.
 """
 from __future__ import annotations
 

@@ -16,7 +16,11 @@ from flint import fmpq
 
 from relucert.core import exactfast
 from relucert.core.linalg import dot, from_fmpq_mat, is_zero, matmul, rows, to_fmpq_mat
-from relucert.core.problem import Point, Problem, fmpq_to_float
+from relucert.core.problem import Point, Problem, fmpq_to_float, nearest_float
+
+
+_ZERO = fmpq(0)
+_FMPQ_TYPE = {fmpq}
 
 
 def T(a: np.ndarray) -> np.ndarray:
@@ -32,9 +36,45 @@ def preactivations(X: np.ndarray, W: np.ndarray) -> np.ndarray:
     return matmul(X, T(W))
 
 
+def _fmpq_entries(a: np.ndarray) -> list | None:
+    """The entries of an object array as a flat list when they are all ``fmpq`` (else None)."""
+    if a.dtype != object or a.size == 0:
+        return None
+    flat = a.ravel().tolist()
+    return flat if set(map(type, flat)) == _FMPQ_TYPE else None
+
+
+def positive(Z: np.ndarray) -> np.ndarray:
+    """[z > 0] as a bool array, exactly.  For exact rationals the sign is read off the nearest float
+    (``fmpq_to_float``: rounding keeps the sign of every non-zero number that does not underflow to 0;
+    the entries whose float is 0 or out of range are compared exactly), several times faster than
+    comparing each fmpq with 0."""
+    flat = _fmpq_entries(Z)
+    if flat is None:
+        return np.asarray(Z > 0, dtype=bool)
+    try:
+        f = np.fromiter(map(nearest_float, flat), dtype=float, count=len(flat))
+    except OverflowError:
+        f = np.fromiter(map(fmpq_to_float, flat), dtype=float, count=len(flat))
+    pos = f > 0
+    for i in np.nonzero((f == 0) | ~np.isfinite(f))[0].tolist():
+        pos[i] = flat[i] > 0
+    return pos.reshape(Z.shape)
+
+
+def _negative(z: fmpq) -> bool:
+    """z < 0 exactly, read off the nearest float when it is not 0 (rounding keeps the sign)."""
+    f = fmpq_to_float(z)
+    return f < 0 if f != 0 else z < 0
+
+
 def slopes(Z: np.ndarray, ap: Any, am: Any) -> np.ndarray:
     """s_ij = sigma'(z_ij), with the convention sigma'(0) = alpha_minus (z <= 0 branch)."""
-    pos = np.asarray(Z > 0, dtype=bool)
+    return _slopes_from(positive(Z), Z, ap, am)
+
+
+def _slopes_from(pos: np.ndarray, Z: np.ndarray, ap: Any, am: Any) -> np.ndarray:
+    """``slopes`` given pos = [Z > 0]."""
     if Z.dtype == object:
         out = np.empty(Z.shape, dtype=object)
         out[pos] = ap
@@ -52,6 +92,7 @@ class Forward:
     H: np.ndarray   # sigma(z)
     F: np.ndarray   # outputs (..., n, k), the output bias c included
     E: np.ndarray   # residuals F - Y
+    pos: np.ndarray | None = field(default=None, repr=False)   # [Z > 0] (bool), as forward computed it
 
 
 def forward(X, Y, W, A, ap, am, c=None) -> Forward:
@@ -60,12 +101,22 @@ def forward(X, Y, W, A, ap, am, c=None) -> Forward:
     ``c`` is the output bias (shape (..., k), broadcast over the data), None for a network without
     one (docs/biases.md §1)."""
     Z = preactivations(X, W)
-    S = slopes(Z, ap, am)
-    H = S * Z
+    pos = positive(Z)
+    S = _slopes_from(pos, Z, ap, am)
+    H = _sigma_exact(pos, Z, ap, am) if _fmpq_entries(Z) is not None else S * Z
     F = matmul(H, A)
     if c is not None:
         F = F + _vector(c)[..., None, :]
-    return Forward(Z, S, H, F, F - Y)
+    return Forward(Z, S, H, F, F - Y, pos)
+
+
+def _sigma_exact(pos: np.ndarray, Z: np.ndarray, ap: fmpq, am: fmpq) -> np.ndarray:
+    """H = S * Z for exact Z (the same values): alpha_plus z where z > 0, alpha_minus z elsewhere,
+    with the products by 1 and by 0 (ReLU) not evaluated."""
+    one, zero = ap == 1, am == 0
+    hp = Z if one else Z * ap
+    hm = np.full(Z.shape, _ZERO, dtype=object) if zero else Z * am
+    return np.where(pos, hp, hm)
 
 
 def _vector(v) -> np.ndarray:
@@ -133,7 +184,15 @@ def mean_residual(E: np.ndarray) -> np.ndarray:
 def output_grad(H: np.ndarray, E: np.ndarray) -> np.ndarray:
     """G_j = (1/n) sum_i e_i sigma(z_ij) = dL/da_j, shape (..., m, k)."""
     n = E.shape[-2]
-    return matmul(T(H), E) / n
+    return _over_n(matmul(T(H), E), n)
+
+
+def _over_n(a: np.ndarray, n: int) -> np.ndarray:
+    """a / n; for exact rationals as the product with 1/n (the same values, one fmpq product each
+    instead of a division by a Python integer)."""
+    if _fmpq_entries(a) is not None:
+        return a * fmpq(1, n)
+    return a / n
 
 
 def linear_part(S: np.ndarray, E: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -143,8 +202,55 @@ def linear_part(S: np.ndarray, E: np.ndarray, X: np.ndarray) -> np.ndarray:
     sigma(x_i . r) = alpha_minus x_i . r + (alpha_plus - alpha_minus) max(0, x_i . r)."""
     n = E.shape[-2]
     k = E.shape[-1]
-    parts = [matmul(T(S * E[..., :, c:c + 1]), X) / n for c in range(k)]
+    parts = [_over_n(matmul(T(S * E[..., :, c:c + 1]), X), n) for c in range(k)]
     return np.stack(parts, axis=-2)
+
+
+def linear_part_exact(pos: np.ndarray, E: np.ndarray, X: np.ndarray, ap: fmpq, am: fmpq) -> np.ndarray:
+    """``linear_part`` for exact rationals (2-D E, X), from the sign pattern pos = [z_ij > 0] (n x m):
+    the same values, as Lin_jc = (am/n) sum_i e_ic x_i + ((ap - am)/n) sum_{i: z_ij > 0} e_ic x_i
+    (s_ij = am + (ap - am) [z_ij > 0]); no n x m exact product is formed.  Shape (m, k, d)."""
+    n, k = E.shape
+    d = X.shape[1]
+    m = pos.shape[1]
+    Xr, Er = X.tolist(), E.tolist()
+    Q = [[[Er[i][c] * x for x in Xr[i]] for i in range(n)] for c in range(k)]     # e_ic x_i
+    up, base = (ap - am) / n, am / n
+    cols = [[i for i, b in enumerate(row) if b] for row in np.asarray(pos, dtype=bool).T.tolist()]
+    flat = []
+    for j in range(m):
+        P = cols[j]
+        for c in range(k):
+            Qc = Q[c]
+            for q in range(d):
+                sp = _ZERO
+                for i in P:
+                    sp = sp + Qc[i][q]
+                flat.append(sp * up)
+    Lin = np.fromiter(flat, dtype=object, count=m * k * d).reshape(m, k, d)
+    if am != 0:
+        tot = np.fromiter([sum((Q[c][i][q] for i in range(n)), _ZERO) * base for c in range(k) for q in range(d)],
+                          dtype=object, count=k * d).reshape(1, k, d)
+        Lin = Lin + tot
+    return Lin
+
+
+def output_grad_from_linear(Lin: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``output_grad`` from ``linear_part``, exactly: G_jc = Lin_jc . w_j, since sigma(z_ij) =
+    s_ij z_ij = s_ij x_i . w_j for every pair, kinks included (z_ij = 0 there); shape (m, k)."""
+    m, k = Lin.shape[0], Lin.shape[1]
+    d = Lin.shape[2] if Lin.ndim == 3 else 0
+    out = np.empty((m, k), dtype=object)
+    Wr, Lr = W.tolist(), Lin.tolist()
+    for j in range(m):
+        w = Wr[j]
+        for c in range(k):
+            row = Lr[j][c]
+            g = row[0] * w[0] if d else _ZERO
+            for q in range(1, d):
+                g += row[q] * w[q]
+            out[j, c] = g
+    return out
 
 
 def weight_grad(Lin: np.ndarray, A: np.ndarray) -> np.ndarray:
@@ -220,11 +326,11 @@ class Neuron:
 
     @property
     def a_zero(self) -> bool:
-        return all(v == 0 for v in self.a)
+        return not any(self.a)
 
     @property
     def w_zero(self) -> bool:
-        return all(v == 0 for v in self.w)
+        return not any(self.w)
 
     def D(self, r: Sequence[fmpq]) -> list:
         """D_j(r) = Lin r + sum_p Gamma_p max(0, nu_p . r)."""
@@ -401,8 +507,8 @@ class ExactState:
         if self.fast is None:
             self._fw = forward(problem.X, problem.Y, point.W, point.A, self.ap, self.am, point.c)
             self.E = self._fw.E
-            self.G = output_grad(self._fw.H, self.E)
-            self.Lin = linear_part(self._fw.S, self.E, problem.X)
+            self.Lin = linear_part_exact(self._fw.pos, self.E, problem.X, self.ap, self.am)
+            self.G = output_grad_from_linear(self.Lin, point.W)
         else:
             self.E, self.G, self.Lin = self.fast.E, self.fast.G, self.fast.Lin
         self.loss_half_mean = half_mean_loss(self.E)
@@ -471,7 +577,22 @@ class ExactState:
             if self.am == 0 and self.fast.dead_signs(j):
                 return "dead"
             return "zero-output" if is_zero(a) else "alive"
-        return neuron_status(self.problem.X, self.point.W[j].tolist(), self.point.A[j].tolist(), self.am)
+        w, a = self.point.W[j].tolist(), self.point.A[j].tolist()
+        if not any(w):
+            return "zero" if not any(a) else "zero-input"
+        # dead: w . x_i = z_ij < 0 on every non-zero data point, read off the exact forward pass
+        if self.am == 0:
+            col = self._fw.Z[:, j].tolist()
+            if all(_negative(col[i]) for i in self._nonzero_rows):
+                return "dead"
+        return "zero-output" if not any(a) else "alive"
+
+    @property
+    def _nonzero_rows(self) -> list[int]:
+        """Indices of the data points x_i != 0 (a row equal to 0 never revives a neuron)."""
+        if "_nzr" not in self.__dict__:
+            self._nzr = [i for i, x in enumerate(self.problem.X.tolist()) if any(x)]
+        return self._nzr
 
     def kinks(self, j: int) -> list[int]:
         """Data indices with z_ij = 0, increasing."""
@@ -489,7 +610,7 @@ class ExactState:
         Lin0 = [list(self.Lin[j, c]) for c in range(k)]
         Lin, hinges = kink_form(Lin0, pb.X, self.E, K, n, self.ap, self.am)
         a = pt.A[j].tolist()
-        b = [sum((a[c] * Lin[c][q] for c in range(k)), fmpq(0)) for q in range(d)]
+        b = [sum((a[c] * Lin[c][q] for c in range(k)), _ZERO) for q in range(d)]
         gamma = {}
         for key, Gam in hinges.items():
             g = dot(a, Gam)

@@ -65,10 +65,37 @@ def to_fmpq(v: Any, what: str = "value", limits: Limits | None = None) -> fmpq:
     raise InputError(f"{what}: expected a number, got {type(v).__name__}")
 
 
+def _nearest_float_slow(q: fmpq) -> float:
+    """Nearest float64 of an exact rational through Python integers (int / int is correctly rounded)."""
+    return int(q.p) / int(q.q)
+
+
+# Hard cases for a conversion to float64: ties between two floats (round half to even), values
+# that are not dyadic (truncation and rounding differ), subnormals and their ties, long integers.
+_ROUNDING_PROBES = ((2 ** 53 + 1, 1), (2 ** 53 + 3, 1), (-(2 ** 53 + 3), 1), (2 ** 54 + 6, 1), (1, 3), (2, 3),
+                    (-2, 3), (1, 10), (7, 10), (-7, 10), (10 ** 30 + 1, 3 * 10 ** 29), (2 ** 200 - 1, 2 ** 147),
+                    (1, 3 * 2 ** 1070), (3, 2 ** 1076), (-3, 2 ** 1076), (5, 2 ** 1076), (1, 2 ** 1075),
+                    (3 ** 700, 2 ** 1100 + 1), ((2 ** 53 - 1) * 2 ** 970, 1))
+
+
+def _flint_float_is_nearest() -> bool:
+    """Whether python-flint's float(fmpq) is the correctly rounded quotient on the probes (then it is
+    used: several times faster than converting numerator and denominator to Python integers)."""
+    try:
+        return all(float(fmpq(p, q)) == _nearest_float_slow(fmpq(p, q)) for p, q in _ROUNDING_PROBES)
+    except Exception:          # noqa: BLE001 -- any failure: keep the Python-integer route
+        return False
+
+
+# the nearest float64 of an fmpq (raises OverflowError beyond the float range): float() when
+# python-flint rounds correctly (checked above), else through Python integers
+nearest_float = _nearest_float = float if _flint_float_is_nearest() else _nearest_float_slow
+
+
 def fmpq_to_float(q: fmpq) -> float:
     """Nearest float64 of an exact rational (correctly rounded); +-inf beyond the float range."""
     try:
-        return int(q.p) / int(q.q)
+        return _nearest_float(q)
     except OverflowError:
         return float("inf") if q > 0 else float("-inf")
 
@@ -78,8 +105,8 @@ def fmpq_to_fraction(q: fmpq) -> Fraction:
 
 
 def qstr(q: fmpq) -> str:
-    """Exact string 'p/q' (or 'p')."""
-    return str(q)
+    """Exact string 'p/q' (or 'p'): str(q), through ``_qs`` for an fmpq (the same text, faster)."""
+    return _qs(q) if type(q) is fmpq else str(q)
 
 
 def to_exact_matrix(rows: Any, what: str, *, flat_ok: bool = False) -> np.ndarray:
@@ -135,8 +162,13 @@ def exact_matrix(rows: Sequence[Sequence[Any]], ncols: int) -> np.ndarray:
 
 
 def exact_to_float(a: np.ndarray) -> np.ndarray:
-    """Nearest float64 of every exact entry."""
-    return np.array([[fmpq_to_float(v) for v in row] for row in a], dtype=float).reshape(a.shape)
+    """Nearest float64 of every exact entry (``fmpq_to_float``)."""
+    flat = a.ravel().tolist()
+    try:
+        vals = [_nearest_float(v) for v in flat]
+    except OverflowError:
+        vals = [fmpq_to_float(v) for v in flat]
+    return np.array(vals, dtype=float).reshape(a.shape)
 
 
 _QS_BITS = 8192      # beyond this, flint's own str (Python's int -> str has a digit limit, ~4300)
@@ -367,6 +399,10 @@ class Point:
     W: np.ndarray
     A: np.ndarray
     c: np.ndarray | None = None       # 1-D object array of k fmpq, or None (no output bias)
+    # float views (``Wf``, ``Af``, ``cf``), each kept with the exact entries it was computed from and
+    # recomputed whenever those differ: points are written in place (new.W[j] = ...), so a view is
+    # reused only while the exact content it came from is still there (never by object identity)
+    _views: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def make(cls, W: Any, A: Any, problem: Problem | None = None, c: Any = None) -> "Point":
@@ -414,18 +450,33 @@ class Point:
         if self.c is not None and (getattr(self.c, "ndim", 0) != 1 or self.c.shape[0] != problem.k):
             raise InputError(f"the output bias c has {len(self.c)} entries but Y has {problem.k} columns")
 
+    def _float_view(self, name: str, a: np.ndarray) -> np.ndarray:
+        """``exact_to_float(a)`` (a fresh array: callers may change it), reusing the one computed
+        before when ``a`` still has the same shape and exactly the same entries (compared with ==;
+        entries that are the very same objects compare at once)."""
+        content = (a.shape, a.ravel().tolist())
+        got = self._views.get(name)
+        if got is None or got[0] != content:
+            got = (content, exact_to_float(a))
+            self._views[name] = got
+        return got[1].copy()
+
     @property
     def Wf(self) -> np.ndarray:
-        return exact_to_float(self.W)
+        return self._float_view("W", self.W)
 
     @property
     def Af(self) -> np.ndarray:
-        return exact_to_float(self.A)
+        return self._float_view("A", self.A)
 
     @property
     def cf(self) -> np.ndarray | None:
         """Nearest float64 of the output bias, or None."""
-        return None if self.c is None else np.array([fmpq_to_float(v) for v in self.c], dtype=float)
+        if self.c is None:
+            return None
+        if not isinstance(self.c, np.ndarray):
+            return np.array([fmpq_to_float(v) for v in self.c], dtype=float)
+        return self._float_view("c", self.c)
 
     def c_list(self) -> list | None:
         """The output bias as a list of fmpq, or None."""

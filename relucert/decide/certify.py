@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from relucert.errors import require
 from relucert.decide.escape import EscapeDecision, choose_step, escape_path_polynomial, escape_test
 from relucert.core.formulas import ExactState, loss_half_mean, ray_coefficients
 from relucert.core.linalg import dot
-from relucert.core.problem import Point, Problem, fmpq_to_float
+from relucert.core.problem import Point, Problem, fmpq_to_float, qstr
 from relucert.decide.kinks import decide_kinks
 from relucert.decide.second_order import morse_bott, second_order_ray
 from relucert.decide.stationarity import PhiDecision, decide_phi
@@ -151,7 +152,7 @@ def _output_bias_descent(state: ExactState) -> tuple[dict, fmpq]:
 class _Remembered:
     ph: PhiDecision | None
     esc: EscapeDecision | None
-    item: str                 # the neuron's evidence item, as JSON text
+    item: bytes               # the neuron's evidence item, serialised (marshal: a fresh copy per use)
     report: tuple             # its NeuronReport fields after j and s1 (kinks as a tuple)
 
 
@@ -178,7 +179,7 @@ class NeuronMemo:
         the method as text; its exact (w_j, a_j) as text).  The index j enters only the item and the
         report line, which are filled in on the way out."""
         base = "\n".join([method, json.dumps([pj["X"], pj["activation"]], separators=(",", ":")),
-                           json.dumps([[str(v) for v in row] for row in state.E.tolist()], separators=(",", ":"))])
+                           json.dumps([[qstr(v) for v in row] for row in state.E.tolist()], separators=(",", ":"))])
         return [(base, f"{','.join(w)};{','.join(a)}") for w, a in zip(ptj["W"], ptj["A"])]
 
     def get(self, key: tuple):
@@ -234,7 +235,7 @@ def certify(problem: Problem, point: Point, *, method: str = "auto", progress=No
     # (S1) for all neurons first: the cheapest descent direction
     for j in range(m):
         G = state.G[j].tolist()
-        if any(v != 0 for v in G):
+        if any(G):                              # some G_jc != 0
             ev["not_stationary"], typed["descent_derivative"] = _not_stationary(
                 state, j, [0] * problem.d, [-v for v in G], "S1")
             nr = state.neuron(j)
@@ -258,7 +259,7 @@ def certify(problem: Problem, point: Point, *, method: str = "auto", progress=No
         nr = state.neuron(j)
         if nr.a_zero or not nr.gamma and all(v == 0 for v in nr.b):
             ph = None if nr.a_zero else PhiDecision(True, "cones", witness={
-                "b": [str(v) for v in nr.b], "hinges": [], "patterns": [{"signs": [], "s": [], "mu": []}]})
+                "b": [qstr(v) for v in nr.b], "hinges": [], "patterns": [{"signs": [], "s": [], "mu": []}]})
         else:
             ph = decide_phi(nr.b, nr.gamma, method)
         if ph is not None and ph.ok is False:
@@ -281,7 +282,7 @@ def certify(problem: Problem, point: Point, *, method: str = "auto", progress=No
                 escape_neurons.append(j)
             elif got.esc is not None and got.esc.escape is None:
                 unknown_escape.append(j)
-            item = json.loads(got.item)
+            item = marshal.loads(got.item)
             item["neuron"] = j
             neurons_ev.append(item)
             status, kinks, s2, s2_method, escape, why = got.report
@@ -291,7 +292,7 @@ def certify(problem: Problem, point: Point, *, method: str = "auto", progress=No
         ph = decisions[j][0]
         esc = escape_test(nr) if j not in undecided else None
         decisions[j] = (ph, esc)
-        item = {"neuron": j, "G": [str(v) for v in nr.G],
+        item = {"neuron": j, "G": [qstr(v) for v in nr.G],
                 "stationarity": {"method": "zero_output"} if ph is None else
                 ({"method": ph.method, **ph.witness} if ph.ok else {"method": "undecided"})}
         if esc is not None:
@@ -316,7 +317,7 @@ def certify(problem: Problem, point: Point, *, method: str = "auto", progress=No
                                     None if esc is None else esc.escape, "; ".join(why)))
         if keys is not None:
             nrep = reports[-1]
-            memo.put(keys[j], _Remembered(ph, esc, json.dumps(item), (nrep.status, tuple(nrep.kinks), nrep.s2,
+            memo.put(keys[j], _Remembered(ph, esc, marshal.dumps(item), (nrep.status, tuple(nrep.kinks), nrep.s2,
                                                                        nrep.s2_method, nrep.escape, nrep.why)))
     ev["neurons"] = neurons_ev
     if progress is not None:

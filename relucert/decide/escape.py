@@ -8,6 +8,7 @@ from flint import fmpq
 
 from relucert.core.formulas import Neuron
 from relucert.core.linalg import dot
+from relucert.core.problem import qstr
 from relucert.decide.stationarity import MAX_RAY_CANDIDATES, candidate_rays
 
 
@@ -22,7 +23,7 @@ class EscapeDecision:
 
 
 def _vec(v):
-    return [str(x) for x in v]
+    return [qstr(x) for x in v]
 
 
 def _nonzero(v) -> bool:

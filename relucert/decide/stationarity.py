@@ -23,6 +23,7 @@ import numpy as np
 from flint import fmpq
 
 from relucert.core.formulas import phi_eval
+from relucert.core.problem import qstr
 from relucert.core.linalg import (dot, dual_vector, independent_subset, nullspace, project_out, rank,
                      rref_pivots, solve_in_span)
 
@@ -41,11 +42,11 @@ class PhiDecision:
 
 
 def _s(v) -> str:
-    return str(v)
+    return qstr(v)
 
 
 def _vec(v) -> list[str]:
-    return [str(x) for x in v]
+    return [qstr(x) for x in v]
 
 
 def _descent(b, gamma, r, method, note="") -> PhiDecision:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from relucert.core.formulas import forward, linear_part, mean_residual, output_grad, preactivations, weight_grad
-from relucert.core.linalg import dot
+from relucert.core.linalg import derived, dot, freeze, is_frozen
 from relucert.core.problem import Point, Problem, fmpq_to_float
 
 
@@ -90,27 +90,29 @@ def classify(problem: Problem, point: Point, tol: Tolerances) -> Pattern:
     yscale = max(float(np.abs(problem.Yf).max()), 1e-300)
     xscale = max(float(xn.max()), 1e-300)
     n, m = problem.n, point.m
-    Z = preactivations(problem.X, point.W)          # exact
+    Zc = preactivations(problem.X, point.W).T.tolist()          # exact, by neuron
     signs = np.zeros((n, m), dtype=int)
     kinks, snapped, status, sizes = [], [], [], []
     am0 = problem.activation.alpha_minus == 0
+    Wr, Ar = point.W.tolist(), point.A.tolist()
     for j in range(m):
-        wz = all(v == 0 for v in point.W[j])
-        az = all(v == 0 for v in point.A[j])
+        wz = not any(Wr[j])
+        az = not any(Ar[j])
         size = an[j] * wn[j] * xscale / yscale
         sizes.append(size)
         K = []
-        for i in range(n):
-            z = Z[i, j]
-            if z == 0:
+        for i, z in enumerate(Zc[j]):
+            if not z:                         # z == 0 exactly
                 K.append(i)
                 continue
-            rel = abs(fmpq_to_float(z)) / max(wn[j] * xn[i], 1e-300)
+            zf = fmpq_to_float(z)
+            rel = abs(zf) / max(wn[j] * xn[i], 1e-300)
             if rel < kink_tol:
                 K.append(i)
                 snapped.append((j, i, rel))
             else:
-                signs[i, j] = 1 if z > 0 else -1
+                # rounding keeps the sign of z unless it underflows to 0 (then compared exactly)
+                signs[i, j] = 1 if (zf > 0 if zf != 0 else z > 0) else -1
         kinks.append(K)
         if wz and az:
             st = "zero"
@@ -143,7 +145,27 @@ _RANGE = (2.0 ** -500, 2.0 ** 500)   # nonzero inputs in this range: every produ
 def _floats_in_range(a) -> np.ndarray | None:
     """Correctly rounded float64 of an exact 2-D array (``fmpq_to_float``), or None when a nonzero
     entry is outside ``_RANGE`` (then the filter's error model does not hold)."""
-    f = np.array([[fmpq_to_float(v) for v in row] for row in a], dtype=float).reshape(np.shape(a))
+    if isinstance(a, np.ndarray) and is_frozen(a):
+        return derived(a, "floats_in_range", _frozen_floats_in_range)
+    return _floats_in_range_of(a)
+
+
+def _frozen_floats_in_range(a: np.ndarray) -> np.ndarray | None:
+    f = _floats_in_range_of(a)
+    return None if f is None else freeze(f)      # computed once for the frozen data, shared read-only
+
+
+def _floats_in_range_of(a) -> np.ndarray | None:
+    if isinstance(a, np.ndarray):
+        shape, flat = a.shape, a.ravel().tolist()
+    elif len(a) and all(isinstance(r, (list, tuple)) and len(r) == len(a[0]) for r in a):
+        shape, flat = (len(a), len(a[0])), [v for r in a for v in r]
+    else:
+        shape = flat = None
+    if flat is None:
+        f = np.array([[fmpq_to_float(v) for v in row] for row in a], dtype=float).reshape(np.shape(a))
+    else:
+        f = np.fromiter(map(fmpq_to_float, flat), dtype=float, count=len(flat)).reshape(shape)
     mag = np.abs(f)
     nz = mag != 0
     if not np.all(np.isfinite(f)) or np.any(nz & ((mag < _RANGE[0]) | (mag > _RANGE[1]))):

@@ -117,7 +117,8 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
         wn0 = math.sqrt(sum(fmpq_to_float(x) ** 2 for x in start.W[j]))
         kappa = fmpq_to_float(abs(start.A[j][0])) / max(wn0, 1e-300)
         amag = rational_sqrt(kappa * vn)
-        W[j] = [x / amag for x in vj]
+        inv = 1 / amag                         # x * (1/amag) = x / amag exactly, one division per neuron
+        W[j] = [x * inv for x in vj]
         A[j] = [e * amag]
     note = "exact rational least squares on the pattern"
     cnew = exact_vector([v[-1]]) if has_c else None
@@ -213,8 +214,9 @@ PIN_ROUNDS = 8
 
 
 def _exact_ints(vals) -> tuple:
-    """Exact rationals as a flat tuple of (numerator, denominator) integers (a cache key part)."""
-    return tuple(z for x in vals for z in (x.p, x.q))
+    """Exact rationals as a flat tuple of integers, their numerators then their denominators (a cache key part)."""
+    vals = list(vals)
+    return tuple([x.p for x in vals] + [x.q for x in vals])      # numerators, then denominators
 
 
 class _Metric:
@@ -266,20 +268,28 @@ class _ScalarSystem:
         n, d, nv, X = self.n, self.d, self.nv, self.X
         M = [[fmpq(0)] * nv for _ in range(n)]
         C = []
+        # K v row by row as the rows are built (the same exact values as the product of K with v):
+        # a kink row is x_i . v_t, a design row sum_t eps_t s_it x_i . v_t (+ c)
+        Cv, Mv = [], [fmpq(0)] * n
+        signs = np.asarray(pat.signs)
         for t, (j, e) in enumerate(zip(self.movable, self.eps)):
-            for i in range(n):
-                sg = pat.signs[i, j]
+            vt = v[t * d:(t + 1) * d]
+            for i, sg in enumerate(signs[:, j].tolist()):
                 if sg == 0:
                     row = [fmpq(0)] * nv
                     row[t * d:(t + 1) * d] = X[i]
                     C.append(row)
+                    Cv.append(dot(X[i], vt))
                     continue
                 s = self.ap if sg > 0 else self.am
+                es = e * s
                 for q in range(d):
-                    M[i][t * d + q] = e * s * X[i][q]
+                    M[i][t * d + q] = es * X[i][q]
+                Mv[i] += es * dot(X[i], vt)
         if self.has_c:
             for i in range(n):
                 M[i][nv - 1] = fmpq(1)
+                Mv[i] += v[nv - 1]
         # column space of M restricted to {C v = 0}: C is block diagonal (a kink row x_i . v_t = 0
         # involves neuron t only), so its null space is spanned by each neuron's own null vectors u
         # (of its kink points) and, with an output bias, e_c; the column of M for u is
@@ -310,9 +320,7 @@ class _ScalarSystem:
             fstar = [fmpq(0)] * n
         # change dv of v: C (v + dv) = 0, M (v + dv) = fstar
         K = C + M
-        Kvm = rows_mat(K, nv) * fmpq_mat(nv, 1, v)
-        Kv = [Kvm[r, 0] for r in range(len(K))]
-        rhs = [-Kv[i] for i in range(len(C))] + [fstar[i] - Kv[len(C) + i] for i in range(n)]
+        rhs = [-x for x in Cv] + [fstar[i] - Mv[i] for i in range(n)]
         return K, rhs, None
 
     def nearest(self, pat: Pattern, v: list, P: "_Metric"):
@@ -347,8 +355,12 @@ class _ScalarSystem:
                 fixed.append("0")
             else:
                 fixed.append(np.concatenate([self.fixed_W[j], self.fixed_A[j], S[:, j]]).tobytes().hex())
+        # the floats of the pattern (sizes, snapped |z|, the tolerance) as their exact float64 bytes
+        # (repr of numpy floats is slow; the bytes identify each float exactly as repr does)
+        snapped = [(int(j), int(i)) for j, i, _ in pat.snapped]
+        floats = np.array([float(r) for _, _, r in pat.snapped] + [float(x) for x in pat.sizes] + [float(pat.kink_tol)])
         pattern = repr((np.asarray(pat.signs, dtype=np.int64).tobytes().hex(), pat.status, pat.kinks,
-                        pat.snapped, pat.sizes, pat.kink_tol))
+                        snapped, len(pat.sizes), floats.tobytes().hex()))
         return ("scalar-rounds", self._nearest_key(pat, v0, P), pattern, ";".join(fixed),
                 np.ascontiguousarray(Yf, dtype=float).tobytes(), update, _exact.PATTERN_ROUNDS, _exact.RELEASE_TOL)
 
