@@ -235,16 +235,28 @@ def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
 
 
 def _gl_columns(rows: list, d: int) -> list | None:
-    """Columns S (|S| = r = len(rows)) with an exactly invertible block rows[:, S], chosen by greedy
-    column pivoting in floats (the column with the largest residual after projecting out the chosen
-    ones: a large |det|); the exact check decides, with an exhaustive fallback.  None if rank < r."""
+    """Columns S (|S| = r = len(rows)) with an exactly invertible block rows[:, S], or None if the
+    rank is < r (``_invertible_block``, columns scaled to unit maximum first)."""
+    return _invertible_block(rows, len(rows), d, scale=True)
+
+
+def _gl_rows(rows: list, d: int) -> list | None:
+    """Indices F of d rows (of r > d) with an exactly invertible d x d block rows[F], or None if the
+    rank is < d (``_invertible_block`` on the transpose, without scaling; at most 5000 subsets)."""
     r = len(rows)
-    M = fmpq_mat(r, d, [v for row in rows for v in row])
-    if M.rank() < r:
+    return _invertible_block([[rows[a][t] for a in range(r)] for t in range(d)], d, r, scale=False, limit=5000)
+
+
+def _invertible_block(rows: list, p: int, q: int, scale: bool, limit: int | None = None) -> list | None:
+    """Column indices S (|S| = p) of the exact p x q matrix ``rows`` with rows[:, S] exactly invertible:
+    greedy column pivoting in floats (the column with the largest residual after projecting out the
+    chosen ones: a large |det|), confirmed by an exact determinant; otherwise the p-subsets are tried
+    in order (at most ``limit`` of them).  None if the rank is < p or no subset was found."""
+    if fmpq_mat(p, q, [v for row in rows for v in row]).rank() < p:
         return None
 
     def exact_ok(S):
-        return fmpq_mat(r, r, [rows[a][t] for a in range(r) for t in S]).det() != 0
+        return fmpq_mat(p, p, [rows[a][t] for a in range(p) for t in S]).det() != 0
 
     try:
         R = np.array([[float(Fraction(int(v.p), int(v.q))) for v in row] for row in rows])
@@ -252,59 +264,25 @@ def _gl_columns(rows: list, d: int) -> list | None:
     except OverflowError:
         ok = False
     if ok:
-        scale = np.max(np.abs(R), axis=0)
-        R = R / np.where(scale > 0, scale, 1.0)     # column scaling does not change which blocks are invertible
+        if scale:
+            mx = np.max(np.abs(R), axis=0)
+            R = R / np.where(mx > 0, mx, 1.0)     # column scaling does not change which blocks are invertible
         S = []
-        for _ in range(r):
-            res = R.copy()
+        for _ in range(p):
+            res = R
             if S:
                 Qm, _r = np.linalg.qr(R[:, S])
                 res = R - Qm @ (Qm.T @ R)
-            norms = [np.linalg.norm(res[:, t]) if t not in S else -1.0 for t in range(d)]
+            norms = [np.linalg.norm(res[:, t]) if t not in S else -1.0 for t in range(q)]
             S.append(int(np.argmax(norms)))
         S = sorted(S)
         if exact_ok(S):
             return S
-    for S in combinations(range(d), r):
+    for i, S in enumerate(combinations(range(q), p)):
+        if limit is not None and i >= limit:
+            break
         if exact_ok(S):
             return list(S)
-    return None
-
-
-def _gl_rows(rows: list, d: int) -> list | None:
-    """Indices F of d rows (of r > d) with an exactly invertible d x d block rows[F]: greedy row
-    pivoting in floats (the row with the largest residual after projecting out the chosen ones, a
-    large |det|), confirmed exactly; all d-subsets are tried otherwise (at most 5000).  None if the
-    rank is < d (or no subset was found within that limit)."""
-    r = len(rows)
-    if fmpq_mat(r, d, [v for row in rows for v in row]).rank() < d:
-        return None
-
-    def exact_ok(F):
-        return fmpq_mat(d, d, [rows[a][t] for a in F for t in range(d)]).det() != 0
-
-    try:
-        R = np.array([[float(Fraction(int(v.p), int(v.q))) for v in row] for row in rows])
-        ok = bool(np.all(np.isfinite(R)))
-    except OverflowError:
-        ok = False
-    if ok:
-        F = []
-        for _ in range(d):
-            res = R
-            if F:
-                Qm, _r = np.linalg.qr(R[F, :].T)
-                res = R - (R @ Qm) @ Qm.T
-            norms = [np.linalg.norm(res[a]) if a not in F else -1.0 for a in range(r)]
-            F.append(int(np.argmax(norms)))
-        F = sorted(F)
-        if exact_ok(F):
-            return F
-    for i, F in enumerate(combinations(range(r), d)):
-        if i >= 5000:
-            break
-        if exact_ok(F):
-            return list(F)
     return None
 
 
