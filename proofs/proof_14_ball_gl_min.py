@@ -48,6 +48,23 @@ def _loss(X, Y, slopes, W, A):
     return sum((F[i][c] - Y[i][c]) ** 2 for i in range(n) for c in range(k)) / (2 * n)
 
 
+def _slice_and_full_loss(X, Y, am, r, d, k, Wx, Ax, xs):
+    """The group's loss on one strict pattern (the sign of x[0], every member alike) twice: on the
+    slice (weights Wx, outputs Ax in the unknowns xs), with its gradient and Hessian, and in the full
+    symbols W_lt, A_lc.  Returns (L, grad, Hessian, Wf, Af, full symbols, full L)."""
+    slopes = [[sp.Integer(1) if x[0] > 0 else sp.Rational(am)] * r for x in X]
+    Xs = [[sp.Rational(v) for v in x] for x in X]
+    Ys = [[sp.Rational(v) for v in y] for y in Y]
+    L = sp.Poly(_loss(Xs, Ys, slopes, Wx, Ax), *xs)
+    gs = [L.diff(v) for v in xs]
+    Hs = [[gv.diff(v) for v in xs] for gv in gs]
+    Wf = [[sp.Symbol(f"W_{l}{t}") for t in range(d)] for l in range(r)]
+    Af = [[sp.Symbol(f"A_{l}{c}") for c in range(k)] for l in range(r)]
+    full = [v for row in Wf for v in row] + [v for row in Af for v in row]
+    Lf = sp.Poly(_loss(Xs, Ys, slopes, Wf, Af), *full)
+    return L, gs, Hs, Wf, Af, full, Lf
+
+
 def check_invariance(r=2, d=3, k=2, n=2) -> None:
     X = [[sp.Symbol(f"x_{i}{q}", real=True) for q in range(d)] for i in range(n)]
     Y = [[sp.Symbol(f"y_{i}{c}", real=True) for c in range(k)] for i in range(n)]
@@ -153,17 +170,8 @@ def check_checker_J(trials=8) -> int:
             Wx.append([sp.Rational(W[l][t]) if t in S else next(it) for t in range(d)])
             Ax.append(list(xs[pos + d - r:pos + d - r + k]))
             pos += d - r + k
-        slopes = [[sp.Integer(1) if x[0] > 0 else sp.Rational(am)] * r for x in X]
-        Xs = [[sp.Rational(v) for v in x] for x in X]
-        Ys = [[sp.Rational(v) for v in y] for y in Y]
-        L = sp.Poly(_loss(Xs, Ys, slopes, Wx, Ax), *xs)
-        gs = [L.diff(v) for v in xs]
-        Hs = [[gv.diff(v) for v in xs] for gv in gs]
         # V^T H V: the full Hessian in (W, A) composed with the slice's (selection) linear part
-        Wf = [[sp.Symbol(f"W_{l}{t}") for t in range(d)] for l in range(r)]
-        Af = [[sp.Symbol(f"A_{l}{c}") for c in range(k)] for l in range(r)]
-        full = [v for row in Wf for v in row] + [v for row in Af for v in row]
-        Lf = sp.Poly(_loss(Xs, Ys, slopes, Wf, Af), *full)
+        L, gs, Hs, Wf, Af, full, Lf = _slice_and_full_loss(X, Y, am, r, d, k, Wx, Ax, xs)
         sel = []
         for l in range(r):
             sel += [full.index(Wf[l][t]) for t in range(d) if t not in S] + [full.index(Af[l][c]) for c in range(k)]
@@ -244,16 +252,9 @@ def check_linear_block(trials=6) -> int:
         for i, l in enumerate(free):
             Ax[l] = list(xs[i * k:(i + 1) * k])
         Ax[fo] = [sp.Rational(v) for v in A[fo]]
-        slopes = [[sp.Integer(1) if x[0] > 0 else sp.Rational(am)] * r for x in X]
+        L, gs, Hs, Wf, Af, full, Lf = _slice_and_full_loss(X, Y, am, r, d, k, Ws, Ax, xs)
         Xs = [[sp.Rational(v) for v in x] for x in X]
         Ys = [[sp.Rational(v) for v in y] for y in Y]
-        L = sp.Poly(_loss(Xs, Ys, slopes, Ws, Ax), *xs)
-        gs = [L.diff(v) for v in xs]
-        Hs = [[gv.diff(v) for v in xs] for gv in gs]
-        Wf = [[sp.Symbol(f"W_{l}{t}") for t in range(d)] for l in range(r)]
-        Af = [[sp.Symbol(f"A_{l}{c}") for c in range(k)] for l in range(r)]
-        full = [v for row in Wf for v in row] + [v for row in Af for v in row]
-        Lf = sp.Poly(_loss(Xs, Ys, slopes, Wf, Af), *full)
         gf = [Lf.diff(v) for v in full]
         sel = [full.index(Af[l][c]) for l in free for c in range(k)]
         pt_ = [v + Fraction(rng.randint(-3, 3), 97) for v in ball.center]
