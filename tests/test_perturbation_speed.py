@@ -227,6 +227,20 @@ GOLDEN = {
 }
 
 
+# The refinement's float steps (numpy / scipy on the CPU's vector units) round differently on an AVX-512
+# machine, so the refined points -- and their certificates -- differ there; the same code at 1bdd926 run
+# on such a machine (AMD EPYC with avx512f) gives these, and the current code gives them too there.  A
+# run must match one recorded set as a whole.
+GOLDEN_AVX512 = {
+    PAPER: [
+        ("as_given", "local_min", "7c79314aa4f6c459bcf84c5b6aa4b15b5ae2669dda408bf282585ffc73489b0f"),
+        ("tiny_output_zero", "saddle", "1b8b8fdce993f8eef8b7db851c998961a66e9c7c2ff6f1f8846cd41592b2aca6"),
+        ("tiny_zero", "saddle", "edefa6c405fd55b9d7369982bddc840dcf36563dea1fc1d41d471a217f0a95d6"),
+        ("snapped_as_dead", "local_min", "00bf3f132f9b9a7e6c1743684ff250238b8b1c245fe0252a0aa86e01c5d4252b"),
+        ("dead_read_as_zero", "saddle", "facc6946976dc848dfc8907255d95306a5a42841700906843e43f1fe36fa2442")],
+}
+
+
 def _digest(cert: dict) -> str:
     return hashlib.sha256(json.dumps(cert, sort_keys=True).encode()).hexdigest()
 
@@ -240,6 +254,7 @@ def test_certificates_identical_to_before(path):
     res = certify(pb, pt)
     assert _digest(res.certificate) == given
     refs = refine(pb, pt, Tolerances())["refinements"]
-    assert [(r.reading, r.verdict, _digest(r.result.certificate)) for r in refs] == readings
+    got = [(r.reading, r.verdict, _digest(r.result.certificate)) for r in refs]
+    assert got in (readings, GOLDEN_AVX512.get(path, readings))
     for r in refs:
         assert require_valid(r.result.certificate) == r.verdict
