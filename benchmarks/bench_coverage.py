@@ -451,8 +451,16 @@ def _worker(task: dict, conn) -> None:
             rec["certificate"] = rep.certificate
         conn.send(("cert", rec))
         if rep.verdict == "local_min":
-            conn.send(("perturb", perturbation_check(pb, rep.certificate, task["seed"] + [task["index"]],
-                                                     task["samples"])))
+            pc = perturbation_check(pb, rep.certificate, task["seed"] + [task["index"]], task["samples"])
+            inside = (rec.get("pattern_margin") or {}).get("relative")
+            if isinstance(inside, float) and inside > 0:
+                # the cross-check proper: perturbations inside the reported margin (log-uniform over
+                # four decades below it); a lowering one there would contradict the certificate
+                pin = perturbation_check(pb, rep.certificate, task["seed"] + [task["index"], 1], task["samples"],
+                                         lo=inside * 1e-4, hi=inside)
+                pc["inside_margin"] = {key: pin.get(key) for key in ("samples", "lowering", "confirmed", "margin")}
+                pc["inside_margin"]["radius"] = inside
+            conn.send(("perturb", pc))
         conn.send(("done", None))
     except BaseException as e:   # noqa: BLE001 -- reported as the checkpoint's outcome
         try:
@@ -719,12 +727,22 @@ def perturbations(records: list) -> str:
              f"  local minima with a perturbation lowering the loss beyond the rounding margin: {len(flagged)} "
              f"(lowering perturbations in total: {sum(r['perturbation']['lowering'] for r in ck)}); "
              f"confirmed in exact arithmetic: {len(conf)}"]
+    ins = [r for r in ck if "inside_margin" in r["perturbation"]]
+    bad = [r for r in ins if r["perturbation"]["inside_margin"]["confirmed"]]
+    lines.append(f"  inside the reported pattern margin ({samples} more perturbations each, relative size margin/1e4 .. "
+                 f"margin): {len(ins)} local minima checked; lowering the loss: "
+                 f"{sum(1 for r in ins if r['perturbation']['inside_margin']['lowering'])}, confirmed exactly "
+                 f"(contradictions): {len(bad)}" + "".join(f"\n    CONTRADICTION {_where(r)}" for r in bad))
     for r in flagged:
         p = r["perturbation"]
         b = p.get("best") or {}
         lines.append(f"  {_where(r)}: {p['lowering']} of {p['samples']} lower the loss (float decrease up to "
                      f"{p['max_decrease']:.2e}, margin {p['margin']:.1e}, smallest radius {p['min_radius_lowering']:.1e}); "
                      f"exactly confirmed {p['confirmed']}"
+                     + (f"; pattern margin {r['pattern_margin']['relative']:.1e}: "
+                        + ("outside it (the minimum is only as wide as its margin)"
+                           if p['min_radius_lowering'] > r['pattern_margin']['relative'] else "INSIDE it")
+                        if (r.get('pattern_margin') or {}).get('relative') is not None else "")
                      + (f"; largest confirmed, shrunk: still lower down to relative radius "
                         f"{b['smallest_radius_still_lowering']:.1e}"
                         f"{'  <-- SUSPECT: persists to the smallest radius tried' if b['persists_to_smallest'] else ''}"

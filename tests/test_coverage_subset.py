@@ -9,9 +9,11 @@ with the independent checker, and pins the verdicts.
 
 The pin is of the current certifier: when a change to the certifier makes a pinned inconclusive
 checkpoint definite (or changes a verdict), update EXPECTED after looking at why.  Training is
-float32 numpy (a few thousand full-batch steps); a different BLAS could round differently and change
-a checkpoint; none of the pinned ones is known to be borderline (the refinement moves of the
-definite ones are far below the tolerances), so none is left out.
+float32 numpy (a few thousand full-batch steps); a different BLAS or CPU (AVX-512 against AVX2) rounds
+differently, and that moves the step of the mid-plateau checkpoint by a few steps (run 17: 468 on the
+machines CI ran on, 465 on an AVX-512 EPYC), so the pin names the mid checkpoint without its step;
+its verdict does not move.  None of the pinned ones is known to be borderline (the refinement moves
+of the definite ones are far below the tolerances), so none is left out.
 """
 from __future__ import annotations
 
@@ -28,20 +30,20 @@ from relucert.check import check_certificate  # noqa: E402
 
 RUNS = (3, 17, 20, 27, 34, 45)
 
-# (run, checkpoint) -> (verdict, reason bucket or None)
+# (run, "end" or "mid") -> (verdict, reason bucket or None)
 EXPECTED = {
     (3, "end"): ("not_stationary", "not near-stationary (no refinement)"),
-    (3, "mid@663"): ("inconclusive", "refined point too far"),   # pattern rounds: the nearest stationary point is too far
+    (3, "mid"): ("inconclusive", "refined point too far"),   # pattern rounds: the nearest stationary point is too far
     (17, "end"): ("local_min", None),
-    (17, "mid@468"): ("local_min", None),
+    (17, "mid"): ("local_min", None),
     (20, "end"): ("local_min", None),
-    (20, "mid@654"): ("local_min", None),
+    (20, "mid"): ("local_min", None),
     (27, "end"): ("local_min", None),
-    (27, "mid@828"): ("local_min", None),
+    (27, "mid"): ("local_min", None),
     (34, "end"): ("local_min", None),
-    (34, "mid@672"): ("local_min", None),
+    (34, "mid"): ("local_min", None),
     (45, "end"): ("inconclusive", "refined point too far"),
-    (45, "mid@227"): ("saddle", None),
+    (45, "mid"): ("saddle", None),
 }
 
 
@@ -84,11 +86,15 @@ def test_local_minima_are_cross_checked(subset):
             assert "error" not in p, p
             assert p["samples"] == bc.SAMPLES
             assert p["lowering"] == 0, (r["run"], r["checkpoint"], p)
+            if (r.get("pattern_margin") or {}).get("relative"):     # the cross-check inside the reported margin
+                pin = p["inside_margin"]
+                assert pin["samples"] == bc.SAMPLES and pin["radius"] == r["pattern_margin"]["relative"]
+                assert pin["lowering"] == 0 and pin["confirmed"] == 0, (r["run"], r["checkpoint"], pin)
 
 
 def test_pinned_verdicts(subset):
     res, _ = subset
-    got = {(r["run"], r["checkpoint"]): (r["verdict"], r["bucket"]) for r in res["records"]}
+    got = {(r["run"], r["checkpoint"].split("@")[0]): (r["verdict"], r["bucket"]) for r in res["records"]}
     assert got == EXPECTED
 
 
