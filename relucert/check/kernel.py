@@ -831,6 +831,7 @@ class _Ball:
                 self.clusters[-1].update(t0=t0, gv=gv)
             seen += ns
         self.gl_groups = self._gl_groups(ev, cl)
+        self._trades(ev)
         for j in zero:
             _need(type(j) is int and 0 <= j < m and all(v == 0 for v in inst.W[j]) and
                   all(v == 0 for v in inst.A[j]), f"ball: zero neuron {j} is not w = 0, a = 0")
@@ -917,6 +918,92 @@ class _Ball:
             _need(h in owner or c["fixed"] is not None,
                   f"ball: cluster {h}: a list gauge is allowed only for a member of a gl group")
         return out
+
+    def _trades(self, ev: dict) -> None:
+        """Validate evidence ``trades`` (docs/theory.md §10.6 (g)) and fix the coordinates it names.
+
+        Its ``clusters`` T have no kinks and every input coordinate fixed, so on the whole slice their
+        contributions h_gi = s_gi (u_g . x_i) are the centre's constants and the outputs are linear in
+        their c_g.  An *output trade* z (one coefficient per cluster of T) has sum_g z_g h_gi = 0 at
+        every data point exactly; the block of the vectors on the ``fixed`` clusters must be
+        invertible, and those clusters' outputs are then fixed at the point's A rows.  An *input
+        trade* moves the free input weight of a kink-free single-gauge cluster g outside T along v
+        (basis coordinates, v_t0 arbitrary) while T's outputs absorb the change: s_gi (v . x_i) =
+        sum_h zeta_h h_hi at every data point exactly; the 2 x 2 block [u_g; v] on the gauge column t0
+        and the newly ``fixed`` column t1 must be invertible, and u_g's coordinate t1 is then fixed at
+        its centre value."""
+        if "trades" not in ev:
+            return
+        inst, d = self.inst, self.inst.d
+        tr = ev["trades"]
+        _need(isinstance(tr, dict) and set(tr) == {"clusters", "fixed", "vectors", "inputs"},
+              "ball: trades must be an object with exactly the keys clusters, fixed, vectors and inputs")
+        mem, fx, vecs, ins = tr["clusters"], tr["fixed"], tr["vectors"], tr["inputs"]
+        _need(isinstance(mem, list) and mem and all(type(h) is int and 0 <= h < len(self.clusters) for h in mem)
+              and len(set(mem)) == len(mem), "ball: trades: clusters must be distinct cluster indices")
+        _need(isinstance(fx, list) and all(type(h) is int and h in mem for h in fx) and len(set(fx)) == len(fx),
+              "ball: trades: fixed must be distinct clusters of its cluster list")
+        _need(isinstance(vecs, list) and len(vecs) == len(fx), "ball: trades: one vector per fixed cluster")
+        _need(isinstance(ins, list) and (fx or ins), "ball: trades: inputs must be a list; no trade is named")
+        Z = [_vec(v, f"trades vector {a}", len(mem)) for a, v in enumerate(vecs)]
+        hs = []
+        for h in mem:
+            c = self.clusters[h]
+            _need(len(c["neurons"]) == 1 and c["gamma"] == [1] and c["beta"] == [1] and not c["K"],
+                  f"ball: trades: cluster {h} must be one kink-free neuron with gamma = beta = 1")
+            _need(len(c["fixed"]) == len(c["B"]) and c["cfix"] is None,
+                  f"ball: trades: cluster {h} must have every input coordinate fixed and free outputs")
+            j = c["neurons"][0]
+            u = [sum((c["fixed"][t] * b[q] for t, b in enumerate(c["B"])), Q(0)) for q in range(d)]
+            _need(u == inst.W[j], f"ball: trades: cluster {h}'s fixed input weight is not neuron {j}'s")
+            row = []
+            for x in inst.X:
+                z = _dot(u, x)
+                _need(z != 0 or not any(x), f"ball: trades: cluster {h} has a data point on its kink")
+                row.append(inst.dsig(z) * z if z != 0 else Q(0))
+            hs.append(row)
+        T = len(mem)
+        for a, z in enumerate(Z):
+            _need(all(sum((z[b] * hs[b][i] for b in range(T)), Q(0)) == 0 for i in range(inst.n)),
+                  f"ball: trades: vector {a} changes the outputs (sum_g z_g h_gi != 0 at some data point)")
+        pos = [mem.index(h) for h in fx]
+        _need(_rank([[z[p] for p in pos] for z in Z], len(fx)) == len(fx),
+              "ball: trades: the vectors' block on the fixed clusters is singular")
+        seen = set()
+        for a, it in enumerate(ins):
+            _need(isinstance(it, dict) and set(it) == {"cluster", "direction", "fixed", "combination"},
+                  f"ball: trades: inputs[{a}] must have exactly the keys cluster, direction, fixed, combination")
+            g = it["cluster"]
+            _need(type(g) is int and 0 <= g < len(self.clusters) and g not in mem and g not in seen,
+                  f"ball: trades: inputs[{a}]: cluster must be a cluster outside the trade clusters, once")
+            seen.add(g)
+            c = self.clusters[g]
+            _need(len(c["neurons"]) == 1 and c["gamma"] == [1] and c["beta"] == [1] and not c["K"]
+                  and "t0" in c and c["cfix"] is None and c["B"] == [[Q(int(a_ == b_)) for b_ in range(d)]
+                                                                        for a_ in range(d)],
+                  f"ball: trades: inputs[{a}]: cluster {g} must be one kink-free neuron with gamma = beta = 1, "
+                  f"the identity basis, a single gauge index and free outputs")
+            p = len(c["B"])
+            v = _vec(it["direction"], f"trades inputs[{a}] direction", p)
+            t1, t0 = it["fixed"], c["t0"]
+            _need(type(t1) is int and 0 <= t1 < p and t1 not in c["fixed"],
+                  f"ball: trades: inputs[{a}]: fixed must be a free basis index of cluster {g}")
+            zeta = _vec(it["combination"], f"trades inputs[{a}] combination", T)
+            j = c["neurons"][0]
+            u = inst.W[j]
+            vx = [sum((v[t] * b[q] for t, b in enumerate(c["B"])), Q(0)) for q in range(d)]
+            for i, x in enumerate(inst.X):
+                z = _dot(u, x)
+                lhs = inst.dsig(z) * _dot(vx, x) if z != 0 else Q(0)
+                _need(lhs == sum((zeta[b] * hs[b][i] for b in range(T)), Q(0)),
+                      f"ball: trades: inputs[{a}]: the move of cluster {g} along its direction is not absorbed "
+                      f"by the trade clusters at data point {i}")
+            _need(u[t0] * v[t1] - u[t1] * v[t0] != 0,
+                  f"ball: trades: inputs[{a}]: the direction and cluster {g}'s input weight are dependent on the "
+                  f"columns {t0}, {t1} (no rescaling and move reach every nearby weight there)")
+            c["fixed"][t1] = u[t1]
+        for h in fx:
+            self.clusters[h]["cfix"] = list(inst.A[self.clusters[h]["neurons"][0]])
 
     def unknowns(self, g):
         """(free basis indices, number of output unknowns) of cluster g: its share of xi, in order."""
@@ -1102,8 +1189,8 @@ def check_ball_certificate(cert: dict) -> str:
     _need(inst.c is None, "ball: the point has an output bias c, which ball certificates do not cover yet")
     ev = cert.get("evidence")
     _need(isinstance(ev, dict), "evidence missing")
-    _need(verdict == "local_min" or "gl_groups" not in ev,
-          "ball: gl_groups (a GL gauge, docs/theory.md §10.6) are allowed in local_min certificates only")
+    _need(verdict == "local_min" or ("gl_groups" not in ev and "trades" not in ev),
+          "ball: gl_groups and trades (docs/theory.md §10.6) are allowed in local_min certificates only")
     ball = _Ball(inst, ev)
     if verdict == "local_min":
         mu = _ball_min_structure(ball, ev)

@@ -222,16 +222,92 @@ def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
             clusters[g]["gauge_value"] = [_s(parts[g][0][t]) for t in S]
         gl_groups.append({"clusters": mem, "columns": list(S)})
         gnotes.append(f"neurons {js} in a GL({r}) group on columns {list(S)}")
+    trades, tnote = _trades(problem, point, clusters, gl_groups, fixed_out)
+    extra = {}
+    if trades is not None:
+        fixed_out.update(trades["fixed"])
+        extra = {it["cluster"]: it["fixed"] for it in trades["inputs"]}
+        gnotes.append(tnote)
     center: list = []
     for g, (cl, (theta, a, _)) in enumerate(zip(clusters, parts)):
         fx = set(cl["gauge"]) if isinstance(cl["gauge"], list) else {cl["gauge"]}
+        if g in extra:
+            fx.add(extra[g])
         center += [theta[t] for t in range(len(theta)) if t not in fx] + ([] if g in fixed_out else a)
     ev = {"clusters": clusters, "zero": [], "dead": dead, "center": [_s(v) for v in center]}
     if gl_groups:
         ev["gl_groups"] = gl_groups
+    if trades is not None:
+        ev["trades"] = trades
     kn = f", {nk} data points on kinks" if nk else ""
     gn = f"; {'; '.join(gnotes)}" if gnotes else ""
     return ev, f"{len(clusters)} alive neurons, {len(dead)} dead, {len(center)} unknowns{kn}{gn}"
+
+
+def _trades(problem: Problem, point: Point, clusters: list, gl_groups: list,
+            fixed_out: set) -> tuple[dict | None, str]:
+    """Evidence ``trades`` (docs/theory.md §10.6 (g)), or (None, '') when there are none.
+
+    The trade clusters T are those whose input weights the slice fixes entirely (members of a group on
+    all d columns) and whose outputs are free: they enter the outputs linearly, through the constant
+    vectors h_g = (s_gi (w_g . x_i))_i.  Output trades: every z with sum_g z_g h_g = 0 moves their
+    outputs along (z_g v)_g, v in R^k, without changing any output; one cluster per kernel vector gets
+    its outputs fixed (greedy pivoting, an exactly invertible block).  Input trades: a kink-free
+    single neuron g outside T whose input weight can move along v (not parallel to w_g) with
+    s_gi (v . x_i) in the span of the h_h: T's outputs absorb the move, and one more coordinate t1 of
+    w_g is fixed (the one with the largest |w_t0 v_t1 - w_t1 v_t0|)."""
+    d = problem.d
+    T = [g for gr in gl_groups if gr["columns"] == list(range(d)) for g in gr["clusters"] if g not in fixed_out]
+    if not T:
+        return None, ""
+    ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
+    X = [problem.X[i].tolist() for i in range(problem.n)]
+    n, t = problem.n, len(T)
+    cols = []
+    for g in T:
+        w = point.W[clusters[g]["neurons"][0]].tolist()
+        cols.append([(ap if z > 0 else am) * z for z in (dot(w, x) for x in X)])
+    Z = nullspace([[cols[b][i] for b in range(t)] for i in range(n)], t) if t >= 2 else []
+    fixed, notes = [], []
+    if Z:
+        P = _invertible_block(Z, len(Z), t, scale=False, limit=5000)
+        if P is None:            # cannot happen for a basis (rank = len(Z)); refuse rather than guess
+            return None, ""
+        fixed = [T[p] for p in P]
+        notes.append(f"{len(Z)} output trade(s) between linear blocks: outputs fixed for neurons "
+                     f"{[clusters[g]['neurons'][0] for g in fixed]}")
+    in_groups = {g for gr in gl_groups for g in gr["clusters"]}
+    inputs = []
+    for g, cl in enumerate(clusters):
+        if g in in_groups or "kinks" in cl or not isinstance(cl["gauge"], int):
+            continue
+        w = point.W[cl["neurons"][0]].tolist()
+        zs = [dot(w, x) for x in X]
+        rows = [[(ap if z > 0 else am) * x[q] for q in range(d)] + [-cols[b][i] for b in range(t)]
+                for i, (z, x) in enumerate(zip(zs, X))]
+        best = None
+        t0 = cl["gauge"]
+        for sol in nullspace(rows, d + t):
+            v, zeta = sol[:d], sol[d:]
+            for t1 in range(d):
+                if t1 == t0:
+                    continue
+                det = w[t0] * v[t1] - w[t1] * v[t0]
+                if det != 0:
+                    sc = abs(float(det)) / max(max(abs(float(x_)) for x_ in v), 1e-300)
+                    if best is None or sc > best[0]:
+                        best = (sc, v, zeta, t1)
+        if best is not None:
+            _, v, zeta, t1 = best
+            inputs.append({"cluster": g, "direction": [_s(x_) for x_ in v], "fixed": t1,
+                           "combination": [_s(x_) for x_ in zeta]})
+    if inputs:
+        notes.append(f"{len(inputs)} input trade(s): one more input coordinate fixed for neurons "
+                     f"{[clusters[it['cluster']]['neurons'][0] for it in inputs]}")
+    if not fixed and not inputs:
+        return None, ""
+    return ({"clusters": T, "fixed": fixed, "vectors": [[_s(v) for v in z] for z in Z], "inputs": inputs},
+            "; ".join(notes))
 
 
 def _gl_columns(rows: list, d: int) -> list | None:
@@ -354,17 +430,50 @@ def _mu_candidates(lam: float) -> list:
     return out
 
 
+LIGHT_BITS = 600      # output weights with longer denominators are rounded for a local_min ball's centre
+LIGHT_PRECISION = 320  # bits kept (relative to the largest output weight)
+
+
+def light_outputs(point: Point) -> Point:
+    """``point`` with every output weight rounded to a dyadic of LIGHT_PRECISION bits relative to the
+    largest one, when some output weight has a denominator longer than LIGHT_BITS bits (the exact
+    output re-fit of a rounding gives thousands of bits, which made the checker's interval arithmetic
+    take minutes at N = 39); otherwise ``point`` itself.  Input weights -- the pattern, the kink
+    points, the groups -- are untouched.  A ball's centre need not be exactly anything: the rounding
+    moves it by ~2^-320 relative, far inside every radius tried, and the checker proves the zero."""
+    A = point.A
+    if max((int(v.q).bit_length() for v in A.flat), default=0) <= LIGHT_BITS:
+        return point
+    top = max((abs(Fraction(int(v.p), int(v.q))) for v in A.flat), default=Fraction(0))
+    if top == 0:
+        return point
+    e = LIGHT_PRECISION - (top.numerator.bit_length() - top.denominator.bit_length())
+    S = 1 << max(e, 0)
+
+    def rnd(v):
+        p, q = int(v.p), int(v.q)
+        return fmpq((2 * p * S + q) // (2 * q), S)    # the nearest multiple of 1/S
+    A2 = A.copy()
+    for j in range(A.shape[0]):
+        for c in range(A.shape[1]):
+            A2[j, c] = rnd(A[j, c])
+    return Point(point.W.copy(), A2, None if point.c is None else point.c.copy())
+
+
 def ball_certificate(problem: Problem, point: Point) -> tuple[dict | None, str]:
     """A checked ball certificate near ``point``: a saddle (a zero escape neuron) or, for a plain
     narrow network, a local minimum (Morse-Bott on the gauge slice, strict (S2) across any kinks); or
-    (None, why not)."""
+    (None, why not).  A local_min certificate's point (the box centre) is ``light_outputs(point)``."""
     ev, note = structure(problem, point)
     if ev is not None:
         return _certificate(problem, point, "saddle", ev, note)
-    ev, note2 = min_structure(problem, point)
+    light = light_outputs(point)
+    ev, note2 = min_structure(problem, light)
     if ev is None:
         return None, f"no saddle ball ({note}); no local_min ball ({note2})"
-    return _certificate(problem, point, "local_min", ev, note2)
+    if light is not point:
+        note2 += "; output weights rounded to 320 bits for the box centre"
+    return _certificate(problem, light, "local_min", ev, note2)
 
 
 def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: str) -> tuple[dict | None, str]:
@@ -382,10 +491,14 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
         H = hessian(problem, point, kink_slopes={p: am for p in kink_pairs(problem, point)})
         cols = []
         fixed_out = {g for gr in ev.get("gl_groups", []) for g in gr.get("fixed_outputs", [])}
+        fixed_out.update(ev.get("trades", {}).get("fixed", []))
+        extra = {it["cluster"]: it["fixed"] for it in ev.get("trades", {}).get("inputs", [])}
         for g, cl in enumerate(ev["clusters"]):
             j = cl["neurons"][0]
             B = [[fmpq(*_ratio(v)) for v in row] for row in cl["basis"]]
             fx = set(cl["gauge"]) if isinstance(cl["gauge"], list) else {cl["gauge"]}
+            if g in extra:
+                fx.add(extra[g])
             cols += [[(wi(j, q), B[t][q]) for q in range(d) if B[t][q] != 0]
                      for t in range(len(B)) if t not in fx]
             if g not in fixed_out:        # a linear block's fixed-output member has no A columns
@@ -416,6 +529,7 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
     # the radius only matters for Krawczyk and the box checks, mu only for the curvature check: a
     # curvature failure moves on to the next mu at the same radius
     last, mi, past_krawczyk = "", 0, None
+    shrunk: dict = {}        # a failure past Krawczyk -> the radii it happened at
     for rho in RADII:
         ev["radius"] = _s(rho)
         while True:
@@ -432,6 +546,11 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
                 mi += 1
                 continue
             break
+        if "Krawczyk" not in last:
+            if any(r > rho for r in shrunk.get(last, ())):
+                break       # the same failure in a box with its zero and again in a smaller one: the
+                            # centre itself fails it (e.g. a kink multiplier that is 0), no radius helps
+            shrunk.setdefault(last, []).append(rho)
     ev.pop("radius", None)
     ev.pop("curvature", None)
     return None, f"no ball certificate ({verdict}): {past_krawczyk or last}"

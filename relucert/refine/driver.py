@@ -29,7 +29,7 @@ from flint import fmpq
 
 from relucert.core.formulas import ExactState
 from relucert.core.problem import Point, Problem, fmpq_to_float
-from relucert.decide.ball import ball_certificate
+from relucert.decide.ball import ball_certificate, light_outputs
 from relucert.decide.certify import NeuronMemo, Result, certify, escape_path_losses
 from relucert.decide.escape import escape_test
 import relucert.refine.exact as _exact
@@ -216,6 +216,8 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
         resid = fmpq_to_float(res.descent_derivative)
         cert, bnote = ball_certificate(problem, new)
         if cert is not None:
+            if cert["verdict"] == "local_min":
+                new = light_outputs(new)        # the box centre: the certificate's point
             return Refinement(reading, None, new, dist,
                               f"{note}; the rational rounding is stationary only up to {resid:.1e}, but a "
                               f"ball certificate proves an exact stationary point nearby that is a "
@@ -406,6 +408,8 @@ def _dead_read_as_zero(problem: Problem, point: Point, best: Refinement,
         # reading of it; only a ball certificate can say what the exact point read as zero is
         cert, bnote = ball_certificate(problem, zero)
         if cert is not None:
+            if cert["verdict"] == "local_min":
+                zero = light_outputs(zero)      # the box centre: the certificate's point
             return Refinement("dead_read_as_zero", None, zero, dist, f"{note}; {bnote}", ball=cert, read_as_dead=js)
         return Refinement("dead_read_as_zero", None, zero, dist,
                           f"{note}; inconclusive: its rounding is not exactly stationary and {bnote}", read_as_dead=js)
