@@ -771,7 +771,21 @@ def mutations(cert, rng):
         def dir_only(c, a=a):
             x = c["evidence"]["trades"]["inputs"][a]
             x["direction"] = [str(-2 * Q(v)) for v in x["direction"]]
-        out.append((f"input {a}: direction scaled alone", "reject", edit(dir_only)))
+        # rejected unless the move changes no output at all (s_gi (v . x_i) = 0 at every data point, e.g. a
+        # ReLU neuron active at one point with v orthogonal to it, and zeta a kernel vector): then v and
+        # zeta are independent flat directions and scaling v alone is still a true trade
+        zeta0 = all(Q(v) == 0 for v in it["combination"])
+        X_ = [[Q(v) for v in x] for x in cert["problem"]["X"]]
+        j_ = cert["evidence"]["clusters"][g]["neurons"][0]
+        w_ = [Q(v) for v in cert["point"]["W"][j_]]
+        v_ = [Q(v) for v in it["direction"]]
+        apl, ami = Q(cert["problem"]["activation"]["alpha_plus"]), Q(cert["problem"]["activation"]["alpha_minus"])
+
+        def _lhs(x):
+            z = sum(a_ * b_ for a_, b_ in zip(w_, x))
+            return (apl if z > 0 else ami if z < 0 else 0) * sum(a_ * b_ for a_, b_ in zip(v_, x))
+        silent = all(_lhs(x) == 0 for x in X_)
+        out.append((f"input {a}: direction scaled alone", "any" if (silent or zeta0) else "reject", edit(dir_only)))
 
         if vecs:
             def comb_plus(c, a=a):
@@ -806,7 +820,10 @@ def mutations(cert, rng):
             t["vectors"] = [v + ["0"] for v in t["vectors"]]
             for x in t["inputs"]:
                 x["combination"] = x["combination"] + ["0"]
-        out.append((f"input cluster {g} also listed in T", "reject", edit(cl_in_T)))
+        # since §10.6 (g) lets a d = 2 input-trade cluster (gauge + t1 fix all of w) join T, this is
+        # allowed there (then it must be true); for d >= 3 the cluster keeps free coordinates: rejected
+        d_in = len(cert["problem"]["X"][0])
+        out.append((f"input cluster {g} also listed in T", "any" if d_in == 2 else "reject", edit(cl_in_T)))
 
     # a linear block's fixed-output member, or a duplicate, listed in T
     for gr in ev.get("gl_groups", []):
@@ -1126,3 +1143,33 @@ def test_campaign():
     assert not stats["oracle_false"], stats["oracle_false"]
     assert not stats["mut_false"], stats["mut_false"]
     assert not stats["mut_expect_miss"], stats["mut_expect_miss"]
+
+
+# joiners (docs/theory.md §10.6 (g)): for d = 2, input-trade clusters whose gauge and t1 fix all of w
+# take part in output trades; campaign run 30 end needs two of them (and four output trades)
+RUN30 = Path(__file__).resolve().parent / "data" / "ball_trades_join_run30.json"
+
+
+def test_joiners_run30_true_local_min_and_forgeries():
+    pb, pt = load_json(str(RUN30))
+    cert, note = ball_certificate(pb, pt)
+    assert cert is not None and cert["verdict"] == "local_min", note
+    tr = cert["evidence"]["trades"]
+    joiners = [it["cluster"] for it in tr["inputs"] if it["cluster"] in tr["clusters"]]
+    assert joiners, tr
+    good, why = oracle(cert, n_pert=8)
+    assert good, why
+    T = tr["clusters"]
+    # a joiner cannot absorb an input move (its w is fixed only by its own trade)
+    bad = copy.deepcopy(cert)
+    it = bad["evidence"]["trades"]["inputs"][0]
+    other = next(j for j in joiners if j != it["cluster"]) if len(joiners) > 1 else joiners[0]
+    it["combination"][T.index(other)] = "1"
+    res = check_certificate(bad)
+    assert not res.ok and any("absorb" in r for r in res.reasons), res.reasons
+    # dropping a joiner's input trade leaves it in T with a free input coordinate: refused
+    bad = copy.deepcopy(cert)
+    bt = bad["evidence"]["trades"]
+    bt["inputs"] = [x for x in bt["inputs"] if x["cluster"] != joiners[0]]
+    res = check_certificate(bad)
+    assert not res.ok and any("every input coordinate fixed" in r for r in res.reasons), res.reasons

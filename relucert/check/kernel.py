@@ -922,16 +922,19 @@ class _Ball:
     def _trades(self, ev: dict) -> None:
         """Validate evidence ``trades`` (docs/theory.md §10.6 (g)) and fix the coordinates it names.
 
-        Its ``clusters`` T have no kinks and every input coordinate fixed, so on the whole slice their
-        contributions h_gi = s_gi (u_g . x_i) are the centre's constants and the outputs are linear in
-        their c_g.  An *output trade* z (one coefficient per cluster of T) has sum_g z_g h_gi = 0 at
-        every data point exactly; the block of the vectors on the ``fixed`` clusters must be
-        invertible, and those clusters' outputs are then fixed at the point's A rows.  An *input
-        trade* moves the free input weight of a kink-free single-gauge cluster g outside T along v
-        (basis coordinates, v_t0 arbitrary) while T's outputs absorb the change: s_gi (v . x_i) =
-        sum_h zeta_h h_hi at every data point exactly; the 2 x 2 block [u_g; v] on the gauge column t0
-        and the newly ``fixed`` column t1 must be invertible, and u_g's coordinate t1 is then fixed at
-        its centre value."""
+        An *input trade* moves the free input weight of a kink-free single-gauge cluster g along v
+        (basis coordinates, v_t0 arbitrary) while the outputs of the *absorbers* -- the trade clusters
+        whose input weights their group fixes -- take up the change: s_gi (v . x_i) = sum_h zeta_h h_hi
+        at every data point exactly, with h_hi = s_hi (u_h . x_i); the 2 x 2 block [u_g; v] on the
+        gauge column t0 and the newly ``fixed`` column t1 must be invertible, and u_g's coordinate t1
+        is then fixed at its centre value.  The trade ``clusters`` T have no kinks and, once the input
+        trades are applied, every input coordinate fixed (by their group, by the single gauge when
+        d = 1, or by the gauge and their own input trade when d = 2), so on the whole slice their
+        contributions h_g are the centre's constants and the outputs are linear in their c_g; zeta is
+        0 on the members of T that are input-trade clusters.  An *output trade* z (one coefficient
+        per cluster of T) has sum_g z_g h_gi = 0 at every data point exactly; the block of the vectors
+        on the ``fixed`` clusters must be invertible, and those clusters' outputs are then fixed at
+        the point's A rows."""
         if "trades" not in ev:
             return
         inst, d = self.inst, self.inst.d
@@ -946,62 +949,72 @@ class _Ball:
         _need(isinstance(vecs, list) and len(vecs) == len(fx), "ball: trades: one vector per fixed cluster")
         _need(isinstance(ins, list) and (fx or ins), "ball: trades: inputs must be a list; no trade is named")
         Z = [_vec(v, f"trades vector {a}", len(mem)) for a, v in enumerate(vecs)]
+        T = len(mem)
+
+        def h_row(j):
+            out = []
+            for x in inst.X:
+                z = _dot(inst.W[j], x)
+                out.append(inst.dsig(z) * z if z != 0 else Q(0))
+            return out
         hs = []
         for h in mem:
             c = self.clusters[h]
-            _need(len(c["neurons"]) == 1 and c["gamma"] == [1] and c["beta"] == [1] and not c["K"],
-                  f"ball: trades: cluster {h} must be one kink-free neuron with gamma = beta = 1")
-            _need(len(c["fixed"]) == len(c["B"]) and c["cfix"] is None,
-                  f"ball: trades: cluster {h} must have every input coordinate fixed and free outputs")
+            _need(len(c["neurons"]) == 1 and c["gamma"] == [1] and c["beta"] == [1] and not c["K"]
+                  and c["cfix"] is None,
+                  f"ball: trades: cluster {h} must be one kink-free neuron with gamma = beta = 1 and free outputs")
             j = c["neurons"][0]
-            u = [sum((c["fixed"][t] * b[q] for t, b in enumerate(c["B"])), Q(0)) for q in range(d)]
-            _need(u == inst.W[j], f"ball: trades: cluster {h}'s fixed input weight is not neuron {j}'s")
-            row = []
-            for x in inst.X:
+            _need(all(_dot(inst.W[j], x) != 0 for x in inst.X if any(x)),
+                  f"ball: trades: cluster {h} has a data point on its kink")
+            hs.append(h_row(j))
+        seen = set()
+        absorbers = [b for b, h in enumerate(mem) if len(self.clusters[h]["fixed"]) == len(self.clusters[h]["B"])]
+        for a, it in enumerate(ins):
+            _need(isinstance(it, dict) and set(it) == {"cluster", "direction", "fixed", "combination"},
+                  f"ball: trades: inputs[{a}] must have exactly the keys cluster, direction, fixed, combination")
+            g = it["cluster"]
+            _need(type(g) is int and 0 <= g < len(self.clusters) and g not in seen,
+                  f"ball: trades: inputs[{a}]: cluster must be a cluster index, once")
+            seen.add(g)
+            c = self.clusters[g]
+            _need(len(c["neurons"]) == 1 and c["gamma"] == [1] and c["beta"] == [1] and not c["K"]
+                  and "t0" in c and len(c["fixed"]) == 1 and c["cfix"] is None
+                  and c["B"] == [[Q(int(a_ == b_)) for b_ in range(d)] for a_ in range(d)],
+                  f"ball: trades: inputs[{a}]: cluster {g} must be one kink-free neuron with gamma = beta = 1, "
+                  f"the identity basis, a single gauge index and free outputs")
+            p = len(c["B"])
+            v = _vec(it["direction"], f"trades inputs[{a}] direction", p)
+            t1, t0 = it["fixed"], c["t0"]
+            _need(type(t1) is int and 0 <= t1 < p and t1 != t0,
+                  f"ball: trades: inputs[{a}]: fixed must be a free basis index of cluster {g}")
+            zeta = _vec(it["combination"], f"trades inputs[{a}] combination", T)
+            _need(all(zeta[b] == 0 for b in range(T) if b not in absorbers),
+                  f"ball: trades: inputs[{a}]: only clusters whose group fixes their input weights absorb a move")
+            j = c["neurons"][0]
+            u = inst.W[j]
+            for i, x in enumerate(inst.X):
                 z = _dot(u, x)
-                _need(z != 0 or not any(x), f"ball: trades: cluster {h} has a data point on its kink")
-                row.append(inst.dsig(z) * z if z != 0 else Q(0))
-            hs.append(row)
-        T = len(mem)
+                lhs = inst.dsig(z) * _dot(v, x) if z != 0 else Q(0)
+                _need(lhs == sum((zeta[b] * hs[b][i] for b in absorbers), Q(0)),
+                      f"ball: trades: inputs[{a}]: the move of cluster {g} along its direction is not absorbed "
+                      f"by the trade clusters at data point {i}")
+            _need(u[t0] * v[t1] - u[t1] * v[t0] != 0,
+                  f"ball: trades: inputs[{a}]: the direction and cluster {g}'s input weight are dependent on the "
+                  f"columns {t0}, {t1} (no rescaling and move reach every nearby weight there)")
+        for it in ins:                      # all validated: fix the coordinates t1
+            c = self.clusters[it["cluster"]]
+            c["fixed"][it["fixed"]] = inst.W[c["neurons"][0]][it["fixed"]]
+        for h in mem:
+            c = self.clusters[h]
+            _need(len(c["fixed"]) == len(c["B"]),
+                  f"ball: trades: cluster {h} must have every input coordinate fixed (by its group, its gauge or "
+                  f"its input trade)")
         for a, z in enumerate(Z):
             _need(all(sum((z[b] * hs[b][i] for b in range(T)), Q(0)) == 0 for i in range(inst.n)),
                   f"ball: trades: vector {a} changes the outputs (sum_g z_g h_gi != 0 at some data point)")
         pos = [mem.index(h) for h in fx]
         _need(_rank([[z[p] for p in pos] for z in Z], len(fx)) == len(fx),
               "ball: trades: the vectors' block on the fixed clusters is singular")
-        seen = set()
-        for a, it in enumerate(ins):
-            _need(isinstance(it, dict) and set(it) == {"cluster", "direction", "fixed", "combination"},
-                  f"ball: trades: inputs[{a}] must have exactly the keys cluster, direction, fixed, combination")
-            g = it["cluster"]
-            _need(type(g) is int and 0 <= g < len(self.clusters) and g not in mem and g not in seen,
-                  f"ball: trades: inputs[{a}]: cluster must be a cluster outside the trade clusters, once")
-            seen.add(g)
-            c = self.clusters[g]
-            _need(len(c["neurons"]) == 1 and c["gamma"] == [1] and c["beta"] == [1] and not c["K"]
-                  and "t0" in c and c["cfix"] is None and c["B"] == [[Q(int(a_ == b_)) for b_ in range(d)]
-                                                                        for a_ in range(d)],
-                  f"ball: trades: inputs[{a}]: cluster {g} must be one kink-free neuron with gamma = beta = 1, "
-                  f"the identity basis, a single gauge index and free outputs")
-            p = len(c["B"])
-            v = _vec(it["direction"], f"trades inputs[{a}] direction", p)
-            t1, t0 = it["fixed"], c["t0"]
-            _need(type(t1) is int and 0 <= t1 < p and t1 not in c["fixed"],
-                  f"ball: trades: inputs[{a}]: fixed must be a free basis index of cluster {g}")
-            zeta = _vec(it["combination"], f"trades inputs[{a}] combination", T)
-            j = c["neurons"][0]
-            u = inst.W[j]
-            vx = [sum((v[t] * b[q] for t, b in enumerate(c["B"])), Q(0)) for q in range(d)]
-            for i, x in enumerate(inst.X):
-                z = _dot(u, x)
-                lhs = inst.dsig(z) * _dot(vx, x) if z != 0 else Q(0)
-                _need(lhs == sum((zeta[b] * hs[b][i] for b in range(T)), Q(0)),
-                      f"ball: trades: inputs[{a}]: the move of cluster {g} along its direction is not absorbed "
-                      f"by the trade clusters at data point {i}")
-            _need(u[t0] * v[t1] - u[t1] * v[t0] != 0,
-                  f"ball: trades: inputs[{a}]: the direction and cluster {g}'s input weight are dependent on the "
-                  f"columns {t0}, {t1} (no rescaling and move reach every nearby weight there)")
-            c["fixed"][t1] = u[t1]
         for h in fx:
             self.clusters[h]["cfix"] = list(inst.A[self.clusters[h]["neurons"][0]])
 

@@ -262,20 +262,14 @@ def _trades(problem: Problem, point: Point, clusters: list, gl_groups: list,
         return None, ""
     ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
     X = [problem.X[i].tolist() for i in range(problem.n)]
-    n, t = problem.n, len(T)
-    cols = []
-    for g in T:
+    n = problem.n
+
+    def h_of(g):
         w = point.W[clusters[g]["neurons"][0]].tolist()
-        cols.append([(ap if z > 0 else am) * z for z in (dot(w, x) for x in X)])
-    Z = nullspace([[cols[b][i] for b in range(t)] for i in range(n)], t) if t >= 2 else []
-    fixed, notes = [], []
-    if Z:
-        P = _invertible_block(Z, len(Z), t, scale=False, limit=5000)
-        if P is None:            # cannot happen for a basis (rank = len(Z)); refuse rather than guess
-            return None, ""
-        fixed = [T[p] for p in P]
-        notes.append(f"{len(Z)} output trade(s) between linear blocks: outputs fixed for neurons "
-                     f"{[clusters[g]['neurons'][0] for g in fixed]}")
+        return [(ap if z > 0 else am) * z for z in (dot(w, x) for x in X)]
+    cols = [h_of(g) for g in T]
+    t = len(T)
+    notes = []
     in_groups = {g for gr in gl_groups for g in gr["clusters"]}
     inputs = []
     for g, cl in enumerate(clusters):
@@ -299,14 +293,37 @@ def _trades(problem: Problem, point: Point, clusters: list, gl_groups: list,
                         best = (sc, v, zeta, t1)
         if best is not None:
             _, v, zeta, t1 = best
-            inputs.append({"cluster": g, "direction": [_s(x_) for x_ in v], "fixed": t1,
-                           "combination": [_s(x_) for x_ in zeta]})
+            inputs.append({"cluster": g, "direction": [_s(x_) for x_ in v], "fixed": t1, "combination": zeta})
     if inputs:
         notes.append(f"{len(inputs)} input trade(s): one more input coordinate fixed for neurons "
                      f"{[clusters[it['cluster']]['neurons'][0] for it in inputs]}")
+    # a neuron whose input trade fixes its last free coordinate (d = 2: the gauge and t1) enters the
+    # outputs linearly too: it joins the clusters of the output trades (not the absorbers: zeta = 0 on it)
+    full = [it["cluster"] for it in inputs if d == 2]
+    T2 = T + full
+    cols2 = cols + [h_of(g) for g in full]
+    for it in inputs:
+        it["combination"] = [_s(x_) for x_ in it["combination"]] + ["0"] * len(full)
+    t2 = len(T2)
+    Z = nullspace([[cols2[b][i] for b in range(t2)] for i in range(n)], t2) if t2 >= 2 else []
+    used = [b for b in range(t, t2) if any(z[b] != 0 for z in Z)]      # keep the joiners some trade uses
+    if len(used) < t2 - t:
+        keep = list(range(t)) + used
+        T2, Z = [T2[b] for b in keep], [[z[b] for b in keep] for z in Z]
+        for it in inputs:
+            it["combination"] = it["combination"][:t] + ["0"] * len(used)
+        t2 = len(T2)
+    fixed = []
+    if Z:
+        P = _invertible_block(Z, len(Z), t2, scale=False, limit=5000)
+        if P is None:            # cannot happen for a basis (rank = len(Z)); refuse rather than guess
+            return None, ""
+        fixed = [T2[p] for p in P]
+        notes.insert(0, f"{len(Z)} output trade(s) between linear blocks: outputs fixed for neurons "
+                        f"{[clusters[g]['neurons'][0] for g in fixed]}")
     if not fixed and not inputs:
         return None, ""
-    return ({"clusters": T, "fixed": fixed, "vectors": [[_s(v) for v in z] for z in Z], "inputs": inputs},
+    return ({"clusters": T2, "fixed": fixed, "vectors": [[_s(v) for v in z] for z in Z], "inputs": inputs},
             "; ".join(notes))
 
 
