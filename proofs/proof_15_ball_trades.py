@@ -144,18 +144,27 @@ def _const(M):
     return [[_qq(v) for v in row] for row in M]
 
 
-def check_lines(inst) -> None:
-    """(T1)."""
+def _symbolic(inst, extra: list) -> tuple:
+    """(ring, generators by name, A, W): every output weight symbolic, the input weights of the
+    neurons outside the groups (4, and 5 when there is one) symbolic, the groups' W at their constants;
+    ``extra`` names further generators."""
     m, k = inst.m, inst.k
-    names = [f"a{j}_{c}" for j in range(m) for c in range(k)] + [f"v{c}" for c in range(k)] + ["t"]
     outs = [4] + ([5] if m > 5 else [])
-    names += [f"w{j}_{q}" for j in outs for q in range(2)]
+    names = ([f"a{j}_{c}" for j in range(m) for c in range(k)] + extra
+             + [f"w{j}_{q}" for j in outs for q in range(2)])
     R, *gens = sp.ring(names, QQ)
     G = dict(zip(names, gens))
     A = [[G[f"a{j}_{c}"] for c in range(k)] for j in range(m)]
     W = _const(inst.W)
     for j in outs:
         W[j] = [G[f"w{j}_{q}"] for q in range(2)]
+    return R, G, A, W
+
+
+def check_lines(inst) -> None:
+    """(T1)."""
+    k = inst.k
+    R, G, A, W = _symbolic(inst, [f"v{c}" for c in range(k)] + ["t"])
     t, v = G["t"], [G[f"v{c}"] for c in range(k)]
     L0 = inst.poly_loss(W, A)
     # the output trade line, symbolic t and v
@@ -198,14 +207,7 @@ def check_lines(inst) -> None:
 def check_identities(inst) -> None:
     """(T2) symbolically: W_T fixed at its constants, everything else symbolic."""
     m, k = inst.m, inst.k
-    outs = [4] + ([5] if m > 5 else [])
-    names = [f"a{j}_{c}" for j in range(m) for c in range(k)] + [f"w{j}_{q}" for j in outs for q in range(2)]
-    R, *gens = sp.ring(names, QQ)
-    G = dict(zip(names, gens))
-    A = [[G[f"a{j}_{c}"] for c in range(k)] for j in range(m)]
-    W = _const(inst.W)
-    for j in outs:
-        W[j] = [G[f"w{j}_{q}"] for q in range(2)]
+    R, G, A, W = _symbolic(inst, [])
     L = inst.poly_loss(W, A)
     dA = [[L.diff(A[j][c]) for c in range(k)] for j in range(m)]
     dw = [L.diff(W[4][q]) for q in range(2)]
