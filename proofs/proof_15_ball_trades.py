@@ -144,12 +144,12 @@ def _const(M):
     return [[_qq(v) for v in row] for row in M]
 
 
-def _symbolic(inst, extra: list) -> tuple:
+def _symbolic(inst, extra: list, all_w: bool = False) -> tuple:
     """(ring, generators by name, A, W): every output weight symbolic, the input weights of the
-    neurons outside the groups (4, and 5 when there is one) symbolic, the groups' W at their constants;
-    ``extra`` names further generators."""
+    neurons outside the groups (4, and 5 when there is one) symbolic, the groups' W at their constants
+    (``all_w``: every input weight symbolic); ``extra`` names further generators."""
     m, k = inst.m, inst.k
-    outs = [4] + ([5] if m > 5 else [])
+    outs = list(range(m)) if all_w else [4] + ([5] if m > 5 else [])
     names = ([f"a{j}_{c}" for j in range(m) for c in range(k)] + extra
              + [f"w{j}_{q}" for j in outs for q in range(2)])
     R, *gens = sp.ring(names, QQ)
@@ -221,11 +221,7 @@ def check_identities(inst) -> None:
     if W[4][0] * dw[0] + W[4][1] * dw[1] != sum((A[4][c] * dA[4][c] for c in range(k)), R(0)):
         raise AssertionError("(T2) homogeneity u . grad_w L = a . grad_a L fails")
     # the GL identity inside each group needs the members' weights symbolic: a second ring
-    names2 = [f"a{j}_{c}" for j in range(m) for c in range(k)] + [f"w{j}_{q}" for j in range(m) for q in range(2)]
-    R2, *g2 = sp.ring(names2, QQ)
-    G2 = dict(zip(names2, g2))
-    A2 = [[G2[f"a{j}_{c}"] for c in range(k)] for j in range(m)]
-    W2 = [[G2[f"w{j}_{q}"] for q in range(2)] for j in range(m)]
+    R2, G2, A2, W2 = _symbolic(inst, [], all_w=True)
     L2 = inst.poly_loss(W2, A2)
     for grp in ((0, 1), (2, 3)):
         for l in grp:
@@ -241,11 +237,8 @@ def check_exact_zero(inst) -> None:
     its exact zero has a zero gradient in all of (W, A)."""
     m, k = inst.m, inst.k
     Fg = inst.T[inst.F]
-    names = [f"a{j}_{c}" for j in range(m) for c in range(k)] + [f"w{j}_{q}" for j in range(m) for q in range(2)]
-    R, *gens = sp.ring(names, QQ)
-    G = dict(zip(names, gens))
-    A = [[G[f"a{j}_{c}"] for c in range(k)] for j in range(m)]
-    W = [[G[f"w{j}_{q}"] for q in range(2)] for j in range(m)]
+    R, G, A, W = _symbolic(inst, [], all_w=True)
+    gens = list(G.values())
     L = inst.poly_loss(W, A)
     grads = [L.diff(x) for x in gens]
     free = [G[f"a{j}_{c}"] for j in range(m) if j != Fg for c in range(k)]
