@@ -223,25 +223,37 @@ def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
         gl_groups.append({"clusters": mem, "columns": list(S)})
         gnotes.append(f"neurons {js} in a GL({r}) group on columns {list(S)}")
     trades, tnote = _trades(problem, point, clusters, gl_groups, fixed_out)
-    extra = {}
-    if trades is not None:
-        fixed_out.update(trades["fixed"])
-        extra = {it["cluster"]: it["fixed"] for it in trades["inputs"]}
-        gnotes.append(tnote)
-    center: list = []
-    for g, (cl, (theta, a, _)) in enumerate(zip(clusters, parts)):
-        fx = set(cl["gauge"]) if isinstance(cl["gauge"], list) else {cl["gauge"]}
-        if g in extra:
-            fx.add(extra[g])
-        center += [theta[t] for t in range(len(theta)) if t not in fx] + ([] if g in fixed_out else a)
-    ev = {"clusters": clusters, "zero": [], "dead": dead, "center": [_s(v) for v in center]}
+    extras = {}
     if gl_groups:
-        ev["gl_groups"] = gl_groups
+        extras["gl_groups"] = gl_groups
     if trades is not None:
-        ev["trades"] = trades
+        extras["trades"] = trades
+        gnotes.append(tnote)
+    fixed_in, fixed_out = _fixed_sets({"clusters": clusters, **extras})
+    center: list = []
+    for g, (theta, a, _) in enumerate(parts):
+        center += [theta[t] for t in range(len(theta)) if t not in fixed_in[g]] + ([] if g in fixed_out else a)
+    ev = {"clusters": clusters, "zero": [], "dead": dead, "center": [_s(v) for v in center], **extras}
     kn = f", {nk} data points on kinks" if nk else ""
     gn = f"; {'; '.join(gnotes)}" if gnotes else ""
     return ev, f"{len(clusters)} alive neurons, {len(dead)} dead, {len(center)} unknowns{kn}{gn}"
+
+
+def _fixed_sets(ev: dict) -> tuple[list, set]:
+    """(per cluster the set of its fixed basis indices, the clusters whose outputs are fixed) of a
+    local_min evidence: the gauge (an index, or a group's columns), an input trade's t1; a linear
+    block's fixed_outputs and the output trades' fixed clusters."""
+    tr = ev.get("trades", {})
+    extra = {it["cluster"]: it["fixed"] for it in tr.get("inputs", [])}
+    fixed_in = []
+    for g, cl in enumerate(ev["clusters"]):
+        fx = set(cl["gauge"]) if isinstance(cl["gauge"], list) else {cl["gauge"]}
+        if g in extra:
+            fx.add(extra[g])
+        fixed_in.append(fx)
+    fixed_out = {g for gr in ev.get("gl_groups", []) for g in gr.get("fixed_outputs", [])}
+    fixed_out.update(tr.get("fixed", []))
+    return fixed_in, fixed_out
 
 
 def _trades(problem: Problem, point: Point, clusters: list, gl_groups: list,
@@ -253,9 +265,10 @@ def _trades(problem: Problem, point: Point, clusters: list, gl_groups: list,
     vectors h_g = (s_gi (w_g . x_i))_i.  Output trades: every z with sum_g z_g h_g = 0 moves their
     outputs along (z_g v)_g, v in R^k, without changing any output; one cluster per kernel vector gets
     its outputs fixed (greedy pivoting, an exactly invertible block).  Input trades: a kink-free
-    single neuron g outside T whose input weight can move along v (not parallel to w_g) with
-    s_gi (v . x_i) in the span of the h_h: T's outputs absorb the move, and one more coordinate t1 of
-    w_g is fixed (the one with the largest |w_t0 v_t1 - w_t1 v_t0|)."""
+    single-gauge neuron g outside the groups whose input weight can move along v (not parallel to
+    w_g) with s_gi (v . x_i) in the span of the group members' h_h: their outputs absorb the move, and
+    one more coordinate t1 of w_g is fixed (the one with the largest |w_t0 v_t1 - w_t1 v_t0|/|v|).
+    For d = 2 that fixes all of w_g, and g joins T (zeta = 0 on it) when some output trade uses it."""
     d = problem.d
     T = [g for gr in gl_groups if gr["columns"] == list(range(d)) for g in gr["clusters"] if g not in fixed_out]
     if not T:
@@ -507,15 +520,11 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
         am = problem.activation.alpha_minus
         H = hessian(problem, point, kink_slopes={p: am for p in kink_pairs(problem, point)})
         cols = []
-        fixed_out = {g for gr in ev.get("gl_groups", []) for g in gr.get("fixed_outputs", [])}
-        fixed_out.update(ev.get("trades", {}).get("fixed", []))
-        extra = {it["cluster"]: it["fixed"] for it in ev.get("trades", {}).get("inputs", [])}
+        fixed_in, fixed_out = _fixed_sets(ev)
         for g, cl in enumerate(ev["clusters"]):
             j = cl["neurons"][0]
             B = [[fmpq(*_ratio(v)) for v in row] for row in cl["basis"]]
-            fx = set(cl["gauge"]) if isinstance(cl["gauge"], list) else {cl["gauge"]}
-            if g in extra:
-                fx.add(extra[g])
+            fx = fixed_in[g]
             cols += [[(wi(j, q), B[t][q]) for q in range(d) if B[t][q] != 0]
                      for t in range(len(B)) if t not in fx]
             if g not in fixed_out:        # a linear block's fixed-output member has no A columns
