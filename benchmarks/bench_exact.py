@@ -203,7 +203,7 @@ def worker(spec: list, generic: bool, seed: int) -> dict:
     from relucert.decide.certify import certify as certify_
     if generic:
         from relucert.core import exactfast
-        exactfast.FAST_MIN_PAIRS = 10 ** 18
+        exactfast.FAST_MIN_PAIRS = exactfast.FAST_MIN_WORK = 10 ** 18
     kind = spec[0]
     if kind == "float":                       # the pure-float evaluation of the same quantities
         n, d = int(spec[1]), int(spec[2])

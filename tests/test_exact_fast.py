@@ -21,6 +21,7 @@ ACTIVATIONS = ["relu", "abs", "leaky_relu", (1, 0.01), "2,1/3"]
 
 def _both(monkeypatch, pb, pt):
     monkeypatch.setattr(exactfast, "FAST_MIN_PAIRS", 10 ** 12)
+    monkeypatch.setattr(exactfast, "FAST_MIN_WORK", 10 ** 12)
     slow = ExactState(pb, pt)
     monkeypatch.setattr(exactfast, "FAST_MIN_PAIRS", 0)
     fast = ExactState(pb, pt)
@@ -49,9 +50,11 @@ def _random_instance(rng, trial):
     return pb, Point.make(W, A, pb, c=c)
 
 
-def test_fast_first_order_equals_generic_formulas(monkeypatch):
+@pytest.mark.parametrize("route", [None, "objects", "limbs"])
+def test_fast_first_order_equals_generic_formulas(monkeypatch, route):
+    monkeypatch.setattr(exactfast, "X_ROUTE", route)
     rng = np.random.default_rng(1)
-    for trial in range(150):
+    for trial in range(150 if route is None else 60):
         pb, pt = _random_instance(rng, trial)
         slow, fast = _both(monkeypatch, pb, pt)
         assert slow.fast is None and fast.fast is not None and fast._fw is None
@@ -148,6 +151,7 @@ def _stationary_point(n, m, d, seed):
 
 def _certify_both(monkeypatch, pb, pt):
     monkeypatch.setattr(exactfast, "FAST_MIN_PAIRS", 10 ** 12)
+    monkeypatch.setattr(exactfast, "FAST_MIN_WORK", 10 ** 12)
     a = certify(pb, pt)
     monkeypatch.setattr(exactfast, "FAST_MIN_PAIRS", 0)
     b = certify(pb, pt)
@@ -200,3 +204,90 @@ def test_row_blocks_do_not_change_results(monkeypatch, block):
         slow, fast = _both(monkeypatch, pb, pt)
         assert (slow.G == fast.G).all() and (slow.Lin == fast.Lin).all() and (slow.E == fast.E).all()
         assert all(slow.kinks(j) == fast.kinks(j) for j in range(pt.m))
+
+
+# ------------------------------------------------------------------------------------------------
+# the products with X as float limb products (few neurons, many inputs: the wide row of issue 15)
+# ------------------------------------------------------------------------------------------------
+
+def _spread_floats(rng, shape, dtype, subnormal=False):
+    """Floats of both signs over a wide exponent range, with zeros and (float64, if asked) subnormals."""
+    F = rng.standard_normal(shape) * np.ldexp(1.0, rng.integers(-40, 40, shape))
+    F[rng.random(shape) < 0.1] = 0.0
+    F = F.astype(dtype).astype(np.float64)
+    if subnormal and dtype == np.float64 and F.size > 2:
+        F.flat[1] = 5e-324                                  # the smallest subnormal
+        F.flat[2] = -3 * 2.0 ** -1070
+    return F
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_float_limbs_are_the_exact_integers(dtype):
+    # oracle: N = F 2^s through fractions (float -> Fraction is exact), cut by Python integers
+    from fractions import Fraction
+    rng = np.random.default_rng(7 if dtype == np.float64 else 8)
+    beyond = 0
+    for trial in range(20):
+        F = _spread_floats(rng, (int(rng.integers(1, 9)), int(rng.integers(1, 6))), dtype, subnormal=trial % 4 == 1)
+        if dtype == np.float64 and trial % 5 == 0:
+            F[0, 0] = 2.0 ** -1074 if trial % 2 else 2.0 ** 1000     # beyond the float range once scaled
+        xi = exactfast.Ints.from_floats(F)
+        fr = [[Fraction(float(v)) for v in row] for row in F.tolist()]
+        den = 1
+        for row in fr:
+            for v in row:
+                den = max(den, v.denominator)                      # powers of two: the lcm is the largest
+        N = [[int(v * den) for v in row] for row in fr]
+        top = max(abs(v) for row in N for v in row)
+        if top.bit_length() > 1020:
+            assert xi is None                                      # the caller takes the integers
+            beyond += 1
+            continue
+        assert xi is not None and xi.D == den and xi.bits() == top.bit_length()
+        assert xi.N.tolist() == N and [xi.row(i) for i in range(F.shape[0])] == N
+        assert (xi.zero() == (F == 0)).all() and (xi.nearest() == F).all()
+        for L in (1, 7, 21, 52):
+            limbs = xi.limbs(L)
+            assert np.abs(limbs).max() < 2 ** L
+            back = [[sum(int(limbs[t, i, q]) << (L * t) for t in range(limbs.shape[0])) for q in range(F.shape[1])]
+                    for i in range(F.shape[0])]
+            assert back == N
+    # the float route ran on most, the fallback on the far-spread ones (float64 only)
+    assert (beyond >= 3) if dtype == np.float64 else beyond == 0
+    assert 20 - beyond >= 10
+
+
+@pytest.mark.parametrize("route", ["objects", "limbs"])
+def test_wide_float32_data_both_routes_equal_generic(monkeypatch, route):
+    # few neurons, many inputs, float32 data over a wide exponent range (the shape of the wide row)
+    monkeypatch.setattr(exactfast, "X_ROUTE", route)
+    rng = np.random.default_rng(12)
+    for trial in range(6):
+        n, d, m, k = int(rng.integers(20, 60)), int(rng.integers(30, 90)), int(rng.integers(1, 5)), 1 + trial % 3
+        X = _spread_floats(rng, (n, d), np.float32).astype(np.float32)
+        Y = rng.standard_normal((n, k)).astype(np.float32)
+        pb = Problem.make(X, Y, ACTIVATIONS[trial % len(ACTIVATIONS)])
+        pt = Point.make(rng.standard_normal((m, d)).astype(np.float32), rng.standard_normal((m, k)), pb,
+                        c=rng.standard_normal(k) if trial % 2 else None)
+        slow, fast = _both(monkeypatch, pb, pt)
+        assert fast.fast is not None and slow.fast is None
+        assert (slow.E == fast.E).all() and (slow.G == fast.G).all() and (slow.Lin == fast.Lin).all()
+        assert all(slow.kinks(j) == fast.kinks(j) for j in range(m))
+
+
+def test_problem_records_its_float_data_without_freezing_the_callers_array():
+    X = np.array([[0.1, -2.5], [3.0, 2.0 ** -30]], dtype=np.float32)
+    pb = Problem.make(X, np.ones((2, 1)), "relu")
+    F = exactfast.derived(pb.X, "float64", lambda _: None)
+    assert F is not None and F.dtype == np.float64 and not F.flags.writeable
+    assert [[fmpq(*float(v).as_integer_ratio()) for v in row] for row in F.tolist()] == pb.X.tolist()
+    assert X.flags.writeable                                     # the caller's array is untouched
+    X64 = X.astype(np.float64)
+    Problem.make(X64, np.ones((2, 1)), "relu")
+    assert X64.flags.writeable
+
+
+def test_use_fast_by_pairs_or_by_work():
+    assert not exactfast.use_fast(5, 50, 2, 1)                  # the paper's 1-D point: generic formulas
+    assert exactfast.use_fast(2000, 10, 200, 1)                 # the wide row: by its work n m d k
+    assert exactfast.use_fast(300, 200, 1, 1)                   # by its pairs n m

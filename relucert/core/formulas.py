@@ -489,9 +489,9 @@ def pattern_margin(problem: Problem, point: Point) -> dict | None:
 class ExactState:
     """All exact first-order quantities of (problem, point), computed once.
 
-    Small problems (n * m below ``exactfast.FAST_MIN_PAIRS``) evaluate the generic formulas and keep
-    the whole exact forward pass ``fw``.  Larger ones use ``exactfast.first_order`` (the same exact
-    values without any n x m exact array) when it applies; ``fw`` is then built only on first access,
+    Small problems (``exactfast.use_fast``: n * m and n * m * d * k below its thresholds) evaluate the
+    generic formulas and keep the whole exact forward pass ``fw``.  Larger ones use
+    ``exactfast.first_order`` (the same exact values without any n x m exact array) when it applies; ``fw`` is then built only on first access,
     by the routes that truly need every z_ij (second order).  Callers that need one neuron's column,
     the residuals or the sign pattern read ``z_column(j)``, ``E``, ``kinks(j)`` and ``status(j)``."""
 
@@ -502,7 +502,7 @@ class ExactState:
         self.ap, self.am = act.alpha_plus, act.alpha_minus
         self._fw: Forward | None = None
         self.fast = None
-        if problem.n * point.m >= exactfast.FAST_MIN_PAIRS:
+        if exactfast.use_fast(problem.n, point.m, problem.d, problem.k):
             self.fast = exactfast.first_order(problem.X, problem.Y, point.W, point.A, point.c, self.ap, self.am)
         if self.fast is None:
             self._fw = forward(problem.X, problem.Y, point.W, point.A, self.ap, self.am, point.c)

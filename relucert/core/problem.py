@@ -325,6 +325,9 @@ class Problem:
             if (isinstance(src, np.ndarray) and src.dtype.kind == "f" and src.dtype.itemsize <= 8
                     and src.size == ex.size and ex.size):
                 seed_derived(ex, "strings", dyadic_strings(src.reshape(ex.shape)))
+                # the same values as float64 (a widening conversion, exact): exactfast reads the
+                # data's integers off them
+                seed_derived(ex, "float64", freeze(np.array(src, dtype=np.float64).reshape(ex.shape).copy()))
         return cls(Xe, Ye, act, loss)
 
     @property
