@@ -14,8 +14,8 @@ from fractions import Fraction as Q
 from typing import Any
 
 from .limits import LimitError, active_limits, load_json, parse_exact, read_text
-from .reference import (D, dot as _dot, dsigma, half_mean_loss, hessian, jacobian, mean_residual, output_grad,
-                        preactivations, residuals, sigma)
+from .reference import (D, _int_preactivations, _over_common, dot as _dot, dsigma, half_mean_loss, hessian, jacobian,
+                        mean_residual, output_grad, output_grad_from_ints, preactivations, residuals, sigma)
 
 FORMAT = "verifier-certificate/1"
 MORSE_BOTT_MAX_PARAMS = 400     # the O(P^3) Fraction re-check of a Morse-Bott proof stays bounded
@@ -142,11 +142,40 @@ class _Instance:
         # the output bias: absent = the network has none; present (even 0) = a free parameter
         self.c = _vec(pt["c"], "c", self.k, lim=inp) if "c" in pt else None
         self.factor = Q(1) if self.conv == "half_mean" else Q(2, self.k)
-        self.Z = preactivations(self.X, self.W)
-        self.E = self._residuals(self.W, self.A)
+        # the pre-activations once, as integers over one denominator (None: hostile denominators);
+        # the Fraction matrix Z only when a check reads all of it, single columns by zcol(j)
+        self._xc = _over_common(self.X)
+        self._zi = None if self._xc is None else _int_preactivations(self.X, self.W, self._xc)
+        self._Z: list | None = None
+        self._cols: dict = {}
+        self.E = residuals(self.X, self.Y, self.W, self.A, self.ap, self.am, self.c, zi=self._zi)
         self.loss_hm = self._loss_hm(self.E)
-        self.G = output_grad(self.Z, self.E, self.ap, self.am)
+        G = None if self._zi is None else output_grad_from_ints(self._zi, self.E, self.ap, self.am)
+        self.G = output_grad(self.Z, self.E, self.ap, self.am) if G is None else G
         self.ebar = mean_residual(self.E)       # dL/dc; (S0) requires it to vanish when c is present
+
+    @property
+    def Z(self) -> list[list[Q]]:
+        """Z[i][j] = w_j . x_i (n x m Fractions), built on first use."""
+        if self._Z is None:
+            if self._zi is None:
+                self._Z = preactivations(self.X, self.W)
+            else:
+                Zi, Dz = self._zi
+                self._Z = [[Q(z, Dz) for z in row] for row in Zi]
+        return self._Z
+
+    def zcol(self, j: int) -> list[Q]:
+        """Column j of Z (w_j . x_i for every i), without building the others."""
+        if self._Z is not None:
+            return [row[j] for row in self._Z]
+        if j not in self._cols:
+            if self._zi is None:
+                self._cols[j] = [row[j] for row in self.Z]
+            else:
+                Zi, Dz = self._zi
+                self._cols[j] = [Q(row[j], Dz) for row in Zi]
+        return self._cols[j]
 
     def sig(self, z: Q) -> Q:
         return sigma(z, self.ap, self.am)
@@ -161,8 +190,29 @@ class _Instance:
         return half_mean_loss(E)
 
     def loss_after(self, W, A, c=None) -> Q:
-        """Loss (problem's convention) at (W, A) with the output bias c (None: the point's own)."""
-        return self._loss_hm(self._residuals(W, A, c)) * self.factor
+        """Loss (problem's convention) at (W, A) with the output bias c (None: the point's own).
+        When few neurons differ from the point's, the residuals are the point's plus their change:
+        e_i + sum over those j of (a'_j sigma(w'_j . x_i) - a_j sigma(w_j . x_i)) + (c' - c)."""
+        moved = [j for j in range(self.m) if W[j] != self.W[j] or A[j] != self.A[j]] \
+            if len(W) == self.m and len(A) == self.m else None
+        if moved is None or 2 * len(moved) > self.m or (c is not None and self.c is None):
+            return self._loss_hm(self._residuals(W, A, c)) * self.factor
+        dc = [Q(0)] * self.k if c is None else [a - b for a, b in zip(c, self.c)]
+        E = [list(row) for row in self.E]
+        for j in moved:
+            zj = self.zcol(j)
+            if W[j] == self.W[j]:
+                zn = zj
+            else:
+                zi = None if self._xc is None else _int_preactivations(self.X, [W[j]], self._xc)
+                zn = [_dot(W[j], x) for x in self.X] if zi is None else [Q(row[0], zi[1]) for row in zi[0]]
+            for i in range(self.n):
+                new_h, old_h = self.sig(zn[i]), self.sig(zj[i])
+                for o in range(self.k):
+                    E[i][o] += A[j][o] * new_h - self.A[j][o] * old_h
+        if any(v != 0 for v in dc):
+            E = [[e + v for e, v in zip(row, dc)] for row in E]
+        return self._loss_hm(E) * self.factor
 
     def dc(self, v: Any, what: str) -> list[Q] | None:
         """A recorded move of the output bias (k numbers), or None when not recorded; only a point with
@@ -174,7 +224,7 @@ class _Instance:
 
     def D(self, j: int, r: list[Q]) -> list[Q]:
         """D_j(r) straight from its definition (no merging)."""
-        return D(self.X, [row[j] for row in self.Z], self.E, r, self.ap, self.am)
+        return D(self.X, self.zcol(j), self.E, r, self.ap, self.am)
 
     def phi(self, j: int, r) -> Q:
         return _dot(self.A[j], self.D(j, r))
@@ -183,8 +233,9 @@ class _Instance:
         """Linear part (k x d) and hinges {normal: Gamma} of D_j after merging parallel kinks."""
         Lin = [[Q(0)] * self.d for _ in range(self.k)]
         hinges: dict = {}
+        zj = self.zcol(j)
         for i, x in enumerate(self.X):
-            z = self.Z[i][j]
+            z = zj[i]
             s = self.dsig(z)  # alpha_minus on the kink: the linear part of sigma(x.r)
             for c in range(self.k):
                 if self.E[i][c] != 0:
@@ -352,8 +403,9 @@ def _ray_polynomial(inst: _Instance, moves: dict, dc: list | None = None):
     qv = [[Q(0)] * k for _ in range(n)]
     tmax = None
     for j, (dw, da) in moves.items():
+        zj = inst.zcol(j)
         for i, x in enumerate(inst.X):
-            z, dl = inst.Z[i][j], _dot(dw, x)
+            z, dl = zj[i], _dot(dw, x)
             s = inst.ap if (z > 0 or (z == 0 and dl > 0)) else inst.am
             for c in range(k):
                 u[i][c] += da[c] * s * z + inst.A[j][c] * s * dl

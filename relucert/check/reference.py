@@ -31,7 +31,7 @@ __all__ = ["dot", "sigma", "dsigma", "preactivations", "outputs", "residuals", "
 
 
 def dot(u, v) -> Q:
-    return sum((a * b for a, b in zip(u, v)), Q(0))
+    return sum((a * b for a, b in zip(u, v) if a and b), Q(0))     # (zero terms skipped: exact)
 
 
 def sigma(z: Q, ap: Q, am: Q) -> Q:
@@ -64,9 +64,10 @@ def _over_common(rows):
     return [[v.numerator * (D // v.denominator) for v in row] for row in rows], D
 
 
-def _int_preactivations(X, W):
-    """(integer n x m matrix N, D) with w_j . x_i = N[i][j] / D, or None (see _over_common)."""
-    cx, cw = _over_common(X), _over_common(W)
+def _int_preactivations(X, W, cx=None):
+    """(integer n x m matrix N, D) with w_j . x_i = N[i][j] / D, or None (see _over_common); ``cx``:
+    ``_over_common(X)`` if the caller has it already."""
+    cx, cw = (_over_common(X) if cx is None else cx), _over_common(W)
     if cx is None or cw is None:
         return None
     (Xi, Dx), (Wi, Dw) = cx, cw
@@ -82,9 +83,10 @@ def preactivations(X, W) -> list[list[Q]]:
     return [[Q(z, D) for z in row] for row in Zi]
 
 
-def outputs(X, W, A, ap: Q, am: Q, k: int, c=None) -> list[list[Q]]:
-    """f(x_i) = sum_j a_j sigma(w_j . x_i) + c (n x k; c None: no output bias)."""
-    zi, ca = _int_preactivations(X, W), _over_common(A)
+def outputs(X, W, A, ap: Q, am: Q, k: int, c=None, zi=None) -> list[list[Q]]:
+    """f(x_i) = sum_j a_j sigma(w_j . x_i) + c (n x k; c None: no output bias).  ``zi``: the value of
+    ``_int_preactivations(X, W)`` if the caller has it already."""
+    zi, ca = (_int_preactivations(X, W) if zi is None else zi), _over_common(A)
     if zi is None or ca is None:
         out = []
         for x in X:
@@ -105,9 +107,9 @@ def outputs(X, W, A, ap: Q, am: Q, k: int, c=None) -> list[list[Q]]:
     return out
 
 
-def residuals(X, Y, W, A, ap: Q, am: Q, c=None) -> list[list[Q]]:
-    """e_i = f(x_i) - y_i (n x k), the output bias c (None: none) included in f."""
-    F = outputs(X, W, A, ap, am, len(Y[0]) if Y else 0, c)
+def residuals(X, Y, W, A, ap: Q, am: Q, c=None, zi=None) -> list[list[Q]]:
+    """e_i = f(x_i) - y_i (n x k), the output bias c (None: none) included in f (``zi``: as outputs)."""
+    F = outputs(X, W, A, ap, am, len(Y[0]) if Y else 0, c, zi)
     return [[f - y for f, y in zip(Fi, Yi)] for Fi, Yi in zip(F, Y)]
 
 
@@ -137,6 +139,20 @@ def output_grad(Z, E, ap: Q, am: Q) -> list[list[Q]]:
     if cz is None or ce is None:
         return [[sum((E[i][c] * sigma(Z[i][j], ap, am) for i in range(n)), Q(0)) / n for c in range(k)]
                 for j in range(m)]
+    return _int_output_grad(cz, ce, n, m, k, ap, am)
+
+
+def output_grad_from_ints(zi, E, ap: Q, am: Q) -> list[list[Q]] | None:
+    """``output_grad`` from zi = ``_int_preactivations(X, W)`` (None if E has no common denominator
+    of at most COMMON_DEN_BITS bits: then call output_grad)."""
+    ce = _over_common(E)
+    if ce is None:
+        return None
+    n, k = len(E), len(E[0]) if E else 0
+    return _int_output_grad(zi, ce, n, len(zi[0][0]) if zi[0] else 0, k, ap, am)
+
+
+def _int_output_grad(cz, ce, n: int, m: int, k: int, ap: Q, am: Q) -> list[list[Q]]:
     (Zi, Dz), (Ei, De) = cz, ce
     ap, am = Q(ap), Q(am)
     ecols = [[row[c] for row in Ei] for c in range(k)]
