@@ -268,3 +268,44 @@ def test_one_output_square_is_einsum():
     """screen_arrays takes |a_j|^2 as a_j^2 for one output: einsum's sum of one product, bit for bit."""
     A = np.random.default_rng(1).normal(size=(50, 7, 1)) * np.logspace(-200, 150, 50)[:, None, None]
     assert np.array_equal(np.square(A[:, :, 0]), np.einsum("bmk,bmk->bm", A, A))
+
+
+class _FakeClock:
+    """perf_counter for _run_threaded: a chunk on a worker thread costs ``thread_cost``, on the
+    calling thread 1 (deterministic: no real timing)."""
+
+    def __init__(self, thread_cost):
+        import threading
+        self.now, self.cost, self.lock, self.main = 0.0, thread_cost, threading.Lock(), threading.get_ident()
+        self.on_threads = 0
+
+    def perf_counter(self):
+        return self.now
+
+    def chunk(self, _s):
+        import threading
+        with self.lock:
+            threaded = threading.get_ident() != self.main
+            self.on_threads += threaded
+            self.now += self.cost if threaded else 1.0
+
+
+@pytest.mark.parametrize("thread_cost, most_on_threads", [(2.0, False), (0.3, True)])
+def test_thread_runner_probes_losing_threads_less_often(thread_cost, most_on_threads, monkeypatch):
+    # threads twice as slow: after the first probes they are re-timed ever less often (PROBE_BACKOFF),
+    # so almost every chunk runs on one thread; threads 3x faster: almost every chunk runs on them
+    clock = _FakeClock(thread_cost)
+    monkeypatch.setattr(screen, "time", clock)
+    chunks = 6000
+    seen = []
+
+    def one(s):
+        clock.chunk(s)
+        seen.append(s)
+    screen._run_threaded(one, list(range(chunks)), 2)
+    assert sorted(seen) == list(range(chunks))
+    if most_on_threads:
+        assert clock.on_threads > 0.9 * chunks
+    else:
+        # without the back-off: 4 of every 68 chunks (6 %) on the losing threads
+        assert clock.on_threads < 0.015 * chunks

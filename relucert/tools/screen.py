@@ -484,6 +484,7 @@ def _idle_cpus() -> int:
 
 PROBE_EVERY = 32   # chunks per thread between two timings of the thread count not in use
 THREAD_GAIN = 0.9  # threads are used while they take at most this fraction of one thread's time
+PROBE_BACKOFF = 32  # losing threads are re-timed at most this many times less often than PROBE_EVERY
 
 
 def _run_threaded(one, starts: list, workers: int, report=None) -> None:
@@ -514,9 +515,10 @@ def _run_threaded(one, starts: list, workers: int, report=None) -> None:
 
     with ThreadPoolExecutor(max_workers=workers) as ex:
         per_chunk = {1: batch(workers, 1), workers: batch(2 * workers, workers)}
+        every = PROBE_EVERY
         while pos < len(starts):
             use = workers if per_chunk[workers] < THREAD_GAIN * per_chunk[1] else 1
-            for _ in range(max(1, PROBE_EVERY // 8)):
+            for _ in range(max(1, every // 8)):
                 if pos >= len(starts):
                     break
                 per_chunk[use] = batch(8 * workers, use)
@@ -525,6 +527,10 @@ def _run_threaded(one, starts: list, workers: int, report=None) -> None:
             other = 1 if use == workers else workers
             if pos < len(starts):
                 per_chunk[other] = batch(workers if other == 1 else 2 * workers, other)
+                # threads that lose again are timed half as often (a probe on threads that do not
+                # pay costs more than the chunks it times); a win resets the interval
+                lost = per_chunk[workers] >= THREAD_GAIN * per_chunk[1]
+                every = min(PROBE_EVERY * PROBE_BACKOFF, 2 * every) if lost and use == 1 else PROBE_EVERY
 
 
 def _numpy_chunk(X, Y, zero_rows, inv_xn, Wc, Ac, wn2, an2, ap, am, tol_kink, tol_tiny, xscale, yscale, factor,
