@@ -157,7 +157,7 @@ class Ints:
 
     def __init__(self, N: np.ndarray | None, D: int, F: np.ndarray | None = None, s: int = 0):
         self._N, self.D, self._F, self.s = N, D, F, s
-        self._limbs: dict = {}
+        self._limbs: dict = {}      # limbs per L, and the values _kept computes once
         self.shape = (N if N is not None else F).shape
 
     @classmethod
@@ -193,24 +193,32 @@ class Ints:
             return [int(v) for v in np.ldexp(self._F[i], self.s).tolist()]
         return self._N[i].tolist()
 
+    def _kept(self, name: str, make):
+        """make(), computed once per Ints (an Ints of frozen data is itself kept per problem)."""
+        if name not in self._limbs:
+            self._limbs[name] = make()
+        return self._limbs[name]
+
     def zero(self) -> np.ndarray:
-        return self._F == 0 if self._N is None else np.asarray(self._N == 0, dtype=bool)
+        if self._F is not None:
+            return self._F == 0
+        return self._kept("zero", lambda: np.asarray(self._N == 0, dtype=bool))
 
     def nearest(self) -> np.ndarray:
         """Nearest float64 of N / D (F itself when the matrix is float data)."""
-        return self._F if self._N is None else _to_float(self._N, self.D)
+        return self._F if self._F is not None else self._kept("nearest", lambda: _to_float(self._N, self.D))
 
     def bits(self) -> int:
         """Bit length of max |N|."""
-        if self._N is None:
+        if self._F is not None:
             nz = self._F != 0
             return int(np.frexp(np.abs(self._F[nz]).max())[1]) + self.s if nz.any() else 0
-        return int(max(np.abs(self._N).ravel().tolist(), default=0)).bit_length()
+        return self._kept("bits", lambda: int(max(np.abs(self._N).ravel().tolist(), default=0)).bit_length())
 
     def limbs(self, L: int) -> np.ndarray:
         """Signed L-bit limbs of N (T x shape float64, T >= 1), kept per L."""
         if L not in self._limbs:
-            if self._N is None:
+            if self._F is not None:
                 self._limbs[L] = float_limbs(self._F, self.s, L, max(1, -(-self.bits() // L)))
             else:
                 self._limbs[L] = split_limbs(self._N, L)
