@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from flint import fmpq
+from hypothesis import given, settings, strategies as st
 
-from relucert.core.problem import to_exact_matrix, to_fmpq
+from relucert.check.limits import LimitError, parse_exact
+from relucert.core.problem import _short_number, to_exact_matrix, to_fmpq
 from relucert.errors import InputError
 
 
@@ -93,3 +95,38 @@ def test_problem_data_is_frozen_and_its_strings_are_cached():
     assert len(calls) == 2
     view = pb.X[:, :1]                                      # a view of frozen data is not cached either
     assert not is_frozen(view)
+
+
+# short number strings take core/problem.py::_short_number; the value must be parse_exact's (the
+# general reader, an independent implementation) for every string either of them accepts
+_CHARS = st.sampled_from(list("0123456789") * 3 + list("+-./ e"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_CHARS, min_size=1, max_size=14).map("".join))
+def test_short_number_strings_read_as_parse_exact_reads_them(text):
+    got = _short_number(text)
+    try:
+        ref = parse_exact(text)
+    except LimitError:
+        ref = None
+    if got is not None:
+        assert ref is not None and got == fmpq(ref.numerator, ref.denominator), text
+    # every string the short reader declines still goes through parse_exact in to_fmpq
+    if ref is not None:
+        assert to_fmpq(text) == fmpq(ref.numerator, ref.denominator)
+    else:
+        with pytest.raises(InputError):
+            to_fmpq(text)
+
+
+@pytest.mark.parametrize("text, value", [("-11185117/268435456", fmpq(-11185117, 268435456)), ("0.28", fmpq(7, 25)),
+                                         ("-.25", fmpq(-1, 4)), ("+7/3", fmpq(7, 3)), (" 12/5 ", fmpq(12, 5)),
+                                         ("5.", fmpq(5)), ("-0", fmpq(0)), ("0012/0004", fmpq(3))])
+def test_short_number_hand_values(text, value):
+    assert _short_number(text) == value and to_fmpq(text) == value
+
+
+def test_short_number_declines_what_it_does_not_read():
+    for text in ("1/0", "1e3", "0.1/3", ".", "-", "/3", "abc", "nan"):
+        assert _short_number(text) is None

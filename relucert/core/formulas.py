@@ -216,17 +216,23 @@ def linear_part_exact(pos: np.ndarray, E: np.ndarray, X: np.ndarray, ap: fmpq, a
     Xr, Er = X.tolist(), E.tolist()
     Q = [[[Er[i][c] * x for x in Xr[i]] for i in range(n)] for c in range(k)]     # e_ic x_i
     up, base = (ap - am) / n, am / n
-    cols = [[i for i, b in enumerate(row) if b] for row in np.asarray(pos, dtype=bool).T.tolist()]
     flat = []
-    for j in range(m):
-        P = cols[j]
-        for c in range(k):
-            Qc = Q[c]
-            for q in range(d):
-                sp = _ZERO
-                for i in P:
-                    sp = sp + Qc[i][q]
-                flat.append(sp * up)
+    by_set: dict = {}           # neurons with the same positive set share its sums (same values)
+    for row in np.asarray(pos, dtype=bool).T.tolist():
+        key = tuple(row)
+        part = by_set.get(key)
+        if part is None:
+            P = [i for i, b in enumerate(row) if b]
+            part = []
+            for c in range(k):
+                Qc = Q[c]
+                for q in range(d):
+                    sp = _ZERO
+                    for i in P:
+                        sp = sp + Qc[i][q]
+                    part.append(sp * up)
+            by_set[key] = part
+        flat.extend(part)
     Lin = np.fromiter(flat, dtype=object, count=m * k * d).reshape(m, k, d)
     if am != 0:
         tot = np.fromiter([sum((Q[c][i][q] for i in range(n)), _ZERO) * base for c in range(k) for q in range(d)],

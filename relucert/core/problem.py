@@ -6,6 +6,7 @@ exact binary value (a float *is* a dyadic rational); decimal strings through the
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -57,12 +58,37 @@ def to_fmpq(v: Any, what: str = "value", limits: Limits | None = None) -> fmpq:
         low = v.strip().lower()
         if any(t in low for t in ("nan", "inf")):
             raise InputError(f"{what} is not finite: {v[:40]!r}")
+        if len(v) <= _SHORT <= limits.max_digits:
+            q = _short_number(v)
+            if q is not None:
+                return q
         try:
             fr = parse_exact(v, what, limits)
         except LimitError as e:
             raise InputError(str(e)) from None
         return fmpq(fr.numerator, fr.denominator)
     raise InputError(f"{what}: expected a number, got {type(v).__name__}")
+
+
+_SHORT = 40       # number strings up to this length are read by _short_number (within any digit limit >= it)
+_SHORT_RE = re.compile(r"\s*([+-]?)(\d*)(?:(\.)(\d*))?(?:/(\d+))?\s*")
+
+
+def _short_number(v: str) -> fmpq | None:
+    """The exact value of a short integer, plain decimal or fraction p/q string (the forms checkpoints
+    are written in), or None for any other form (parse_exact reads those, with its messages)."""
+    m = _SHORT_RE.fullmatch(v)
+    if m is None:
+        return None
+    sign, ip, dot, fp, den = m.groups()
+    fp = fp or ""
+    if not (ip or fp) or (dot and den is not None):
+        return None
+    q = int(den) if den is not None else 1
+    if q == 0:
+        return None
+    p = int(ip + fp) if ip or fp else 0
+    return fmpq(-p if sign == "-" else p, q * 10 ** len(fp))
 
 
 def _nearest_float_slow(q: fmpq) -> float:
