@@ -309,3 +309,26 @@ def test_thread_runner_probes_losing_threads_less_often(thread_cost, most_on_thr
     else:
         # without the back-off: 4 of every 68 chunks (6 %) on the losing threads
         assert clock.on_threads < 0.015 * chunks
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 4])
+def test_small_d_paths_agree_with_numpy(d):
+    """The kernel's one-pass paths for d <= 3 (and the general one): counts and the per-neuron
+    smallest |z| equal to the numpy pass's, with points near the kinks."""
+    pytest.importorskip("numba")
+    if screen._fused_kernel() is None:
+        pytest.skip("the numba kernel did not build")
+    X, Y, W, A = trajectory(7, 50, d, 1, 40, seed=20 + d)
+    pb = Problem.make(X, Y, "relu", "mse")
+    saved = screen._KERNEL, screen._NUMBA_MIN_WORK
+    try:
+        screen._NUMBA_MIN_WORK = 0
+        fast = screen_arrays(pb, W, A, per_neuron=True)
+        screen._KERNEL = False
+        slow = screen_arrays(pb, W, A, per_neuron=True)
+    finally:
+        screen._KERNEL, screen._NUMBA_MIN_WORK = saved
+    for name in COUNTS:
+        assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+    if np.array_equal(X @ W[0].T, [[_fma_dot(x, w) for w in W[0]] for x in X]):   # BLAS sums as the kernel
+        assert np.array_equal(fast.min_rel_z, slow.min_rel_z)

@@ -358,15 +358,14 @@ def screen_arrays(problem: Problem, W: np.ndarray, A: np.ndarray, *, c: np.ndarr
     def one(s: int) -> None:
         Wc, Ac = np.asarray(W[s:s + chunk], dtype=float), np.asarray(A[s:s + chunk], dtype=float)
         Cc = np.asarray(c[s:s + chunk], dtype=float) if has_c else None
-        wn2 = np.einsum("bmd,bmd->bm", Wc, Wc)            # B x m (faster than linalg.norm here)
-        # (one output: the one product einsum would take, bit for bit, at a third of the cost)
-        an2 = np.square(Ac[:, :, 0]) if k == 1 else np.einsum("bmk,bmk->bm", Ac, Ac)
+        if torch_dev or kernel is None:     # (the kernel sums them itself, in the same order)
+            wn2, an2 = _sq_norms(Wc), _sq_norms(Ac)
         if torch_dev:
             _torch_chunk(torch, dev, tX, tY, tzero, tinv, Wc, Ac, wn2, an2, ap, am, tol_kink, tol_tiny, xscale,
                          yscale, factor, out, pn, s, Cc)
         elif kernel is not None:   # (C-ordered and writable: the one signature compiled)
             Wk, Ak = np.require(Wc, requirements="CW"), np.require(Ac, requirements="CW")
-            kernel(Xp, Yp, inv_p, zero_p, n, Wk, Ak, np.ascontiguousarray(wn2), np.ascontiguousarray(an2),
+            kernel(Xp, Yp, inv_p, zero_p, n, Wk, Ak,
                    s_pos, float(am), am == 0, float(tol_kink), float(tol_tiny), xscale, yscale, factor, per_neuron,
                    out["loss"], out["grad_A"], out["grad_W"], out["near_kink"], out["tiny"], out["dead"],
                    *pnk, s, has_c, np.require(Cc, requirements="CW") if has_c else c_none, gc_out)
@@ -533,6 +532,16 @@ def _run_threaded(one, starts: list, workers: int, report=None) -> None:
                 every = min(PROBE_EVERY * PROBE_BACKOFF, 2 * every) if lost and use == 1 else PROBE_EVERY
 
 
+def _sq_norms(V: np.ndarray) -> np.ndarray:
+    """sum_q V[..., q]^2, B x m, summed in the order of q from the first square (each product and each
+    sum rounded on its own): the order the fused kernel's _fk_norms uses, so both paths see the same
+    |w_j| bit for bit (einsum's order depends on numpy's SIMD build)."""
+    acc = V[..., 0] * V[..., 0]
+    for q in range(1, V.shape[-1]):
+        acc = acc + V[..., q] * V[..., q]
+    return acc
+
+
 def _numpy_chunk(X, Y, zero_rows, inv_xn, Wc, Ac, wn2, an2, ap, am, tol_kink, tol_tiny, xscale, yscale, factor,
                  rows, out, pn, s, Cc=None) -> None:
     """The numpy pass over B checkpoints, ``rows`` data rows at a time (every quantity is a sum, a
@@ -630,6 +639,7 @@ def _build_kernel():
             red = numba.njit(nogil=True, cache=cache, error_model="numpy", fastmath={"reassoc", "contract"})
             g["_fk_rows_jit"] = red(_fk_rows)
             g["_fk_sumsq_jit"] = red(_fk_sumsq)
+            g["_fk_norms_jit"] = numba.njit(nogil=True, cache=cache, error_model="numpy")(_fk_norms)
             kernel = numba.njit(nogil=True, cache=cache, error_model="numpy", fastmath={"contract"})(_fk_screen)
             _warm_up(kernel)
             return kernel
@@ -643,12 +653,12 @@ def _warm_up(kernel) -> None:
     f, i = np.zeros(1), np.zeros(1, dtype=np.int64)
     p = np.zeros((1, 1), dtype=np.float32)
     kernel(np.zeros((4, 1)), np.zeros((4, 1)), np.ones(4), np.ones(4, dtype=bool), 1, np.zeros((1, 1, 1)),
-           np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), 1.0, 0.0, True, 1e-4, 1e-6, 1.0, 1.0, 1.0,
+           np.zeros((1, 1, 1)), 1.0, 0.0, True, 1e-4, 1e-6, 1.0, 1.0, 1.0,
            False, f, f.copy(), f.copy(), i, i.copy(), i.copy(), p, p.copy(), p.copy(), 0, False, np.zeros((1, 1)),
            f.copy())
 
 
-_fk_rows_jit = _fk_sumsq_jit = None   # the compiled _fk_rows and _fk_sumsq (set by _build_kernel) that _fk_screen calls
+_fk_rows_jit = _fk_sumsq_jit = _fk_norms_jit = None   # the compiled _fk_rows, _fk_sumsq and _fk_norms (set by _build_kernel) that _fk_screen calls
 
 
 def _fk_rows(Zb, Hb, Sb, Fb, At, thr, mr, alive, s_pos, s_neg, inv_xn, zero_row, i0, n, m, k):
@@ -694,6 +704,23 @@ def _fk_rows(Zb, Hb, Sb, Fb, At, thr, mr, alive, s_pos, s_neg, inv_xn, zero_row,
     return nnear
 
 
+def _fk_norms(W, A, b, wn2, an2):
+    """|w_j|^2 and |a_j|^2 of checkpoint b, each summed in coordinate order from the first square,
+    every product and sum rounded on its own (compiled without fastmath: no fused multiply-add), as
+    _sq_norms does in numpy."""
+    m, d = W.shape[1], W.shape[2]
+    k = A.shape[2]
+    for j in range(m):
+        s = W[b, j, 0] * W[b, j, 0]
+        for q in range(1, d):
+            s = s + W[b, j, q] * W[b, j, q]
+        wn2[j] = s
+        t = A[b, j, 0] * A[b, j, 0]
+        for c in range(1, k):
+            t = t + A[b, j, c] * A[b, j, c]
+        an2[j] = t
+
+
 def _fk_sumsq(V, rows, m, n):
     """sum of (V / n)^2."""
     acc = 0.0
@@ -704,7 +731,7 @@ def _fk_sumsq(V, rows, m, n):
     return acc
 
 
-def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_zero, tol_kink, tol_tiny,
+def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, s_pos, s_neg, am_zero, tol_kink, tol_tiny,
                xscale, yscale, factor, per_neuron, loss, grad_A, grad_W, near_kink, tiny, dead,
                min_rel, balance, norms, off, has_c, C, grad_c):
     """Checkpoints off .. off+B-1 (W: B x m x d, A: B x m x k; with ``has_c`` the output biases C,
@@ -729,13 +756,16 @@ def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_z
     G = np.empty((k, m))              # n dL/dA (transposed)
     esum = np.zeros(k)                # n dL/dc: the sum of the residuals (with has_c)
     GWt = np.empty((d, m))            # n dL/dW off the near-kink pairs (transposed)
+    wn2s = np.empty(m)                # |w_j|^2, |a_j|^2 of the checkpoint (as _sq_norms sums them)
+    an2s = np.empty(m)
     for b in range(B):
+        _fk_norms_jit(W, A, b, wn2s, an2s)
         for j in range(m):
             for q in range(d):
                 Wt[q, j] = W[b, j, q]
             for c in range(k):
                 At[c, j] = A[b, j, c]
-            wn[j] = np.sqrt(wn2s[b, j])
+            wn[j] = np.sqrt(wn2s[j])
             thr[j] = tol_kink * wn[j]
             mr[j] = np.inf
             alive[j] = 0
@@ -768,7 +798,29 @@ def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_z
                     Zb[1, j] = (((z1 + b0 * w0) + b1 * w1) + b2 * w2) + b3 * w3
                     Zb[2, j] = (((z2 + c0 * w0) + c1 * w1) + c2 * w2) + c3 * w3
                     Zb[3, j] = (((z3 + e0 * w0) + e1 * w1) + e2 * w2) + e3 * w3
-            if d4 == 0:
+            if d == 3:      # (the same fma chain, in one pass over j)
+                a0, b0, c0, e0 = Xp[i0, 0], Xp[i0 + 1, 0], Xp[i0 + 2, 0], Xp[i0 + 3, 0]
+                a1, b1, c1, e1 = Xp[i0, 1], Xp[i0 + 1, 1], Xp[i0 + 2, 1], Xp[i0 + 3, 1]
+                a2, b2, c2, e2 = Xp[i0, 2], Xp[i0 + 1, 2], Xp[i0 + 2, 2], Xp[i0 + 3, 2]
+                for j in range(m):
+                    w0 = Wt[0, j]
+                    w1 = Wt[1, j]
+                    w2 = Wt[2, j]
+                    Zb[0, j] = ((0.0 + a0 * w0) + a1 * w1) + a2 * w2
+                    Zb[1, j] = ((0.0 + b0 * w0) + b1 * w1) + b2 * w2
+                    Zb[2, j] = ((0.0 + c0 * w0) + c1 * w1) + c2 * w2
+                    Zb[3, j] = ((0.0 + e0 * w0) + e1 * w1) + e2 * w2
+            elif d == 2:
+                a0, b0, c0, e0 = Xp[i0, 0], Xp[i0 + 1, 0], Xp[i0 + 2, 0], Xp[i0 + 3, 0]
+                a1, b1, c1, e1 = Xp[i0, 1], Xp[i0 + 1, 1], Xp[i0 + 2, 1], Xp[i0 + 3, 1]
+                for j in range(m):
+                    w0 = Wt[0, j]
+                    w1 = Wt[1, j]
+                    Zb[0, j] = (0.0 + a0 * w0) + a1 * w1
+                    Zb[1, j] = (0.0 + b0 * w0) + b1 * w1
+                    Zb[2, j] = (0.0 + c0 * w0) + c1 * w1
+                    Zb[3, j] = (0.0 + e0 * w0) + e1 * w1
+            elif d4 == 0:
                 a0, b0, c0, e0 = Xp[i0, 0], Xp[i0 + 1, 0], Xp[i0 + 2, 0], Xp[i0 + 3, 0]
                 for j in range(m):
                     w0 = Wt[0, j]
@@ -776,7 +828,7 @@ def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_z
                     Zb[1, j] = 0.0 + b0 * w0
                     Zb[2, j] = 0.0 + c0 * w0
                     Zb[3, j] = 0.0 + e0 * w0
-            for q in range(max(d4, 1), d):
+            for q in range(max(d4, 1) if d > 3 or d == 1 else d, d):
                 a0 = Xp[i0, q]
                 b0 = Xp[i0 + 1, q]
                 c0 = Xp[i0 + 2, q]
@@ -807,13 +859,19 @@ def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_z
                         Fb[r, c] = ec
                         lacc += ec * ec
             # G_j += sigma(z_ij) e_i;  c_ij = s_ij (e_i . a_j)
+            if k == 1:      # (the four rows in one pass over j, the same sums in the same order)
+                e0, e1, e2, e3 = Fb[0, 0], Fb[1, 0], Fb[2, 0], Fb[3, 0]
+                for j in range(m):
+                    aj = At[0, j]
+                    G[0, j] = (((G[0, j] + Hb[0, j] * e0) + Hb[1, j] * e1) + Hb[2, j] * e2) + Hb[3, j] * e3
+                    Cb[0, j] = Sb[0, j] * (e0 * aj)
+                    Cb[1, j] = Sb[1, j] * (e1 * aj)
+                    Cb[2, j] = Sb[2, j] * (e2 * aj)
+                    Cb[3, j] = Sb[3, j] * (e3 * aj)
             for r in range(4):
                 ec = Fb[r, 0]
                 if k == 1:
-                    for j in range(m):
-                        G[0, j] += Hb[r, j] * ec
-                        Cb[r, j] = Sb[r, j] * (ec * At[0, j])
-                    continue
+                    break
                 for j in range(m):
                     G[0, j] += Hb[r, j] * ec
                     Cb[r, j] = ec * At[0, j]
@@ -850,18 +908,21 @@ def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, wn2s, an2s, s_pos, s_neg, am_z
         near_kink[t] = nnear
         nt = 0
         nd = 0
-        for j in range(m):
-            nt += np.sqrt(an2s[b, j]) * wn[j] * xscale / yscale < tol_tiny
-            nd += alive[j] == 0
-        tiny[t] = nt
-        dead[t] = nd if am_zero else 0
-        if per_neuron:
+        if per_neuron:      # (one pass over j for the counts and the per-neuron series)
             for j in range(m):
-                w2 = wn2s[b, j]
-                a2 = an2s[b, j]
+                w2 = wn2s[j]
+                a2 = an2s[j]
+                nt += np.sqrt(a2) * wn[j] * xscale / yscale < tol_tiny
+                nd += alive[j] == 0
                 min_rel[t, j] = mr[j] / max(wn[j], 1e-300)
                 balance[t, j] = w2 - a2
                 norms[t, j] = np.sqrt(w2 + a2)
+        else:
+            for j in range(m):
+                nt += np.sqrt(an2s[j]) * wn[j] * xscale / yscale < tol_tiny
+                nd += alive[j] == 0
+        tiny[t] = nt
+        dead[t] = nd if am_zero else 0
 
 
 def _progress(done: int, T: int, t0: float) -> None:
