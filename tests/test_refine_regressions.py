@@ -112,3 +112,56 @@ def test_refinement_progress_is_reported_per_reading():
     assert all(v is None for _, _, v in calls) and len(calls) == n_read
     rep = D.refine_point(pb, pt, progress=lambda *a: calls.append(a))
     assert rep["verdict"] == D.choose(info["refinements"]).verdict
+
+
+# 3. A tiny neuron with a tiny output weight but an ordinary input weight (found by the coverage
+#    campaign, run 75: a converged L-BFGS point): kept as given it is not refined and violates (S1) by
+#    itself, a_j := 0 leaves G_j != 0, and w_j := 0 moves theta by |w_j|. No reading was decisive;
+#    the fallback reading "tiny_refined" refines the tiny neurons with the alive ones.
+
+def _tiny_output_instance(noise: float = 1e-7):
+    # neuron 0 (w = (1, 0), a = 2) fits x > 0, neuron 1 (w = (-1, 0), a = 1e-8) the tiny targets at x < 0;
+    # size of neuron 1: |a||w| max|x| / max|y| = 1e-8 * 1 * sqrt(2) / 2 < 1e-6 (tiny)
+    X = np.array([[-1.0, 1], [-0.75, 1], [-0.5, 1], [0.5, 1], [0.75, 1], [1.0, 1]])
+    W0, A0 = np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([[2.0], [1e-8]])
+    Y = np.maximum(X @ W0.T, 0) @ A0
+    rng = np.random.default_rng(0)
+    W = W0 * (1 + noise * rng.standard_normal(W0.shape))
+    A = A0 * (1 + noise * rng.standard_normal(A0.shape))
+    pb = Problem.make(X, Y, "relu")
+    return pb, Point.make(W, A, pb)
+
+
+def test_tiny_neurons_refined_with_the_alive_ones_when_no_reading_is_decisive():
+    from relucert.check import check_certificate
+    from relucert.refine import refine
+    from relucert.refine.driver import refined_report_typed
+    pb, pt = _tiny_output_instance()
+    info = refine(pb, pt, Tolerances())
+    assert info["pattern"].status == ["alive", "tiny"]
+    by = {r.reading: r for r in info["refinements"]}
+    assert [r.reading for r in info["refinements"]][:4] == ["as_given", "tiny_output_zero", "tiny_zero",
+                                                            "tiny_refined"]
+    assert by["as_given"].verdict == "not_stationary" and by["tiny_output_zero"].verdict == "not_stationary"
+    assert "too far" in by["tiny_zero"].note
+    alt = by["tiny_refined"]
+    assert alt.verdict in ("local_min", "global_min") and alt.note.startswith("tiny neurons [1] refined")
+    assert check_certificate(alt.result.certificate).ok
+    assert alt.distance["relative"] < 1e-5                       # a nearby point, not a far one
+    # the refined tiny neuron is still a small neuron with its own sign: refined, not zeroed
+    assert 0 < float(alt.point.A[1][0]) < 1e-7
+    rep = refined_report_typed(pb, pt, info)
+    assert rep.best.reading == "tiny_refined"
+    amb = [a for a in rep.ambiguities if "tiny neurons" in a.what]
+    assert amb and amb[0].verdicts["tiny_refined"] == alt.verdict and "refined with the alive" in amb[0].what
+
+
+def test_tiny_refined_is_not_tried_when_a_reading_is_decisive():
+    from relucert.io import load
+    from relucert.refine import refine
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "paper",
+                        "1d_input_with_bias.json")
+    pb, pt = load(path)
+    info = refine(pb, pt, Tolerances())
+    assert info["tiny"] and "tiny_refined" not in [r.reading for r in info["refinements"]]

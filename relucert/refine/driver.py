@@ -343,6 +343,23 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
             out.append(r)
             if progress is not None:
                 progress(total, total, None)
+        # no reading decisive: the tiny neurons that act on the data may be small but real neurons of a
+        # stationary point nearby (kept as given they are not moved and violate (S1) by themselves;
+        # zeroed, the move can be too far when only a_j is small): refine them with the alive ones
+        if tiny and not any(r.verdict in DECISIVE for r in out):
+            alt = _tiny_as_alive(pat, point, tiny)
+            if alt is not None:
+                pat3, js = alt
+                if _exact.out_of_time():
+                    r = Refinement("as_given", None, None, {}, _not_tried())
+                else:
+                    with _least_squares_default(least_squares):
+                        r = _refine_one(problem, point, pat3, "as_given", tol, least_squares, memo, given)
+                    r.note = f"tiny neurons {js} refined with the alive ones; " + r.note
+                r.reading = "tiny_refined"
+                out.append(r)
+                if progress is not None:
+                    progress(len(out), len(out), None)
         fragile = _dead_read_as_zero(problem, point, choose(out), memo, given)
         if fragile is not None:
             out.append(fragile)
@@ -352,6 +369,18 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
 # one time budget for the whole refinement (every reading, both passes, every stage; the vector
 # Newton's own REFINE_SECONDS applies within it): readings not reached are reported as not tried
 REFINE_BUDGET = 40.0
+
+
+def _tiny_as_alive(pat: Pattern, point: Point, tiny: list):
+    """(the pattern with the tiny neurons that have w_j != 0, a_j != 0 and a pre-activation >= 0 on
+    some data point read as alive, those neurons), or None when there is none."""
+    js = [j for j in tiny if any(point.W[j].tolist()) and any(point.A[j].tolist())
+          and bool(np.any(np.asarray(pat.signs)[:, j] >= 0))]
+    if not js:
+        return None
+    status = ["alive" if j in js else s for j, s in enumerate(pat.status)]
+    return Pattern(status, [list(k) for k in pat.kinks], list(pat.snapped), pat.signs.copy(), pat.sizes,
+                   pat.kink_tol), js
 
 
 def _not_tried() -> str:
@@ -475,7 +504,7 @@ def refined_report_typed(problem: Problem, point: Point, info: dict) -> RefinedR
     """The typed report of ``refine(problem, point, ...)``: the chosen reading and the ambiguities."""
     pat, refs, tol, tiny = info["pattern"], info["refinements"], info["tolerances"], info["tiny"]
     best = choose(refs)
-    verdicts = {x.reading: x.verdict for x in refs if x.reading in READINGS}
+    verdicts = {x.reading: x.verdict for x in refs if x.reading in READINGS + ("tiny_refined",)}
     ambiguities = []
     alt = [x for x in refs if x.reading == "snapped_as_dead"]
     if alt:
@@ -488,7 +517,9 @@ def refined_report_typed(problem: Problem, point: Point, info: dict) -> RefinedR
     if len(set(verdicts.values())) > 1:
         ambiguities.append(Ambiguity(f"tiny neurons {tiny} (size |a||w|max|x|/max|y| < {tol.tiny:g}, or < "
                                      f"{tol.alive:g} without an alive neuron of the same activation pattern): "
-                                     "as given, with output weight 0, or exactly zero", verdicts))
+                                     "as given, with output weight 0, or exactly zero"
+                                     + (", or refined with the alive neurons" if "tiny_refined" in verdicts else ""),
+                                     verdicts))
     zero = [x for x in refs if x.reading == "dead_read_as_zero"]
     if zero and zero[0].verdict != best.verdict:
         ambiguities.append(Ambiguity(f"dead neurons {zero[0].read_as_dead} are within {FRAGILE:g} |theta| of "
