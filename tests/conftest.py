@@ -91,9 +91,34 @@ def _wrap_ball(orig):
         cert, note = orig(*args, **kwargs)
         if cert is not None:
             validate_certificate(cert, "relucert.decide.ball.ball_certificate")
+            point_evaluation_cross_check(cert)
         return cert, note
     ball_certificate.__schema_checked__ = orig
     return ball_certificate
+
+
+def point_evaluation_cross_check(cert, max_unknowns: int = 80) -> None:
+    """The checker's exact point evaluation of a ball (check.kernel._Ball._evaluate_point, sums over
+    the data taken once) must equal its interval formulas at a degenerate box (_evaluate_box), at the
+    centre and at a nearby rational point, for every ball certificate a test emits (up to
+    ``max_unknowns`` unknowns: the interval formulas are slow)."""
+    from fractions import Fraction
+
+    from relucert.check import kernel as K
+    try:
+        ball = K._Ball(K._Instance(cert), cert["evidence"])
+    except Exception:       # noqa: BLE001 -- a malformed certificate: the checker's own tests cover it
+        return
+    if len(ball.center) > max_unknowns:
+        return
+
+    def flat(x):
+        return [w for v in x for w in (flat(v) if isinstance(v, (list, tuple)) else [(v.lo, v.hi)])]
+    for shift in (Fraction(0), Fraction(1, 997)):
+        xi = [K._Iv(v + shift * (1 + t % 3)) for t, v in enumerate(ball.center)]
+        if flat(ball._evaluate_point(xi)) != flat(ball._evaluate_box(xi)):
+            raise SchemaViolation("check.kernel._Ball: the point evaluation differs from the interval "
+                                  f"formulas at a degenerate box (verdict {cert.get('verdict')!r})")
 
 
 def _ours(name: str, mod) -> bool:

@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 from fractions import Fraction as Q
+from math import lcm
 from typing import Any
 
 from .limits import LimitError, active_limits, load_json, parse_exact, read_text
@@ -781,7 +782,9 @@ BALL_FORMAT = "verifier-ball-certificate/1"
 
 
 class _Iv:
-    """A closed interval [lo, hi] with Fraction endpoints (exact interval arithmetic)."""
+    """A closed interval [lo, hi] with Fraction endpoints (exact interval arithmetic).  A point
+    (degenerate) interval holds one object in both ends (``lo is hi``): its products and sums take
+    one exact operation instead of two or four; the values are the same either way."""
     __slots__ = ("lo", "hi")
 
     def __init__(self, lo, hi=None):
@@ -794,24 +797,53 @@ class _Iv:
 
     def __add__(self, o):
         o = _Iv.of(o)
+        if self.lo is self.hi and o.lo is o.hi:
+            return _Iv(self.lo + o.lo)
         return _Iv(self.lo + o.lo, self.hi + o.hi)
 
     __radd__ = __add__
 
     def __sub__(self, o):
         o = _Iv.of(o)
+        if self.lo is self.hi and o.lo is o.hi:
+            return _Iv(self.lo - o.lo)
         return _Iv(self.lo - o.hi, self.hi - o.lo)
 
     def __rsub__(self, o):
         return _Iv.of(o) - self
 
     def __neg__(self):
+        if self.lo is self.hi:
+            return _Iv(-self.lo)
         return _Iv(-self.hi, -self.lo)
 
     def __mul__(self, o):
+        # min and max of the four end products, read off the end signs (the same two numbers)
         o = _Iv.of(o)
-        p = (self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi)
-        return _Iv(min(p), max(p))
+        a, b, c, e = self.lo, self.hi, o.lo, o.hi
+        if c is e:
+            if a is b:
+                return _Iv(a * c)
+            return _Iv(a * c, b * c) if c.numerator >= 0 else _Iv(b * c, a * c)
+        if a is b:
+            return _Iv(a * c, a * e) if a.numerator >= 0 else _Iv(a * e, a * c)
+        if a.numerator >= 0:
+            if c.numerator >= 0:
+                return _Iv(a * c, b * e)
+            if e.numerator <= 0:
+                return _Iv(b * c, a * e)
+            return _Iv(b * c, b * e)
+        if b.numerator <= 0:
+            if c.numerator >= 0:
+                return _Iv(a * e, b * c)
+            if e.numerator <= 0:
+                return _Iv(b * e, a * c)
+            return _Iv(a * e, a * c)
+        if c.numerator >= 0:
+            return _Iv(a * e, b * e)
+        if e.numerator <= 0:
+            return _Iv(b * c, a * c)
+        return _Iv(min(a * e, b * c), max(a * c, b * e))
 
     __rmul__ = __mul__
 
@@ -819,11 +851,33 @@ class _Iv:
         return max(abs(self.lo), abs(self.hi))
 
 
+def _qsum(vals) -> Q:
+    """The exact sum of Fractions (and ints), terms with one denominator added as integers first."""
+    by: dict = {}
+    for v in vals:
+        dn = v.denominator
+        by[dn] = by.get(dn, 0) + v.numerator
+    if len(by) == 1:
+        (dn, num), = by.items()
+        return Q(num, dn)
+    return sum((Q(num, dn) for dn, num in by.items()), Q(0))
+
+
 def _isum(items) -> _Iv:
-    out = _Iv(Q(0))
+    """The sum of intervals and exact numbers: [sum of the lower ends, sum of the upper ends]."""
+    los, his = [], []
+    point = True
     for v in items:
-        out = out + v
-    return out
+        if isinstance(v, _Iv):
+            los.append(v.lo)
+            his.append(v.hi)
+            point = point and v.lo is v.hi
+        else:
+            v = Q(v)
+            los.append(v)
+            his.append(v)
+    lo = _qsum(los)
+    return _Iv(lo) if point else _Iv(lo, _qsum(his))
 
 
 class _Ball:
@@ -1092,6 +1146,94 @@ class _Ball:
 
     def evaluate(self, xi):
         """h, residuals, F and J at an interval vector xi (degenerate intervals: exact values)."""
+        if all(isinstance(v, _Iv) and v.lo is v.hi for v in xi):
+            return self._evaluate_point(xi)
+        return self._evaluate_box(xi)
+
+    def _ints(self, g):
+        """Cluster g's y (n x p) as integers over one denominator: (rows, denominator), kept."""
+        c = self.clusters[g]
+        if "yi" not in c:
+            D = lcm(*[v.denominator for row in c["y"] for v in row]) if c["y"] and c["y"][0] else 1
+            c["yi"] = ([[v.numerator * (D // v.denominator) for v in row] for row in c["y"]], D)
+        return c["yi"]
+
+    def _evaluate_point(self, xi):
+        """``evaluate`` at a point, in exact numbers: the same h, E, F and J as the interval formulas
+        give at degenerate intervals, with the sums over the data taken once where a factor does not
+        depend on the data point (sum_i c h_i y_i = c sum_i h_i y_i, and h_i = sum_t theta_t y_it)."""
+        inst = self.inst
+        n, k = inst.n, inst.k
+        G = len(self.clusters)
+        TH, C = zip(*[self.unpack(xi, g) for g in range(G)])
+        th = [[v.lo for v in TH[g]] for g in range(G)]
+        cv = [[v.lo for v in C[g]] for g in range(G)]
+        ys = [c["y"] for c in self.clusters]
+        yi = [self._ints(g) for g in range(G)]
+        hq = [[_qsum([t * y for t, y in zip(th[g], ys[g][i])]) for i in range(n)] for g in range(G)]
+        Eq = [[_qsum([cv[g][c] * hq[g][i] for g in range(G)]) - inst.Y[i][c] for c in range(k)] for i in range(n)]
+        inv = Q(1, n)
+        idx, layout = 0, []
+        for g in range(G):
+            ft, nc = self.unknowns(g)
+            th_idx = {t: idx + a for a, t in enumerate(ft)}
+            idx += len(ft)
+            c_idx = list(range(idx, idx + nc))
+            idx += nc
+            layout.append((th_idx, c_idx))
+        # h of each cluster over one denominator (for the sums h_g . h_g2)
+        hi = []
+        for g in range(G):
+            D = lcm(*[v.denominator for v in hq[g]]) if n else 1
+            hi.append(([v.numerator * (D // v.denominator) for v in hq[g]], D))
+
+        def syy(g, t, g2, t2):          # sum_i y_g[i][t] y_g2[i][t2], exactly
+            (A1, D1), (A2, D2) = yi[g], yi[g2]
+            return Q(sum(A1[i][t] * A2[i][t2] for i in range(n)), D1 * D2)
+        F = [None] * self.N
+        J = [[None] * self.N for _ in range(self.N)]
+        ec = [[_qsum([Eq[i][c] * cv[g][c] for c in range(k)]) for i in range(n)] for g in range(G)]
+        for g, (th_idx, c_idx) in enumerate(layout):
+            y = ys[g]
+            for t, a in th_idx.items():
+                F[a] = _Iv(_qsum([ec[g][i] * y[i][t] for i in range(n)]) * inv)
+            for c, a in enumerate(c_idx):
+                F[a] = _Iv(_qsum([Eq[i][c] * hq[g][i] for i in range(n)]) * inv)
+        for g, (th_g, c_g) in enumerate(layout):
+            yg = ys[g]
+            pg = len(self.clusters[g]["B"])
+            # sum_i E_ic y_g[i][t], for the diagonal blocks
+            ey = {(t, c): _qsum([Eq[i][c] * yg[i][t] for i in range(n)]) for t in th_g for c in range(k)}
+            for g2, (th_2, c_2) in enumerate(layout):
+                p2 = len(self.clusters[g2]["B"])
+                cc = _qsum([cv[g][c] * cv[g2][c] for c in range(k)])
+                S = {(t, t2): syy(g, t, g2, t2) for t in th_g for t2 in range(p2)}
+                for t, a in th_g.items():
+                    for t2, b in th_2.items():
+                        J[a][b] = _Iv(cc * S[t, t2] * inv)
+                    if c_2:
+                        hy = _qsum([th[g2][t2] * S[t, t2] for t2 in range(p2)])    # sum_i h_g2[i] y_g[i][t]
+                    for c, b in enumerate(c_2):
+                        v = cv[g][c] * hy
+                        if g == g2:
+                            v = v + ey[t, c]
+                        J[a][b] = _Iv(v * inv)
+                        J[b][a] = J[a][b]
+                if c_g and c_2:
+                    (H1, D1), (H2, D2) = hi[g], hi[g2]
+                    hh = Q(sum(u * w for u, w in zip(H1, H2)), D1 * D2) * inv
+                    zero = _Iv(Q(0))
+                    for c, a in enumerate(c_g):
+                        for c2, b in enumerate(c_2):
+                            J[a][b] = _Iv(hh) if c == c2 else zero
+        TH = [list(v) for v in TH]
+        C = [list(v) for v in C]
+        h = [[_Iv(v) for v in row] for row in hq]
+        E = [[_Iv(v) for v in row] for row in Eq]
+        return TH, C, h, E, F, J
+
+    def _evaluate_box(self, xi):
+        """``evaluate`` over an interval vector: every term an interval, as the formulas read."""
         inst = self.inst
         n, k = inst.n, inst.k
         G = len(self.clusters)
