@@ -204,7 +204,7 @@ class Inconsistent(ArithmeticError):
 
 
 def rounded_nearest(K_rows: list, rhs: list, P_blocks: list, base: list,
-                    K_float: np.ndarray | None = None) -> list | None:
+                    K_float: np.ndarray | None = None, prove: bool = True) -> list | None:
     """An exact x with K x = K base + rhs, the nearest solution to ``base`` in the metric P (as in
     ``nearest_solve``: x - base minimises (x - base)^T P^{-1} (x - base)) to working precision, with
     short rationals; None when that fails (the caller takes the exact nearest solution).
@@ -219,7 +219,8 @@ def rounded_nearest(K_rows: list, rhs: list, P_blocks: list, base: list,
     is raised).  The exact correction
     x_S - x_f,S must be below ``ROUNDING_CORRECTION`` of the proposed change.  A neuron block whose
     columns of K are all zero does not move (its nearest change is exactly 0), and when rhs = 0,
-    base itself is returned."""
+    base itself is returned.  ``prove=False``: a failed proposal returns None without the exact rank
+    test that would prove the system inconsistent (for a caller that treats both alike)."""
     nvar = len(base)
     if not K_rows or nvar == 0:
         return None
@@ -289,7 +290,7 @@ def rounded_nearest(K_rows: list, rhs: list, P_blocks: list, base: list,
         x[c] = xs[q, 0]
     back = Km * fmpq_mat(nvar, 1, x)
     if any(back[i, 0] != target[i] for i in range(len(K_rows))):
-        if len(independent_subset(K_rows)) == rank:
+        if prove and len(independent_subset(K_rows)) == rank:
             # the rows R are independent (K_RS is invertible) and span every row: a consistent system
             # would be solved by x, so the system is inconsistent, exactly
             raise Inconsistent("the system has no exact solution")

@@ -5,6 +5,7 @@ pattern-gradient and exact kinks is an exact linear least-squares problem."""
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from flint import fmpq, fmpq_mat
@@ -148,6 +149,7 @@ def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Patter
     best = last_out = None            # (v, pattern, number of rounds) inside / outside its pattern
     seen, stop = {pat.signs.tobytes()}, ""
     while True:
+        t_round = time.monotonic()
         vnew, why = sys_.nearest(cur, v, P)
         if vnew is None:
             if not rounds:
@@ -195,6 +197,13 @@ def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Patter
         cur = updated_pattern(cur, signs)
         if _exact.out_of_time():
             stop = f"{_exact.budget_text()} ran out after round {len(rounds)}"
+            break
+        # the rounds only get longer (longer numbers, more rows): one that would not end within the
+        # budget is not started
+        took = time.monotonic() - t_round
+        if time.monotonic() + took > _exact.deadline():
+            stop = (f"{_exact.budget_text()} would run out during round {len(rounds) + 1} (round "
+                    f"{len(rounds)} took {took:.1f} s)")
             break
     if best is not None:
         v, bpat, r, pending = best
@@ -402,24 +411,29 @@ class _ScalarSystem:
                 rows_.append(row)
                 rows_f[q, t * d:(t + 1) * d] = self.Xf[i]
                 vals.append(fmpq(0))     # the change of v_t . x_i is 0: it keeps its current value
-            dv2 = self._solve(K + rows_, rhs + vals, P, v, np.vstack([Kf, rows_f]))
+            dv2 = self._solve(K + rows_, rhs + vals, P, v, np.vstack([Kf, rows_f]), required=False)
             if dv2 is None:
                 break
             dv = dv2
         return [a + b for a, b in zip(v, dv)], None
 
-    def _solve(self, K: list, rhs: list, P: list, v: list, Kf: np.ndarray) -> list | None:
+    def _solve(self, K: list, rhs: list, P: list, v: list, Kf: np.ndarray, required: bool = True) -> list | None:
         """The change dv of v to the solution of K dv = rhs nearest v in the metric P: exactly
         (``nearest_solve``) when that solution is small (``exact.nearest_exact_bits`` at most
         ``exact.NEAREST_EXACT_MAX_BITS``), else to working precision with short rationals
-        (``exact.rounded_nearest``; the exact one when that fails).  Either is an exact solution."""
+        (``exact.rounded_nearest``; the exact one when that fails).  Either is an exact solution.
+        ``required=False`` (the pinned re-solves, which are optional: the caller keeps its unpinned
+        exact solution on None): when the short-rational solve fails, None at once, without the
+        exact solve or the exact proof of inconsistency."""
         if nearest_exact_bits(K, rhs, P, self.k_bits) <= _exact.NEAREST_EXACT_MAX_BITS:
             return nearest_solve(K, rhs, P)
         try:
-            x = rounded_nearest(K, rhs, P, v, Kf)
+            x = rounded_nearest(K, rhs, P, v, Kf, prove=required)
         except Inconsistent:
             return None                 # proved inconsistent: the exact solve would say so too
         if x is None:
+            if not required:
+                return None
             return nearest_solve(K, rhs, P)
         return [a - b for a, b in zip(x, v)]
 
