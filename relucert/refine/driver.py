@@ -33,6 +33,7 @@ from relucert.decide.ball import ball_certificate, light_outputs
 from relucert.decide.certify import NeuronMemo, Result, certify, escape_path_losses
 from relucert.decide.escape import escape_test
 import relucert.refine.exact as _exact
+from relucert.refine.interpolate import interpolating_point
 from relucert.refine.classify import (Pattern, SnapGap, Tolerances, classify, exact_signs, pattern_flips,
                                       snap_gap, snapped_dead_pattern)
 from relucert.refine.replicas import refine_replicas
@@ -168,8 +169,30 @@ def _refine_one(problem: Problem, point: Point, pat: Pattern, reading: str, tol:
 def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str, tol: Tolerances,
                      least_squares: str | None = None, rounds: bool = True,
                      memo: NeuronMemo | None = None, given: _FloatView | None = None) -> Refinement:
-    start, changed = _apply_reading(problem, point, pat, reading)
     given = _FloatView(point) if given is None else given
+    ref = _refine_pattern_pass(problem, point, pat, reading, tol, least_squares, rounds, memo, given)
+    if ref.verdict in DECISIVE or ref.ball is not None:
+        return ref
+    # the network fits the data up to rounding: an exact zero-loss point nearby is a global minimum
+    # (refine.interpolate), from the refined point and else from the reading's start
+    start, _ = _apply_reading(problem, point, pat, reading)
+    for base in ([ref.point] if ref.point is not None else []) + [start]:
+        new, why = interpolating_point(problem, base)
+        if new is None:
+            continue
+        move = distance_moved(problem, given, new)
+        if move.relative_to_scale > tol.max_move:
+            continue
+        res = certify(problem, new, memo=memo)
+        if res.verdict in DECISIVE:
+            return Refinement(reading, res, new, move.to_json(), f"{ref.note}; instead: {why}")
+    return ref
+
+
+def _refine_pattern_pass(problem: Problem, point: Point, pat: Pattern, reading: str, tol: Tolerances,
+                         least_squares: str | None, rounds: bool, memo: NeuronMemo | None,
+                         given: _FloatView) -> Refinement:
+    start, changed = _apply_reading(problem, point, pat, reading)
     updates: list | None = [] if rounds else None   # refine.exact.PatternUpdate: the pattern solved on
     try:
         if problem.k == 1:
