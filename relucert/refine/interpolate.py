@@ -18,7 +18,8 @@ from relucert.refine.exact import exact_vector, least_norm_solve
 
 # the float residuals must be at most this fraction of the targets (root mean square) to try
 NEAR_ZERO_LOSS = 1e-9
-MAX_UNKNOWNS = 4000       # m d (or m k) + k unknowns, n k + kink rows: one exact solve of this size
+MAX_UNKNOWNS = 2000       # m d (or m k) + k unknowns ...
+MAX_EQUATIONS = 800       # ... and n k equations (+ kink rows): one exact solve of at most this size
 
 
 def interpolating_point(problem: Problem, point: Point, rel: float = NEAR_ZERO_LOSS) -> tuple[Point | None, str]:
@@ -35,7 +36,7 @@ def interpolating_point(problem: Problem, point: Point, rel: float = NEAR_ZERO_L
     resid = float(np.sqrt(np.mean((F - Yf) ** 2)))
     if not np.isfinite(resid) or scale == 0 or resid > rel * scale:
         return None, f"not near zero loss (float residual {resid:.1e} vs targets {scale:.1e})"
-    if n * k > MAX_UNKNOWNS:
+    if n * k > MAX_EQUATIONS:
         return None, f"interpolation system too large ({n * k} equations)"
     # base: the float point, read exactly (short numbers); A (or W) is held there
     W0, A0 = to_exact_matrix(Wf, "W"), to_exact_matrix(Af, "A")
