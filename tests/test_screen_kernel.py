@@ -160,12 +160,8 @@ def test_chunks_threads_and_dtypes_do_not_change_results(path, monkeypatch):
     _check(sc, oracle(pb.Xf, pb.Yf, "relu", "mse", W32.astype(float), A32.astype(float)), per_neuron=False)
 
 
-def test_both_paths_agree():
-    pytest.importorskip("numba")
-    if screen._fused_kernel() is None:
-        pytest.skip("the numba kernel did not build")
-    X, Y, W, A = trajectory(11, 40, 6, 2, 50, seed=3)
-    pb = Problem.make(X, Y, "leaky_relu:0.1", "mse")
+def _kernel_and_fallback(pb, W, A):
+    """The screen with the fused kernel (at any size) and with the numpy fallback."""
     saved = screen._KERNEL, screen._NUMBA_MIN_WORK
     try:
         screen._NUMBA_MIN_WORK = 0
@@ -174,6 +170,16 @@ def test_both_paths_agree():
         slow = screen_arrays(pb, W, A, per_neuron=True)
     finally:
         screen._KERNEL, screen._NUMBA_MIN_WORK = saved
+    return fast, slow
+
+
+def test_both_paths_agree():
+    pytest.importorskip("numba")
+    if screen._fused_kernel() is None:
+        pytest.skip("the numba kernel did not build")
+    X, Y, W, A = trajectory(11, 40, 6, 2, 50, seed=3)
+    pb = Problem.make(X, Y, "leaky_relu:0.1", "mse")
+    fast, slow = _kernel_and_fallback(pb, W, A)
     for name in COUNTS + PER_NEURON:
         assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
     for name in FLOATS:
@@ -248,14 +254,7 @@ def test_counts_agree_where_z_is_only_a_rounding_error():
         pytest.skip("this BLAS does not sum X @ W.T in order with fused multiply-adds")
     assert (Z[0] < 0).sum() > 10 and (Z[0] > 0).sum() > 10 and (Z[1:4] < 0).all()
     pb = Problem.make(X, Y, "relu", "mse")
-    saved = screen._KERNEL, screen._NUMBA_MIN_WORK
-    try:
-        screen._NUMBA_MIN_WORK = 0
-        fast = screen_arrays(pb, W, A, per_neuron=True)
-        screen._KERNEL = False
-        slow = screen_arrays(pb, W, A, per_neuron=True)
-    finally:
-        screen._KERNEL, screen._NUMBA_MIN_WORK = saved
+    fast, slow = _kernel_and_fallback(pb, W, A)
     ref = oracle(pb.Xf, pb.Yf, "relu", "mse", W, A)
     assert 10 < ref["dead"].min() and ref["dead"].max() < m - 10       # the signs decide
     for name in COUNTS:
@@ -320,14 +319,7 @@ def test_small_d_paths_agree_with_numpy(d):
         pytest.skip("the numba kernel did not build")
     X, Y, W, A = trajectory(7, 50, d, 1, 40, seed=20 + d)
     pb = Problem.make(X, Y, "relu", "mse")
-    saved = screen._KERNEL, screen._NUMBA_MIN_WORK
-    try:
-        screen._NUMBA_MIN_WORK = 0
-        fast = screen_arrays(pb, W, A, per_neuron=True)
-        screen._KERNEL = False
-        slow = screen_arrays(pb, W, A, per_neuron=True)
-    finally:
-        screen._KERNEL, screen._NUMBA_MIN_WORK = saved
+    fast, slow = _kernel_and_fallback(pb, W, A)
     for name in COUNTS:
         assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
     if np.array_equal(X @ W[0].T, [[_fma_dot(x, w) for w in W[0]] for x in X]):   # BLAS sums as the kernel

@@ -355,14 +355,9 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
         # (its w.x_i < 0 only by a hair): certify that reading too and report it when the verdict differs
         if dead_alt is not None:
             pat2, js = dead_alt
-            if _exact.out_of_time():
-                r = Refinement("as_given", None, None, {}, _not_tried())
-            else:
-                with _least_squares_default(least_squares):
-                    r = _refine_one(problem, point, pat2, "as_given", tol, least_squares, memo, given)
-            r.reading = "snapped_as_dead"
+            r = _pattern_reading(problem, point, pat2, "snapped_as_dead", _dead_reading_label(js), tol,
+                                 least_squares, memo, given)
             r.read_as_dead = js
-            r.note = f"{_dead_reading_label(js)}; " + r.note
             out.append(r)
             if progress is not None:
                 progress(total, total, None)
@@ -373,14 +368,9 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
             alt = _tiny_as_alive(pat, point, tiny)
             if alt is not None:
                 pat3, js = alt
-                if _exact.out_of_time():
-                    r = Refinement("as_given", None, None, {}, _not_tried())
-                else:
-                    with _least_squares_default(least_squares):
-                        r = _refine_one(problem, point, pat3, "as_given", tol, least_squares, memo, given)
-                    r.note = f"tiny neurons {js} refined with the alive ones; " + r.note
-                r.reading = "tiny_refined"
-                out.append(r)
+                out.append(_pattern_reading(problem, point, pat3, "tiny_refined",
+                                            f"tiny neurons {js} refined with the alive ones", tol, least_squares,
+                                            memo, given))
                 if progress is not None:
                     progress(len(out), len(out), None)
         fragile = _dead_read_as_zero(problem, point, choose(out), memo, given)
@@ -392,6 +382,19 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
 # one time budget for the whole refinement (every reading, both passes, every stage; the vector
 # Newton's own REFINE_SECONDS applies within it): readings not reached are reported as not tried
 REFINE_BUDGET = 40.0
+
+
+def _pattern_reading(problem: Problem, point: Point, pat: Pattern, name: str, what: str, tol: Tolerances,
+                     least_squares: str | None, memo: NeuronMemo, given: _FloatView) -> Refinement:
+    """The point as given refined on another reading of its pattern (``what`` heads the note), or not
+    tried when the time budget is spent."""
+    if _exact.out_of_time():
+        return Refinement(name, None, None, {}, _not_tried())
+    with _least_squares_default(least_squares):
+        r = _refine_one(problem, point, pat, "as_given", tol, least_squares, memo, given)
+    r.reading = name
+    r.note = f"{what}; " + r.note
+    return r
 
 
 def _tiny_as_alive(pat: Pattern, point: Point, tiny: list):
