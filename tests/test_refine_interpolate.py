@@ -31,6 +31,24 @@ def _fit(seed: int, n=5, d=3, m=4, k=2, noise=1e-11, act="leaky_relu:0.1", bias=
     return pb, pt
 
 
+def _oracle_loss(pb, pt):
+    """Brute-force oracle for this test only (independent of relucert's formulas): the sum of squared
+    residuals in Fractions, sigma(z) = alpha_+ z for z > 0 else alpha_- z."""
+    from fractions import Fraction
+    fr = lambda q: Fraction(int(q.p), int(q.q))   # noqa: E731
+    ap, am = fr(pb.activation.alpha_plus), fr(pb.activation.alpha_minus)
+    tot = Fraction(0)
+    for i in range(pb.n):
+        x = [fr(v) for v in pb.X[i].tolist()]
+        for c in range(pb.k):
+            f = fr(pt.c[c]) if pt.c is not None else Fraction(0)
+            for j in range(pt.m):
+                z = sum(fr(w) * v for w, v in zip(pt.W[j].tolist(), x))
+                f += fr(pt.A[j][c]) * (ap * z if z > 0 else am * z)
+            tot += (f - fr(pb.Y[i, c])) ** 2
+    return tot
+
+
 def test_hand_instance_moves_w_to_an_exact_fit():
     # X = (1, 0), (0, 1); relu; one neuron w = (1, 1), a = (1, 2); Y = (1, 2), (1 + 2^-40, 2 + 2^-39):
     # f(x_2) = (1, 2), so the fit misses y_2 by 2^-40 (1, 2); holding a, w_2 -> 1 + 2^-40 fits exactly
@@ -66,6 +84,7 @@ def test_zero_loss_points_are_exact_and_near(seed, bias):
         return
     st = ExactState(pb, new)         # ... a proposal never: its loss is exactly 0
     assert st.loss_half_mean == 0
+    assert _oracle_loss(pb, new) == 0      # and by the independent Fraction oracle below
     theta0 = np.concatenate([pt.Wf.ravel(), pt.Af.ravel()])
     theta1 = np.concatenate([new.Wf.ravel(), new.Af.ravel()])
     assert np.abs(theta1 - theta0).max() < 1e-8 * max(1.0, np.abs(theta0).max())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from flint import fmpq
 
-from relucert.core.formulas import ExactState, preactivations
+from relucert.core.formulas import ExactState, forward, preactivations, slopes
 from relucert.core.problem import Point, Problem, to_exact_matrix
 from relucert.refine.exact import exact_vector, least_norm_solve
 
@@ -26,20 +26,17 @@ def interpolating_point(problem: Problem, point: Point, rel: float = NEAR_ZERO_L
     """(an exact point with loss exactly 0, note) near ``point``, or (None, why not)."""
     n, d, k, m = problem.n, problem.d, problem.k, point.m
     Xf, Yf = problem.Xf, problem.Yf
-    Wf, Af = point.Wf, point.Af
     has_c = point.c is not None
     ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
-    Zf = Xf @ Wf.T
-    S = np.where(Zf > 0, float(ap), float(am))
-    F = (S * Zf) @ Af + (point.cf[None, :] if has_c else 0.0)
+    E = forward(Xf, Yf, point.Wf, point.Af, ap, am, point.cf if has_c else None).E
     scale = float(np.sqrt(np.mean(Yf ** 2)))
-    resid = float(np.sqrt(np.mean((F - Yf) ** 2)))
+    resid = float(np.sqrt(np.mean(E ** 2)))
     if not np.isfinite(resid) or scale == 0 or resid > rel * scale:
         return None, f"not near zero loss (float residual {resid:.1e} vs targets {scale:.1e})"
     if n * k > MAX_EQUATIONS:
         return None, f"interpolation system too large ({n * k} equations)"
     # base: the float point, read exactly (short numbers); A (or W) is held there
-    W0, A0 = to_exact_matrix(Wf, "W"), to_exact_matrix(Af, "A")
+    W0, A0 = to_exact_matrix(point.Wf, "W"), to_exact_matrix(point.Af, "A")
     c0 = exact_vector([fmpq(*float(v).as_integer_ratio()) for v in point.cf]) if has_c else None
     Z0 = preactivations(problem.X, W0)
     sg = [[(1 if Z0[i, j] > 0 else (-1 if Z0[i, j] < 0 else 0)) for j in range(m)] for i in range(n)]
@@ -59,7 +56,9 @@ def _solve(problem: Problem, W0, A0, c0, Z0, sg: list, moving: str) -> tuple[Poi
     X = [problem.X[i].tolist() for i in range(n)]
     Ar = A0.tolist()
     zero = fmpq(0)
-    H = [[(ap if sg[i][j] > 0 else am) * Z0[i, j] for j in range(m)] for i in range(n)]
+    S0 = slopes(Z0, ap, am)
+    H = (S0 * Z0).tolist()                          # sigma(z_ij) at the base
+    S0 = S0.tolist()
     nmov = m * d if moving == "W" else m * k
     nvar = nmov + (k if has_c else 0)
     if nvar > MAX_UNKNOWNS:
@@ -76,7 +75,7 @@ def _solve(problem: Problem, W0, A0, c0, Z0, sg: list, moving: str) -> tuple[Poi
                     continue
                 if sg[i][j] == 0:
                     continue             # on its kink: held there by a row below, contributes 0
-                coef = (ap if sg[i][j] > 0 else am) * Ar[j][c]
+                coef = S0[i][j] * Ar[j][c]
                 if coef != 0:
                     for q in range(d):
                         row[j * d + q] = coef * X[i][q]
