@@ -349,12 +349,13 @@ def test_forged_group_structure_is_rejected(valid):
     _rejected(_mut(cert, lambda e: e.pop("gl_groups")), "list gauge is allowed only")
     # copies (gamma != 1) cannot be group members
     _rejected(_mut(cert, lambda e: e["clusters"][0].update(gamma=["2"])), "gamma = beta = 1")
-    # a group in a saddle certificate
+    # relabelled a saddle: groups are allowed there (§10.6 (e) does not depend on the verdict), but a
+    # saddle needs a zero escape neuron, and this point has none
     c = copy.deepcopy(cert)
     c["verdict"] = "saddle"
     c["evidence"].pop("curvature")
     c["evidence"]["escape"] = [{"neuron": 0, "r": ["1", "0", "0"]}]
-    _rejected(c, "local_min certificates only")
+    _rejected(c, "escape must name a zero neuron")
 
 
 def test_forged_groups_on_other_points_are_rejected(valid):
@@ -671,11 +672,11 @@ def test_forged_linear_blocks_are_rejected(block_valid):
     def bad_gv(e):
         e["clusters"][fo[0]]["gauge_value"][1] = str(Q(e["clusters"][fo[0]]["gauge_value"][1]) + Q(1, 10 ** 45))
     _rejected(_mut(cert, bad_gv), "gauge values differ")
-    # a linear block in a saddle certificate
+    # relabelled a saddle: a linear block is allowed there, but a saddle names a zero escape neuron
     c = copy.deepcopy(cert)
     c["verdict"] = "saddle"
     c["evidence"].pop("curvature")
-    _rejected(c, "local_min certificates only")
+    _rejected(c, "escape neurons missing")
 
 
 def test_a_singular_free_block_is_rejected(block_valid):

@@ -440,12 +440,12 @@ def test_forged_trades_are_rejected(run25):
     _rejected(_mut(cert, lambda t, e: t.pop("inputs")), "exactly the keys")
     _rejected(_mut(cert, lambda t, e: t["inputs"][0].update(extra=1)), "exactly the keys")
     _rejected(_mut(cert, lambda t, e: e.update(trades=[t])), "exactly the keys")
-    # trades in a saddle certificate
+    # relabelled a saddle: trades are allowed there, but a saddle needs a zero escape neuron
     c = copy.deepcopy(cert)
     c["verdict"] = "saddle"
     c["evidence"].pop("curvature")
     c["evidence"]["escape"] = [{"neuron": 0, "r": ["1", "0"]}]
-    _rejected(c, "local_min certificates only")
+    _rejected(c, "escape must name a zero neuron")
     # dropping the trades (centre left as is) or the input trade alone: the slice no longer matches
     _rejected(_mut(cert, lambda t, e: e.pop("trades")), "ball center")
     _rejected(_mut(cert, lambda t, e: t.update(inputs=[])), "ball center")

@@ -1384,8 +1384,9 @@ def _ball_positive_definite(J: list, mu: Q) -> bool:
 
 def check_ball_certificate(cert: dict) -> str:
     """An exact stationary point theta* within the certificate's box (Krawczyk) that is a saddle (a
-    zero escape neuron) or a local minimum (Morse-Bott on the gauge slice, docs/theory.md §10.5; GL
-    groups of neurons with one activation pattern, §10.6, in local_min certificates only)."""
+    zero escape neuron) or a local minimum (Morse-Bott on the gauge slice, docs/theory.md §10.5); in
+    both, GL groups, linear blocks and trades (§10.6) may replace single gauges: their stationarity
+    arguments (§10.6 (e)-(g)) do not depend on the verdict."""
     pb, pt = cert.get("problem"), cert.get("point")
     blob = json.dumps({"problem": pb, "point": pt}, sort_keys=True, separators=(",", ":"))
     _need(cert.get("fingerprint") == hashlib.sha256(blob.encode()).hexdigest(),
@@ -1396,8 +1397,6 @@ def check_ball_certificate(cert: dict) -> str:
     _need(inst.c is None, "ball: the point has an output bias c, which ball certificates do not cover yet")
     ev = cert.get("evidence")
     _need(isinstance(ev, dict), "evidence missing")
-    _need(verdict == "local_min" or ("gl_groups" not in ev and "trades" not in ev),
-          "ball: gl_groups and trades (docs/theory.md §10.6) are allowed in local_min certificates only")
     ball = _Ball(inst, ev)
     if verdict == "local_min":
         mu = _ball_min_structure(ball, ev)

@@ -17,7 +17,9 @@ on an alive neuron's kink allowed when independent) the certificate can instead 
 the whole box (above a recorded curvature bound), (S2) holds strictly across every kink on the box,
 and the slice is transversal to the rescaling orbits.  Kink-free neurons sharing one strict sign
 vector form GL groups (docs/theory.md §10.6): their slice fixes an invertible block of their input
-weights, transversal to the GL(r) orbits that one coordinate per neuron leaves in the slice.
+weights, transversal to the GL(r) orbits that one coordinate per neuron leaves in the slice.  The
+same groups, linear blocks and trades serve saddle certificates (single smooth neurons next to the
+replica clusters and zero neurons): their stationarity arguments do not depend on the verdict.
 
 The solver part here only proposes (structure, center, preconditioner, radius, curvature); the decision is
 the independent checker's (relucert.check), which re-derives everything.
@@ -114,8 +116,7 @@ def structure(problem: Problem, point: Point) -> tuple[dict, str]:
                 break
         else:
             groups.append([j])
-    clusters = []
-    center: list = []
+    clusters, parts = [], []
     for gl in groups:
         u = W[gl[0]]
         gam = [next(W[j][q] / u[q] for q in range(d) if u[q] != 0) for j in gl]
@@ -132,7 +133,13 @@ def structure(problem: Problem, point: Point) -> tuple[dict, str]:
         t0 = max(range(len(B)), key=lambda t: abs(theta[t]))
         clusters.append({"neurons": gl, "gamma": [_s(g) for g in gam], "beta": [_s(b) for b in beta],
                          "basis": [[_s(v) for v in row] for row in B], "gauge": t0, "gauge_value": _s(theta[t0])})
-        center += [theta[t] for t in range(len(B)) if t != t0] + c
+        # copies and kink clusters keep their single gauge; single smooth neurons may form GL groups
+        parts.append((theta, c, None if K or len(gl) > 1 else
+                      tuple((dot(u, X[i]) > 0) - (dot(u, X[i]) < 0) for i in nz)))
+    grouped, why = _group_symmetries(problem, point, clusters, parts)
+    if grouped is None:
+        return None, why
+    extras, center, gnotes = grouped
     st = ExactState(problem, point)
     esc = []
     for j in zero:
@@ -141,8 +148,9 @@ def structure(problem: Problem, point: Point) -> tuple[dict, str]:
             esc.append({"neuron": j, "r": [_s(v) for v in e.r]})
     if not esc:
         return None, "no zero neuron is an escape neuron"
-    return {"clusters": clusters, "zero": zero, "dead": dead, "center": [_s(v) for v in center],
-            "escape": esc}, f"{len(clusters)} clusters, {len(center)} unknowns"
+    gn = f"; {'; '.join(gnotes)}" if gnotes else ""
+    return ({"clusters": clusters, "zero": zero, "dead": dead, "center": [_s(v) for v in center], "escape": esc,
+             **extras}, f"{len(clusters)} clusters, {len(center)} unknowns{gn}")
 
 
 def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
@@ -187,6 +195,24 @@ def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
         parts.append((theta, a, None if K else tuple((dot(w, X[i]) > 0) - (dot(w, X[i]) < 0) for i in nz)))
     if not clusters:
         return None, "no alive neuron"
+    grouped, why = _group_symmetries(problem, point, clusters, parts)
+    if grouped is None:
+        return None, why
+    extras, center, gnotes = grouped
+    ev = {"clusters": clusters, "zero": [], "dead": dead, "center": [_s(v) for v in center], **extras}
+    kn = f", {nk} data points on kinks" if nk else ""
+    gn = f"; {'; '.join(gnotes)}" if gnotes else ""
+    return ev, f"{len(clusters)} alive neurons, {len(dead)} dead, {len(center)} unknowns{kn}{gn}"
+
+
+def _group_symmetries(problem: Problem, point: Point, clusters: list, parts: list) -> tuple:
+    """((extras, center, notes), '') or (None, why not): the GL groups and linear blocks of the clusters
+    with one strict sign vector (``parts[g]`` = (theta_g, c_g, sign vector or None when the cluster is
+    not eligible: kinks, or copies)), the trades between them (docs/theory.md §10.6), the clusters'
+    gauges set accordingly (in place) and the box centre in the checker's unknown order.  Shared by the
+    saddle and the local_min structures: the stationarity arguments of §10.6 (e)-(g) do not depend on
+    the verdict."""
+    d = problem.d
     # GL groups: kink-free clusters with one (strict) sign vector
     by_sign: dict = {}
     for g, (_, _, sig) in enumerate(parts):
@@ -233,10 +259,7 @@ def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
     center: list = []
     for g, (theta, a, _) in enumerate(parts):
         center += [theta[t] for t in range(len(theta)) if t not in fixed_in[g]] + ([] if g in fixed_out else a)
-    ev = {"clusters": clusters, "zero": [], "dead": dead, "center": [_s(v) for v in center], **extras}
-    kn = f", {nk} data points on kinks" if nk else ""
-    gn = f"; {'; '.join(gnotes)}" if gnotes else ""
-    return ev, f"{len(clusters)} alive neurons, {len(dead)} dead, {len(center)} unknowns{kn}{gn}"
+    return (extras, center, gnotes), ""
 
 
 def _fixed_sets(ev: dict) -> tuple[list, set]:
@@ -286,7 +309,7 @@ def _trades(problem: Problem, point: Point, clusters: list, gl_groups: list,
     in_groups = {g for gr in gl_groups for g in gr["clusters"]}
     inputs = []
     for g, cl in enumerate(clusters):
-        if g in in_groups or "kinks" in cl or not isinstance(cl["gauge"], int):
+        if g in in_groups or "kinks" in cl or not isinstance(cl["gauge"], int) or len(cl["neurons"]) != 1:
             continue
         w = point.W[cl["neurons"][0]].tolist()
         zs = [dot(w, x) for x in X]
