@@ -240,6 +240,13 @@ class CheckpointReport:
                  f"by {c.distance['max_abs']:.2e} at most (relative {c.distance['relative']:.2e}); loss "
                  f"({c.loss_convention}) {c.start_loss:.6g} -> {c.end_loss:.6g}; relative float gradient "
                  f"{c.start_gradient_relative:.1e} -> {c.gradient_relative:.1e}"]
+        bm = (r.refined or {}).get("beyond_max_move")
+        if bm:
+            lines.append(f"  the end point's refinement moved {bm['move_relative_to_scale']:.2e} (relative to the "
+                         f"problem's scale), beyond max move {bm['max_move']:g}; accepted because it went on "
+                         f"downhill: move <= {bm['cap']:g}, float64 loss {bm['loss_start']:.10g} -> "
+                         f"{bm['loss_end']:.10g}, and no rise along the straight segment ({bm['samples']} steps, "
+                         f"rounding tolerance {bm['tolerance']:.1e})")
         lines += [ln.replace("the checkpoint itself, exactly as given", "the end point itself, exactly as given")
                   for ln in inner[1:] if not ln.startswith("  certificate")]
         lines.append(f"  the checkpoint itself, exactly as given: {self.given.verdict.upper()}")
@@ -315,15 +322,18 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
     decide it (or it is not near-stationary), follow the float training dynamics from it
     (``refine.converge.converge``, options ``converge_options``, ``progress(step, max, loss)``) and
     certify the end point the same way; the report is then about that point and says how far it is.
-    With ``converge`` the given point's refinement has GIVEN_REFINE_BUDGET_WITH_CONVERGE seconds (the
-    converged point's the usual refine.driver.REFINE_BUDGET), so that the whole call stays near a minute.
+    With ``converge`` the given point's refinement has GIVEN_REFINE_BUDGET_WITH_CONVERGE seconds and the
+    converged point's what is left of CONVERGE_TOTAL_BUDGET for the whole call (at least
+    CONVERGED_REFINE_MIN, at most the usual refine.driver.REFINE_BUDGET), so that the call stays under
+    a minute.
     ``analysis_progress(done, total, None)`` follows the exact per-neuron analysis of the given point
     (``decide.certify.certify``'s ``progress``), ``refine_progress`` the refinement's readings
     (``refine.driver.refine_point``'s)."""
     if converge is not None and converge not in CONVERGE_METHODS:
         raise InputError(f"converge must be one of {CONVERGE_METHODS} or None, got {converge!r}")
     # with --converge a second refinement may follow (at the converged point): the given point's
-    # refinement gets a shorter budget, so that the whole call stays near a minute
+    # refinement gets a shorter budget, and the second one what is left of the whole call's
+    started = time.monotonic()
     with _refine_exact.time_budget(GIVEN_REFINE_BUDGET_WITH_CONVERGE if converge is not None else math.inf,
                                    "the given point's budget with --converge, pipeline.GIVEN_REFINE_BUDGET_WITH_CONVERGE"):
         report = _certify_checkpoint(problem, point, method=method, tolerances=tolerances, refine_mode=refine_mode,
@@ -335,9 +345,13 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
     c = follow(problem, point, method=converge, progress=progress, tolerances=report.tolerances,
                **(converge_options or {}))
     report.converged = c
+    left = CONVERGE_TOTAL_BUDGET - (time.monotonic() - started)
+    # the converged point's refinement may go beyond max_move when it goes on downhill (refine.driver
+    # downhill_evidence): the user asked where the dynamics lead
     report.at_converged = _certify_checkpoint(problem, c.point, method=method, tolerances=tolerances,
                                               refine_mode="auto" if refine_mode == "never" else refine_mode,
-                                              check_mode=check_mode, check_limit=check_limit)
+                                              check_mode=check_mode, check_limit=check_limit, downhill=True,
+                                              refine_budget=max(CONVERGED_REFINE_MIN, round(left, 1)))
     report.independent_check += [line.replace("given point's", "converged point's")
                                  .replace("refined point's", "refined converged point's")
                                  for line in report.at_converged.independent_check]
@@ -346,12 +360,20 @@ def certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
 
 CONVERGE_METHODS = ("lbfgs", "flow")
 GIVEN_REFINE_BUDGET_WITH_CONVERGE = 15.0   # seconds for the given point's refinement when --converge may follow
+# seconds for a whole call with --converge: the converged point's refinement gets what the given point's
+# refinement and the dynamics left (at most refine.driver.REFINE_BUDGET), but at least CONVERGED_REFINE_MIN;
+# a refinement stops at its next budget check (a round can take a few seconds), so the call may end a
+# few seconds after this
+CONVERGE_TOTAL_BUDGET = 45.0
+CONVERGED_REFINE_MIN = 20.0
+CONVERGED_BUDGET_NAME = "what is left of the --converge call's budget, pipeline.CONVERGE_TOTAL_BUDGET"
 
 
 def _certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
                         tolerances: Tolerances | None = None, refine_mode: str = "auto",
                         check_mode: bool | str = "auto", check_limit: int = AUTO_CHECK_MAX,
-                        analysis_progress=None, refine_progress=None) -> CheckpointReport:
+                        analysis_progress=None, refine_progress=None, downhill: bool = False,
+                        refine_budget: float | None = None) -> CheckpointReport:
     tol = tolerances if tolerances is not None else Tolerances()
     validate_tolerances(tol)
     if refine_mode not in REFINE_MODES:
@@ -372,7 +394,8 @@ def _certify_checkpoint(problem: Problem, point: Point, *, method: str = "auto",
         else:
             grad = float("inf")       # beyond the float range: refinement (float-guided) cannot run
         if refine_mode == "always" or (res.verdict not in DECISIVE and grad <= tol.stationary):
-            refined = refine_point(problem, point, tol, progress=refine_progress)
+            refined = refine_point(problem, point, tol, progress=refine_progress, downhill=downhill,
+                                   budget=refine_budget, budget_name=CONVERGED_BUDGET_NAME)
     report = CheckpointReport(res, refined, grad, tol, refine_mode=refine_mode)
     report.independent_check = independent_check(report.certificates(), problem, point,
                                                  check_mode=check_mode, limit=check_limit)

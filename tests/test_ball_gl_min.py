@@ -206,13 +206,16 @@ def test_the_single_gauge_structure_of_the_same_point_is_singular(minimum):
 
 def test_a_saddle_with_a_shared_pattern_is_refused():
     """The critical point of the reduced-rank fit on eigenvectors 1 and 3 has negative curvature on the
-    slice: no local_min ball; the oracle confirms a lower loss nearby."""
+    slice: no local_min ball, but a saddle ball through that negative curvature (docs/theory.md §10.7),
+    with the GL group; the oracle confirms a lower loss nearby."""
     for am in ("0", "1/4"):
         pb, pt, Y = _instance(am, which=(0, 2))
         ev, note = min_structure(pb, pt)
         assert ev is not None and "gl_groups" in ev, note
         cert, why = ball_certificate(pb, pt)
-        assert cert is None and "not positive definite" in why, why
+        assert cert is not None and cert["verdict"] == "saddle", why
+        assert "negative_curvature" in cert["evidence"] and "gl_groups" in cert["evidence"]
+        assert check_certificate(cert).ok
         with mp.workdps(50):
             W0, A0 = _factor(_oracle_M(Y, am, (0, 2)), *GAUGE0)
             L0 = _mp_loss(Y, am, W0, A0)

@@ -166,7 +166,11 @@ def test_a_saddle_gets_no_local_min_ball_and_a_forged_one_is_rejected():
     pt = Point.make(P_SAD[:2], P_SAD[2:], pb)
     tol = Tolerances()
     ref = R._refine_one(pb, pt, classify(pb, pt, tol), "as_given", tol)
-    assert ref.point is not None and ref.verdict != "local_min" and ref.ball is None, ref.note
+    # no local_min ball; a saddle ball through negative curvature on the slice instead (§10.7)
+    assert ref.point is not None and ref.verdict == "saddle", ref.note
+    assert "negative_curvature" in ref.ball["evidence"] and "escape" not in ref.ball["evidence"]
+    assert check_certificate(ref.ball).ok and ref.ball["point"] == ref.point.to_json()   # the box centre
+    _oracle_negative_curvature(ref.ball)
     # the exact Hessian at the refined rounding has negative curvature on the gauge slice (a saddle)
     ev, _ = min_structure(pb, ref.point)
     wi, ai, _ = param_index(2, 2, 2, False)
@@ -176,7 +180,7 @@ def test_a_saddle_gets_no_local_min_ball_and_a_forged_one_is_rejected():
     H = hessian(pb, ref.point)
     assert inertia([[H[r][s] for s in keep] for r in keep])["negative"] >= 1
     cert, note = ball_certificate(pb, ref.point)
-    assert cert is None and "not positive definite" in note, note
+    assert cert is not None and cert["verdict"] == "saddle", note
     # forge one: the structure, preconditioner and radius of a valid box, and a tiny curvature claim
     from flint import fmpq, fmpq_mat
     from relucert.check.kernel import ball_jacobian_at_center
@@ -193,6 +197,44 @@ def test_a_saddle_gets_no_local_min_ball_and_a_forged_one_is_rejected():
         ev["curvature"] = mu
         res = check_certificate(forged)
         assert not res.ok and "Hessian on the gauge slice is not proven" in res.reasons[0], res.reasons
+
+
+def _oracle_negative_curvature(cert):
+    """This file's own check of a negative-curvature saddle ball: from the certificate's JSON only, the
+    recorded slice direction (identity bases, single gauges) mapped to (W, A) lowers the mpmath loss on
+    both sides of the centre, by about t^2 |v^T H v| / 2 (the centre's gradient is ~1e-60)."""
+    mp.mp.dps = 80
+    pbj, ptj, ev = cert["problem"], cert["point"], cert["evidence"]
+    X = [[mp.mpf(Q(v).numerator) / Q(v).denominator for v in r] for r in pbj["X"]]
+    Y = [[mp.mpf(Q(v).numerator) / Q(v).denominator for v in r] for r in pbj["Y"]]
+    W = [[mp.mpf(Q(v).numerator) / Q(v).denominator for v in r] for r in ptj["W"]]
+    A = [[mp.mpf(Q(v).numerator) / Q(v).denominator for v in r] for r in ptj["A"]]
+    d, k = len(X[0]), len(Y[0])
+    v = [mp.mpf(Q(x).numerator) / Q(x).denominator for x in ev["negative_curvature"]["direction"]]
+    dW, dA = [[mp.mpf(0)] * d for _ in W], [[mp.mpf(0)] * k for _ in A]
+    pos = 0
+    for cl in ev["clusters"]:
+        (j,) = cl["neurons"]
+        assert cl["basis"] == [[str(int(a == b)) for b in range(d)] for a in range(d)] and type(cl["gauge"]) is int
+        for q in range(d):
+            if q != cl["gauge"]:
+                dW[j][q] = v[pos]
+                pos += 1
+        for c in range(k):
+            dA[j][c] = v[pos]
+            pos += 1
+    assert pos == len(v)
+
+    def loss(t):
+        tot = mp.mpf(0)
+        for x, y in zip(X, Y):
+            hs = [max(mp.fdot([w[q] + t * dw[q] for q in range(d)], x), 0) for w, dw in zip(W, dW)]
+            tot += mp.fsum((mp.fsum((a[c] + t * da[c]) * h for a, da, h in zip(A, dA, hs)) - y[c]) ** 2
+                           for c in range(k))
+        return tot / (2 * len(X))
+    L0 = loss(0)
+    for t in (mp.mpf(10) ** -4, -mp.mpf(10) ** -4, mp.mpf(10) ** -6, -mp.mpf(10) ** -6):
+        assert loss(t) < L0 - t * t * mp.mpf(10) ** -6
 
 
 def _set(path, value):
@@ -261,3 +303,26 @@ def test_every_single_field_change_is_rejected(minimum):
         c = copy.deepcopy(cert)
         c["evidence"]["curvature"] = "100"
         require_valid(c)
+
+
+def test_negative_curvature_saddle_mutations_are_rejected():
+    pb = _problem(X_SAD, Y_SAD)
+    pt = Point.make(P_SAD[:2], P_SAD[2:], pb)
+    tol = Tolerances()
+    cert = R._refine_one(pb, pt, classify(pb, pt, tol), "as_given", tol).ball
+    assert cert is not None and check_certificate(cert).ok
+    N = len(cert["evidence"]["center"])
+
+    def rejected(mutate, words):
+        c = copy.deepcopy(cert)
+        mutate(c)
+        res = check_certificate(c)
+        assert not res.ok and any(words in r for r in res.reasons), res.reasons
+
+    # a direction of positive curvature: the gauge slice's first unknown alone (an input weight)
+    rejected(_set(["evidence", "negative_curvature", "direction"], ["1"] + ["0"] * (N - 1)), "not proven on the box")
+    rejected(_set(["evidence", "negative_curvature", "direction"], ["0"] * N), "direction is 0")
+    rejected(_set(["evidence", "negative_curvature", "direction"], ["1"] * (N + 1)), "direction")
+    rejected(_set(["evidence", "negative_curvature", "extra"], 1), "must be {direction}")
+    rejected(_set(["evidence", "escape"], [{"neuron": 0, "r": ["1", "0"]}]), "not both")
+    rejected(_set(["verdict"], "local_min"), "names no negative-curvature direction")

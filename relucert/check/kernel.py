@@ -1399,6 +1399,7 @@ def check_ball_certificate(cert: dict) -> str:
     _need(isinstance(ev, dict), "evidence missing")
     ball = _Ball(inst, ev)
     if verdict == "local_min":
+        _need("negative_curvature" not in ev, "ball: a local_min ball certificate names no negative-curvature direction")
         mu = _ball_min_structure(ball, ev)
     else:
         _need("curvature" not in ev, "ball: a saddle ball certificate claims no curvature bound")
@@ -1452,6 +1453,17 @@ def check_ball_certificate(cert: dict) -> str:
         _need(_ball_positive_definite(J, mu),
               f"ball: the Hessian on the gauge slice is not proven to exceed curvature {mu} on the box")
         return "local_min"
+    if "negative_curvature" in ev:
+        # §10.7: v^T H v < 0 for every H in J(box), so at the zero xi* the loss along the affine slice
+        # line xi* + t v falls like t^2 on both sides: a stationary point that is not a local minimum
+        _need("escape" not in ev, "ball: a saddle names escape neurons or a negative-curvature direction, not both")
+        nc = ev["negative_curvature"]
+        _need(isinstance(nc, dict) and set(nc) == {"direction"}, "ball: negative_curvature must be {direction}")
+        v = _vec(nc.get("direction"), "negative_curvature direction", N)
+        _need(any(v), "ball: negative_curvature direction is 0")
+        q = _isum(J[a][b] * (v[a] * v[b]) for a in range(N) for b in range(N) if v[a] and v[b])
+        _need(q.hi < 0, "ball: v^T J v < 0 is not proven on the box (negative_curvature)")
+        return "saddle"
     # the escape neuron: a zero neuron with D_j(r) != 0 at every point of the box
     escs = ev.get("escape")
     _need(isinstance(escs, list) and escs, "ball: escape neurons missing")

@@ -474,6 +474,31 @@ def _curvature_estimate(J: list) -> float:
     return float(np.linalg.eigvalsh((Jf + Jf.T) / 2)[0])
 
 
+def _negative_curvature_certificate(cert: dict, Jq: list, Y: list) -> tuple[dict | None, str]:
+    """A saddle ball (docs/theory.md §10.7) from a local_min skeleton whose slice Hessian has a negative
+    float eigenvalue at the centre: the eigenvector, rounded to 15 digits, as the direction v the
+    checker proves v^T J v < 0 for on the whole box; (None, why not) otherwise."""
+    Jf = np.array([[float(v) for v in row] for row in Jq])
+    lam, vec = np.linalg.eigh((Jf + Jf.T) / 2)
+    v = vec[:, 0] / np.max(np.abs(vec[:, 0]))
+    sad = {**cert, "verdict": "saddle",
+           "evidence": {**{a: b for a, b in cert["evidence"].items() if a != "curvature"},
+                        "negative_curvature": {"direction": [_s(Fraction(round(float(x) * 10 ** 15), 10 ** 15))
+                                                                      for x in v]}}}
+    ev = sad["evidence"]
+    ev["preconditioner"] = [[_s(_round(Y[a][b])) for b in range(len(Y))] for a in range(len(Y))]
+    last = ""
+    for rho in RADII:
+        ev["radius"] = _s(rho)
+        res = check.check_certificate(sad)
+        if res.ok:
+            return sad, (f"Krawczyk box of radius {rho} around the rounding, and the slice Hessian has negative "
+                         f"curvature along a recorded direction on the whole box (float estimate {lam[0]:.3e}): "
+                         f"a saddle")
+        last = "; ".join(res.reasons)
+    return None, f"no negative-curvature saddle ball: {last}"
+
+
 def _mu_candidates(lam: float) -> list:
     out = []
     for f in (2, 100):
@@ -571,6 +596,12 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
         if math.isnan(lam):
             return None, (f"no local_min ball: the Hessian on the gauge slice has entries beyond the float64 range "
                           f"at the centre, so no curvature bound can be proposed ({note})")
+        if lam < 0 and math.isfinite(lam):
+            # negative curvature on the slice: perhaps a saddle without a zero neuron (§10.7)
+            sad, snote = _negative_curvature_certificate(cert, Jq, Y)
+            if sad is not None:
+                return sad, f"{snote} ({note})"
+            note = f"{note}; {snote}"
         if not (lam > 0 and math.isfinite(lam)):
             return None, (f"no local_min ball: the Hessian on the gauge slice is not positive definite at the "
                           f"centre (float estimate of its smallest eigenvalue {lam:.3e}; {note})")

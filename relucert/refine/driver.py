@@ -20,6 +20,7 @@ This module runs the readings, certifies each refined point, and reports.
 """
 from __future__ import annotations
 
+import contextvars
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from flint import fmpq
 
-from relucert.core.formulas import ExactState
+from relucert.core.formulas import ExactState, forward, half_mean_loss
 from relucert.core.problem import Point, Problem, fmpq_to_float
 from relucert.decide.ball import ball_certificate, light_outputs
 from relucert.decide.certify import NeuronMemo, Result, certify, escape_path_losses
@@ -58,6 +59,7 @@ class Refinement:
     left_pattern: list = field(default_factory=list)
     ball: dict | None = None      # a ball certificate (check.BALL_FORMAT): saddle or local_min at a nearby exact point
     read_as_dead: list = field(default_factory=list)   # neurons read as strictly dead (snapped_as_dead)
+    downhill: dict | None = None  # Downhill.to_json(): accepted beyond max_move as the dynamics' end (see there)
 
     @property
     def verdict(self) -> str:
@@ -71,7 +73,7 @@ class Refinement:
                 "reason": (r.reason if r else self.note),
                 "escape_neurons": r.escape_neurons if r else (_ball_escape(self.ball)),
                 "distance": self.distance, "method": self.note, "left_pattern": self.left_pattern,
-                "loss": r.loss_json() if r else None}
+                "loss": r.loss_json() if r else None, "beyond_max_move": self.downhill}
 
 
 @dataclass
@@ -132,6 +134,114 @@ class _FloatView:
         self.Wf, self.Af, self.c, self.cf, self.m = point.Wf, point.Af, point.c, point.cf, point.m
 
 
+# The end point of --converge: the user asked where the training dynamics lead, and a refinement of
+# that point that goes on downhill is evidence of where they lead (THEORY §6).  There, and only there,
+# a refined point beyond max_move is accepted when (i) its move is at most DOWNHILL_FACTOR * max_move,
+# (ii) its float64 loss is not above the end point's, and (iii) the float64 loss does not rise along
+# the straight segment between them (DOWNHILL_SAMPLES equal steps; a rise of up to DOWNHILL_ULPS ulps
+# of the loss is rounding).  The refined point is then certified exactly as any other.
+DOWNHILL_FACTOR = 5.0
+DOWNHILL_SAMPLES = 64
+DOWNHILL_ULPS = 8
+
+_DOWNHILL: contextvars.ContextVar = contextvars.ContextVar("relucert_refine_downhill", default=False)
+
+
+@dataclass
+class Downhill:
+    """The evidence for (or against) accepting a refined point beyond max_move as the continuation of
+    the dynamics' descent from the point refined."""
+    move: float                # Move.relative_to_scale
+    max_move: float
+    cap: float                 # DOWNHILL_FACTOR * max_move
+    loss_start: float | None   # float64 loss (the problem's convention) at the point refined ...
+    loss_end: float | None     # ... and at the refined point (None: the segment was not evaluated)
+    largest_rise: float | None  # largest increase between consecutive samples of the segment
+    rise_at: float | None      # the segment parameter t where that increase ends
+    tolerance: float | None    # DOWNHILL_ULPS ulps of the largest loss on the segment
+    samples: int = DOWNHILL_SAMPLES
+
+    @property
+    def accepted(self) -> bool:
+        return bool(self.move <= self.cap and self.loss_end is not None
+                    and self.loss_end <= self.loss_start + self.tolerance and self.largest_rise <= self.tolerance)
+
+    def to_json(self) -> dict:
+        return {"accepted": self.accepted, "move_relative_to_scale": self.move, "max_move": self.max_move,
+                "cap": self.cap, "loss_start": self.loss_start, "loss_end": self.loss_end,
+                "largest_rise": self.largest_rise, "rise_at": self.rise_at, "tolerance": self.tolerance,
+                "samples": self.samples}
+
+    def text(self) -> str:
+        if self.accepted:
+            return (f"accepted beyond max move {self.max_move:g} as the continuation of the training dynamics "
+                    f"(allowed only for the end point of --converge): the move {self.move:.2e} is within "
+                    f"{self.cap:g} = {DOWNHILL_FACTOR:g} x max move, the refined point's float64 loss "
+                    f"{self.loss_end:.17g} is not above the end point's {self.loss_start:.17g}, and the loss "
+                    f"does not rise along the straight segment between them ({self.samples} equal steps, "
+                    f"largest rise {max(self.largest_rise, 0.0):.1e} <= {self.tolerance:.1e} = "
+                    f"{DOWNHILL_ULPS} ulps): the refinement went on downhill")
+        if self.move > self.cap:
+            why = f"the move is beyond even {self.cap:g} = {DOWNHILL_FACTOR:g} x max move"
+        elif self.loss_end > self.loss_start + self.tolerance:
+            why = (f"the refined point's float64 loss {self.loss_end:.17g} is above the end point's "
+                   f"{self.loss_start:.17g}")
+        else:
+            why = (f"the float64 loss rises by {self.largest_rise:.2e} (> {DOWNHILL_ULPS} ulps, "
+                   f"{self.tolerance:.1e}) along the straight segment from the end point, at t = "
+                   f"{self.rise_at:.3g}")
+        return f"not accepted as the continuation of the training dynamics: {why}"
+
+
+def segment_losses(problem: Problem, p0, p1, samples: int = DOWNHILL_SAMPLES) -> np.ndarray:
+    """float64 losses (the problem's convention) at theta_0 + t (theta_1 - theta_0), t = 0, 1/samples,
+    ..., 1, all evaluated in one batch (the ends are p0's and p1's float views exactly)."""
+    t = np.linspace(0.0, 1.0, samples + 1)
+    mix = lambda a, b, extra: (1.0 - t).reshape((-1,) + (1,) * extra) * a + t.reshape((-1,) + (1,) * extra) * b
+    W, A = mix(p0.Wf, p1.Wf, 2), mix(p0.Af, p1.Af, 2)
+    c = None
+    if p0.c is not None or p1.c is not None:
+        c0 = p0.cf if p0.c is not None else np.zeros(problem.k)
+        c1 = p1.cf if p1.c is not None else np.zeros(problem.k)
+        c = mix(c0, c1, 1)
+    act = problem.activation
+    with np.errstate(over="ignore", invalid="ignore"):
+        fw = forward(problem.Xf, problem.Yf, W, A, fmpq_to_float(act.alpha_plus), fmpq_to_float(act.alpha_minus), c)
+        return np.asarray(half_mean_loss(fw.E), dtype=float) * fmpq_to_float(problem.loss_factor())
+
+
+def downhill_evidence(problem: Problem, given, new: Point, move: "Move", tol: Tolerances) -> Downhill | None:
+    """None unless refining the end point of --converge (``refine(..., downhill=True)``) and ``new`` is
+    beyond max_move; else ``segment_evidence`` (``accepted`` says whether it suffices)."""
+    if not _DOWNHILL.get() or not move.relative_to_scale > tol.max_move:
+        return None
+    return segment_evidence(problem, given, new, move, tol)
+
+
+def segment_evidence(problem: Problem, given, new: Point, move: "Move", tol: Tolerances) -> Downhill:
+    """The Downhill evidence for ``new`` as the continuation of the descent from ``given`` (its float
+    views; ``move`` = distance_moved(problem, given, new)): the segment is evaluated only when the move
+    is within DOWNHILL_FACTOR * tol.max_move."""
+    cap = DOWNHILL_FACTOR * tol.max_move
+    if move.relative_to_scale > cap:
+        return Downhill(move.relative_to_scale, tol.max_move, cap, None, None, None, None, None)
+    L = segment_losses(problem, given, new)
+    if not np.isfinite(L).all():
+        return Downhill(move.relative_to_scale, tol.max_move, cap, float(L[0]), math.inf, math.inf, 1.0, 0.0)
+    rises = np.diff(L)
+    i = int(np.argmax(rises))
+    tolerance = float(DOWNHILL_ULPS * np.finfo(float).eps * float(np.abs(L).max()))
+    return Downhill(move.relative_to_scale, tol.max_move, cap, float(L[0]), float(L[-1]), float(rises[i]),
+                    (i + 1) / DOWNHILL_SAMPLES, tolerance)
+
+
+def _beyond_max_move(problem: Problem, given, new: Point, tol: Tolerances) -> tuple["Move", Downhill | None, bool]:
+    """(the move from ``given``, the Downhill evidence or None, whether ``new`` is too far)."""
+    move = distance_moved(problem, given, new)
+    down = downhill_evidence(problem, given, new, move, tol)
+    return move, down, move.relative_to_scale > tol.max_move and not (down is not None and down.accepted)
+
+
 def _apply_reading(problem: Problem, point: Point, pat: Pattern, reading: str):
     """Starting point and the set of neurons that refinement may move, for one reading."""
     W, A = point.W.copy(), point.A.copy()
@@ -180,12 +290,14 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
         new, why = interpolating_point(problem, base)
         if new is None:
             continue
-        move = distance_moved(problem, given, new)
-        if move.relative_to_scale > tol.max_move:
+        move, down, far = _beyond_max_move(problem, given, new, tol)
+        if far:
             continue
         res = certify(problem, new, memo=memo)
         if res.verdict in DECISIVE:
-            return Refinement(reading, res, new, move.to_json(), f"{ref.note}; instead: {why}")
+            return Refinement(reading, res, new, move.to_json(), f"{ref.note}; instead: {why}"
+                              + (f"; {down.text()}" if down is not None else ""),
+                              downhill=down.to_json() if down is not None else None)
     return ref
 
 
@@ -209,7 +321,7 @@ def _refine_pattern_pass(problem: Problem, point: Point, pat: Pattern, reading: 
     final = updates[-1].pattern if updates else pat
     merged_updates: list | None = [] if rounds else None
     if problem.k > 1 and (new is None or pattern_flips(problem, new, final, ignore)
-                          or distance_moved(problem, given, new).relative_to_scale > tol.max_move):
+                          or _beyond_max_move(problem, given, new, tol)[2]):
         merged = refine_replicas(problem, start, pat, reading, tol, pattern_out=merged_updates)
         if merged is not None and merged[0] is not None:
             new, note = merged[0], f"{note}; then {merged[1]}"
@@ -224,12 +336,17 @@ def _refine_pattern_pass(problem: Problem, point: Point, pat: Pattern, reading: 
     if flips:
         return Refinement(reading, None, new, dist,
                           f"{note}; the refined point leaves the pattern ({len(flips)} sign changes); stopped", flips)
-    if move.relative_to_scale > tol.max_move:
+    down = downhill_evidence(problem, given, new, move, tol)
+    if move.relative_to_scale > tol.max_move and not (down is not None and down.accepted):
         return Refinement(reading, None, new, dist,
                           f"{note}; the refined point is too far from the given one (move "
                           f"{move.relative_to_scale:.2e} relative to max(|theta|, the problem's "
                           f"parameter scale) > {tol.max_move:g}{_far_neurons(given, new)}): the nearest "
-                          "stationary point found is not near the checkpoint; stopped")
+                          "stationary point found is not near the checkpoint"
+                          + (f" ({down.text()})" if down is not None else "") + "; stopped")
+    downj = None
+    if down is not None:            # accepted: say so in the note and keep the evidence
+        note, downj = f"{note}; {down.text()}", down.to_json()
     res = certify(problem, new, memo=memo)
     if problem.k > 1 and res.verdict == "not_stationary":
         # vector output: the pattern-restricted stationary point is in general irrational (rank-
@@ -239,19 +356,19 @@ def _refine_pattern_pass(problem: Problem, point: Point, pat: Pattern, reading: 
         resid = fmpq_to_float(res.descent_derivative)
         cert, bnote = ball_certificate(problem, new)
         if cert is not None:
-            if cert["verdict"] == "local_min":
-                new = light_outputs(new)        # the box centre: the certificate's point
+            if cert["verdict"] == "local_min" or "negative_curvature" in cert["evidence"]:
+                new = light_outputs(new)        # the box centre (built on the light rounding): the certificate's point
             return Refinement(reading, None, new, dist,
                               f"{note}; the rational rounding is stationary only up to {resid:.1e}, but a "
                               f"ball certificate proves an exact stationary point nearby that is a "
                               f"{'local minimum' if cert['verdict'] == 'local_min' else 'saddle'}: "
-                              f"{bnote}", ball=cert)
+                              f"{bnote}", ball=cert, downhill=downj)
         hint = _numerical_hint(problem, new, resid)
         return Refinement(reading, None, new, dist,
                           f"{note}; inconclusive: the rational rounding is not exactly stationary (residual: "
                           f"L'(theta; Delta) = {resid:.3e} along the recorded descent direction, "
-                          f"{ns['reason']} on neuron {ns['direction']['neuron']}){hint}; {bnote}")
-    return Refinement(reading, res, new, dist, note)
+                          f"{ns['reason']} on neuron {ns['direction']['neuron']}){hint}; {bnote}", downhill=downj)
+    return Refinement(reading, res, new, dist, note, downhill=downj)
 
 
 def _far_neurons(given, new: Point) -> str:
@@ -320,7 +437,7 @@ def _least_squares_default(choice: str | None):
 
 def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
            readings: tuple = READINGS, least_squares: str | None = None, progress=None,
-           memo: NeuronMemo | None = None) -> dict:
+           memo: NeuronMemo | None = None, downhill: bool = False) -> dict:
     """Refine under each reading of the tiny neurons, certify each refined point exactly.
 
     Returns {"pattern": Pattern, "refinements": [Refinement], "tolerances": Tolerances,
@@ -331,7 +448,21 @@ def refine(problem: Problem, point: Point, tol: Tolerances | None = None,
     weighting); None means ``refine.exact.LEAST_SQUARES``.  ``progress(done, total, None)`` after each
     reading (the library prints nothing).  The refined points of the readings differ in a few
     neurons: their certifications share the per-neuron analyses of the neurons they have in common
-    (``decide.certify.NeuronMemo``, by exact content; ``memo``: one to share further, else a new one)."""
+    (``decide.certify.NeuronMemo``, by exact content; ``memo``: one to share further, else a new one).
+
+    ``downhill``: ``point`` is the end point of the training dynamics (--converge); a refined point
+    beyond ``tol.max_move`` is then accepted when the evidence says the descent continues there
+    (``downhill_evidence``: DOWNHILL_FACTOR x max_move at most, loss not higher, no rise along the
+    segment); never for a checkpoint as given."""
+    token = _DOWNHILL.set(bool(downhill))
+    try:
+        return _refine(problem, point, tol, readings, least_squares, progress, memo)
+    finally:
+        _DOWNHILL.reset(token)
+
+
+def _refine(problem: Problem, point: Point, tol: Tolerances | None, readings: tuple, least_squares: str | None,
+            progress, memo: NeuronMemo | None) -> dict:
     tol = tol or Tolerances()
     memo = NeuronMemo() if memo is None else memo
     given = _FloatView(point)
@@ -463,7 +594,7 @@ def _dead_read_as_zero(problem: Problem, point: Point, best: Refinement,
         # reading of it; only a ball certificate can say what the exact point read as zero is
         cert, bnote = ball_certificate(problem, zero)
         if cert is not None:
-            if cert["verdict"] == "local_min":
+            if cert["verdict"] == "local_min" or "negative_curvature" in cert["evidence"]:
                 zero = light_outputs(zero)      # the box centre: the certificate's point
             return Refinement("dead_read_as_zero", None, zero, dist, f"{note}; {bnote}", ball=cert, read_as_dead=js)
         return Refinement("dead_read_as_zero", None, zero, dist,
@@ -521,6 +652,8 @@ class RefinedReport:
             "certificate": r.certificate if r else best.ball,
             "escape_path_losses": escape_path_losses(r) if r else [],
             "left_pattern": best.left_pattern,
+            # the refined point beyond max_move, accepted as the dynamics' continuation (Downhill), or None
+            "beyond_max_move": best.downhill,
             # the refined point itself (exact rationals as strings); for a ball certificate its centre
             "point": best.point.to_json() if best.point is not None else None,
         }
@@ -599,7 +732,8 @@ def kink_neighbours(problem: Problem, point: Point, pat: Pattern) -> list[tuple[
 
 
 def refine_point(problem: Problem, point: Point, tol: Tolerances | None = None,
-                 least_squares: str | None = None, progress=None) -> dict:
+                 least_squares: str | None = None, progress=None, downhill: bool = False,
+                 budget: float | None = None, budget_name: str | None = None) -> dict:
     """``refined_report(problem, point, refine(...))``, and when the kink snapping is not clear-cut
     (snapped and kept relative |w.x| within a factor ``CLEAR_GAP``) the same at the two neighbouring
     kink tolerances (``kink_neighbours``, used as fixed tolerances).  The report is the base
@@ -607,11 +741,16 @@ def refine_point(problem: Problem, point: Point, tol: Tolerances | None = None,
     ``kink_alternatives`` lists every tolerance tried with its verdict, and an ambiguity records
     differing verdicts.  Every refined point is certified exactly on its own.  One time budget,
     REFINE_BUDGET, covers all of it: neighbours not reached are listed as not tried.
-    ``progress(done, total, None)``: as ``refine``'s, for each tolerance in turn."""
+    ``progress(done, total, None)``: as ``refine``'s, for each tolerance in turn; ``downhill``: as
+    ``refine``'s (the end point of --converge); ``budget``: seconds instead of REFINE_BUDGET when
+    shorter (``budget_name``: the setting a report names when it runs out)."""
     tol = tol or Tolerances()
     memo = NeuronMemo()          # every tolerance refines the same problem near the same point
-    with _exact.time_budget(REFINE_BUDGET):
-        info = refine(problem, point, tol, least_squares=least_squares, progress=progress, memo=memo)
+    short = budget is not None and budget < REFINE_BUDGET
+    with _exact.time_budget(budget if short else REFINE_BUDGET,
+                            (budget_name or "the caller's budget") if short else "refine.driver.REFINE_BUDGET"):
+        info = refine(problem, point, tol, least_squares=least_squares, progress=progress, memo=memo,
+                      downhill=downhill)
         base = refined_report(problem, point, info)
         tries = kink_neighbours(problem, point, info["pattern"])
         if not tries:
@@ -628,7 +767,7 @@ def refine_point(problem: Problem, point: Point, tol: Tolerances | None = None,
                 continue
             alt_tol = replace(tol, kink=t, kink_auto=False)
             rep = refined_report(problem, point, refine(problem, point, alt_tol, least_squares=least_squares,
-                                                        progress=progress, memo=memo))
+                                                        progress=progress, memo=memo, downhill=downhill))
             reports.append(rep)
             rows.append({"kink_tol": t, "direction": direction, "verdict": rep["verdict"],
                          "snapped": len(rep["pattern_changes"]["snapped"]), "distance": rep["distance"]})
