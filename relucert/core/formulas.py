@@ -15,7 +15,7 @@ import numpy as np
 from flint import fmpq
 
 from relucert.core import exactfast
-from relucert.core.linalg import dot, from_fmpq_mat, is_zero, matmul, rows, to_fmpq_mat
+from relucert.core.linalg import dot, from_fmpq_mat, is_frozen, is_zero, matmul, rows, to_fmpq_mat
 from relucert.core.problem import Point, Problem, fmpq_to_float, nearest_float
 
 
@@ -108,6 +108,43 @@ def forward(X, Y, W, A, ap, am, c=None) -> Forward:
     if c is not None:
         F = F + _vector(c)[..., None, :]
     return Forward(Z, S, H, F, F - Y, pos)
+
+
+def forward_recent(X, Y, W, A, ap, am, c, recent: dict) -> Forward:
+    """``forward`` for exact 2-D X, W, A (the same values), reusing what ``recent`` (a dict the caller
+    keeps across nearby points, e.g. the readings of one refinement) holds from the latest call on
+    the same frozen data: the pre-activations and signs of every neuron whose w_j is equal, entry by
+    entry, to the one then, and the outputs H A updated by the neurons that changed only (exact
+    rationals: the sum does not depend on how it is grouped)."""
+    n, d = X.shape
+    m, k = W.shape[0], A.shape[1]
+    if not (is_frozen(X) and n and d and m and _fmpq_entries(W) is not None and _fmpq_entries(A) is not None):
+        return forward(X, Y, W, A, ap, am, c)
+    Wr, Ar = W.tolist(), A.tolist()
+    prev = recent.get("forward")
+    if prev is None or prev["X"] is not X or prev["shape"] != (m, d, k) or prev["ap"] != ap or prev["am"] != am:
+        fw = forward(X, Y, W, A, ap, am, None)
+        Z, pos, H, HA = fw.Z, fw.pos, fw.H, fw.F
+    else:
+        pW, pA = prev["W"], prev["A"]
+        cw = [j for j in range(m) if Wr[j] != pW[j]]
+        ch = sorted(set(cw).union(j for j in range(m) if Ar[j] != pA[j]))
+        Z, pos, H = prev["Z"].copy(), prev["pos"].copy(), prev["H"].copy()
+        if cw:
+            Zc = preactivations(X, W[cw])
+            pc = positive(Zc)
+            Z[:, cw], pos[:, cw] = Zc, pc
+            H[:, cw] = _sigma_exact(pc, Zc, ap, am)
+        if 2 * len(ch) > m:
+            HA = matmul(H, A)
+        elif ch:
+            HA = prev["HA"] + matmul(H[:, ch], A[ch]) - matmul(prev["H"][:, ch], prev["Aarr"][ch])
+        else:
+            HA = prev["HA"].copy()
+    recent["forward"] = {"X": X, "shape": (m, d, k), "ap": ap, "am": am, "W": Wr, "A": Ar, "Aarr": A.copy(),
+                         "Z": Z.copy(), "pos": pos.copy(), "H": H.copy(), "HA": HA.copy()}
+    F = HA + _vector(c)[None, :] if c is not None else HA
+    return Forward(Z, _slopes_from(pos, Z, ap, am), H, F, F - Y, pos)
 
 
 def _sigma_exact(pos: np.ndarray, Z: np.ndarray, ap: fmpq, am: fmpq) -> np.ndarray:
@@ -307,12 +344,24 @@ def ray_coefficients(X, E, Z, S_unused, W, A, dW, dA, ap, am, dc=None):
 # exact per-neuron structure
 # ---------------------------------------------------------------------------------------------
 
+class _Normal(tuple):
+    """A canonical normal (a tuple of exact rationals) that computes its hash once: the hash of the
+    plain tuple (so it finds and is found by equal plain tuples), which for fmpq entries is slow and
+    is asked for several times per key (merging, gamma, the stationarity tests)."""
+
+    def __hash__(self):
+        h = self.__dict__.get("_h")
+        if h is None:
+            h = self.__dict__["_h"] = tuple.__hash__(self)
+        return h
+
+
 def canonical_normal(x: Sequence[fmpq]) -> tuple[tuple[fmpq, ...], fmpq] | None:
     """x = lam * key with the first non-zero entry of key equal to 1; None for x = 0."""
     for v in x:
         if v != 0:
             lam = v
-            return tuple(c / lam for c in x), lam
+            return _Normal(c / lam for c in x), lam
     return None
 
 
@@ -492,6 +541,32 @@ def pattern_margin(problem: Problem, point: Point) -> dict | None:
             "neuron_status": neuron_status(problem.X, point.W[j].tolist(), point.A[j].tolist(), am)}
 
 
+def _first_order_recent(X, pos, E, W, ap, am, recent: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(Lin, G) of ``linear_part_exact`` / ``output_grad_from_linear`` (the same values), reusing the
+    latest call's (kept in ``recent``) when the residuals E are exactly those of then: Lin_j depends on
+    E, X and neuron j's sign column only, G_j on Lin_j and w_j; only the neurons whose sign column or
+    w_j changed are computed (the nearby points of one refinement often have the very same residuals)."""
+    m, d = W.shape
+    El, Wr = E.tolist(), W.tolist()
+    prev = recent.get("first_order")
+    if (prev is not None and m and d and prev["X"] is X and prev["ap"] == ap and prev["am"] == am
+            and prev["pos"].shape == pos.shape and prev["E"] == El):
+        same = np.all(pos == prev["pos"], axis=0)
+        ch = [j for j in range(m) if not same[j] or Wr[j] != prev["W"][j]]
+        Lin, G = prev["Lin"].copy(), prev["G"].copy()
+        if ch:
+            Lc = linear_part_exact(pos[:, ch], E, X, ap, am)
+            Lin[ch] = Lc
+            G[ch] = output_grad_from_linear(Lc, W[ch])
+    else:
+        Lin = linear_part_exact(pos, E, X, ap, am)
+        G = output_grad_from_linear(Lin, W)
+    if is_frozen(X):
+        recent["first_order"] = {"X": X, "ap": ap, "am": am, "pos": np.array(pos, dtype=bool), "E": El, "W": Wr,
+                                 "Lin": Lin.copy(), "G": G.copy()}
+    return Lin, G
+
+
 class ExactState:
     """All exact first-order quantities of (problem, point), computed once.
 
@@ -501,7 +576,8 @@ class ExactState:
     by the routes that truly need every z_ij (second order).  Callers that need one neuron's column,
     the residuals or the sign pattern read ``z_column(j)``, ``E``, ``kinks(j)`` and ``status(j)``."""
 
-    def __init__(self, problem: Problem, point: Point):
+    def __init__(self, problem: Problem, point: Point, recent: dict | None = None):
+        """``recent``: a dict kept by the caller across the states of nearby points (``forward_recent``)."""
         point.validate(problem)
         self.problem, self.point = problem, point
         act = problem.activation
@@ -510,7 +586,12 @@ class ExactState:
         self.fast = None
         if exactfast.use_fast(problem.n, point.m, problem.d, problem.k):
             self.fast = exactfast.first_order(problem.X, problem.Y, point.W, point.A, point.c, self.ap, self.am)
-        if self.fast is None:
+        if self.fast is None and recent is not None:
+            self._fw = forward_recent(problem.X, problem.Y, point.W, point.A, self.ap, self.am, point.c, recent)
+            self.E = self._fw.E
+            self.Lin, self.G = _first_order_recent(problem.X, self._fw.pos, self.E, point.W, self.ap, self.am,
+                                                   recent)
+        elif self.fast is None:
             self._fw = forward(problem.X, problem.Y, point.W, point.A, self.ap, self.am, point.c)
             self.E = self._fw.E
             self.Lin = linear_part_exact(self._fw.pos, self.E, problem.X, self.ap, self.am)

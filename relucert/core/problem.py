@@ -29,6 +29,8 @@ LOSS_CONVENTIONS = ("half_mean", "mse")
 def to_fmpq(v: Any, what: str = "value", limits: Limits | None = None) -> fmpq:
     """Convert one number exactly: ints, floats (binary value), Fractions, decimal/fraction strings.
     Strings and Decimals are size-checked against the input limits before conversion."""
+    if type(v) is str:                # the common case first (checkpoint files): no other branch applies
+        return _str_to_fmpq(v, what, limits or active_limits())
     if isinstance(v, fmpq):
         return v
     limits = limits or active_limits()
@@ -55,19 +57,23 @@ def to_fmpq(v: Any, what: str = "value", limits: Limits | None = None) -> fmpq:
         p, q = v.as_integer_ratio()
         return fmpq(p, q)
     if isinstance(v, str):
-        low = v.strip().lower()
-        if any(t in low for t in ("nan", "inf")):
-            raise InputError(f"{what} is not finite: {v[:40]!r}")
-        if len(v) <= _SHORT <= limits.max_digits:
-            q = _short_number(v)
-            if q is not None:
-                return q
-        try:
-            fr = parse_exact(v, what, limits)
-        except LimitError as e:
-            raise InputError(str(e)) from None
-        return fmpq(fr.numerator, fr.denominator)
+        return _str_to_fmpq(v, what, limits)
     raise InputError(f"{what}: expected a number, got {type(v).__name__}")
+
+
+def _str_to_fmpq(v: str, what: str, limits: Limits) -> fmpq:
+    low = v.strip().lower()
+    if "nan" in low or "inf" in low:
+        raise InputError(f"{what} is not finite: {v[:40]!r}")
+    if len(v) <= _SHORT <= limits.max_digits:
+        q = _short_number(v)
+        if q is not None:
+            return q
+    try:
+        fr = parse_exact(v, what, limits)
+    except LimitError as e:
+        raise InputError(str(e)) from None
+    return fmpq(fr.numerator, fr.denominator)
 
 
 _SHORT = 40       # number strings up to this length are read by _short_number (within any digit limit >= it)
@@ -174,8 +180,12 @@ def to_exact_matrix(rows: Any, what: str, *, flat_ok: bool = False) -> np.ndarra
             raise InputError(f"{what} is ragged: row 0 has {ncol} entries but row {i} has {len(r)}")
     out = np.empty((len(lst), ncol), dtype=object)
     for i, r in enumerate(lst):
-        for c, v in enumerate(r):
-            out[i, c] = to_fmpq(v, f"{what}[{i}][{c}]")
+        try:
+            out[i, :] = [to_fmpq(v, what) for v in r]
+        except InputError:
+            for c, v in enumerate(r):           # again, entry by entry: the error names the entry
+                to_fmpq(v, f"{what}[{i}][{c}]")
+            raise
     return out
 
 
@@ -217,6 +227,25 @@ def exact_to_strings(a: np.ndarray) -> list:
     """Row lists of the exact strings of a 2-D exact array (computed once for frozen problem data;
     the lists returned are fresh, a caller may change them)."""
     return [list(row) for row in derived(a, "strings", _exact_strings)]
+
+
+def _point_strings(name: str, a: np.ndarray, recent: dict | None) -> list:
+    """``exact_to_strings(a)`` for a point's array; with ``recent`` (a dict the caller keeps), the
+    strings of the previous call with the same name and shape are reused wherever the entry at the
+    same position is equal (exactly) to the one the string was made from."""
+    if recent is None:
+        return exact_to_strings(a)
+    flat = a.ravel().tolist()
+    key = (name, a.shape)
+    prev = recent.get(key)
+    if prev is None:
+        out = [_qs(v) for v in flat]
+    else:
+        out = [s if (u is v or (type(v) is fmpq and type(u) is fmpq and u == v)) else _qs(v)
+               for u, v, s in zip(prev[0], flat, prev[1])]
+    recent[key] = (flat, out)
+    cols = a.shape[1]
+    return [out[i * cols:(i + 1) * cols] for i in range(a.shape[0])]
 
 
 _POW2 = [1 << k for k in range(1130)]      # 2^k up to past float64's smallest subnormal 2^-1074
@@ -511,8 +540,18 @@ class Point:
         """The output bias as a list of fmpq, or None."""
         return None if self.c is None else list(self.c.tolist())
 
-    def to_json(self) -> dict:
-        out = {"W": exact_to_strings(self.W), "A": exact_to_strings(self.A)}
+    def to_json(self, recent: dict | None = None) -> dict:
+        """W, A (and c) as exact strings.  ``recent``: a dict kept by the caller across the points it
+        writes (nearby points: most entries are the same), whose strings are reused where the entries
+        are equal; the text is the same with or without it."""
+        # the strings of the latest call are kept with the exact entries they were written from
+        # (compared with ==, as the float views are): a point written twice is converted once
+        content = (self.W.shape, self.A.shape, self.W.ravel().tolist(), self.A.ravel().tolist())
+        got = self._views.get("json")
+        if got is None or got[0] != content:
+            got = (content, (_point_strings("W", self.W, recent), _point_strings("A", self.A, recent)))
+            self._views["json"] = got
+        out = {"W": [list(r) for r in got[1][0]], "A": [list(r) for r in got[1][1]]}
         if self.c is not None:
             out["c"] = [str(v) for v in self.c.tolist()]
         return out

@@ -170,17 +170,18 @@ class NeuronMemo:
 
     def __init__(self, keep: int = 100000):
         self._tables: dict = {}
+        self.recent: dict = {}    # what the latest certification leaves for the next one (Point.to_json, ExactState)
         self._count = 0
         self.keep = keep
         self.hits = 0
 
     def keys(self, pj: dict, ptj: dict, state: ExactState, method: str) -> list[tuple]:
         """The key of each neuron of the point: (the data, the activation, the exact residuals and
-        the method as text; its exact (w_j, a_j) as text).  The index j enters only the item and the
+        the method as text; its exact (w_j, a_j) as their strings).  The index j enters only the item and the
         report line, which are filled in on the way out."""
         base = "\n".join([method, json.dumps([pj["X"], pj["activation"]], separators=(",", ":")),
                            json.dumps([[qstr(v) for v in row] for row in state.E.tolist()], separators=(",", ":"))])
-        return [(base, f"{','.join(w)};{','.join(a)}") for w, a in zip(ptj["W"], ptj["A"])]
+        return [(base, (tuple(w), tuple(a))) for w, a in zip(ptj["W"], ptj["A"])]
 
     def get(self, key: tuple):
         got = self._tables.get(key[0], {}).get(key[1])
@@ -202,8 +203,8 @@ def certify(problem: Problem, point: Point, *, method: str = "auto", progress=No
     passes over the m neurons: stationarity, then the escape test; total = 2 m).  ``memo``: a
     ``NeuronMemo`` shared by the certifications of nearby points (same certificate, less work)."""
     t0 = time.perf_counter()
-    state = ExactState(problem, point)          # validates the shapes
-    pj, ptj = problem.to_json(), point.to_json()
+    state = ExactState(problem, point, None if memo is None else memo.recent)    # validates the shapes
+    pj, ptj = problem.to_json(), point.to_json(None if memo is None else memo.recent)
     cert: dict = {"format": FORMAT, "problem": pj, "point": ptj,
                   "fingerprint": fingerprint(pj, ptj), "verdict": None, "evidence": {}}
     ev = cert["evidence"]

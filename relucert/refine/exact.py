@@ -176,7 +176,7 @@ ROUNDING_CORRECTION = 1e-6
 def bit_size(v: fmpq) -> int:
     """max(bits of the numerator, bits of the denominator) of an exact rational."""
     v = v if isinstance(v, fmpq) else fmpq(v)
-    return max(int(v.p).bit_length(), int(v.q).bit_length())
+    return max(v.p.bit_length(), v.q.bit_length())       # fmpz.bit_length: that of |p| as a Python int
 
 
 def nearest_exact_bits(K_rows: list, rhs: list, P_blocks: list | None, k_bits: int | None = None) -> int:
@@ -191,8 +191,15 @@ def nearest_exact_bits(K_rows: list, rhs: list, P_blocks: list | None, k_bits: i
 
 def rows_mat(rows: list, ncols: int) -> fmpq_mat:
     """The fmpq_mat of row lists whose entries are already fmpq or int (``core.linalg.mat`` without
-    its per-entry conversion)."""
-    return fmpq_mat(len(rows), ncols, [v for r in rows for v in r])
+    its per-entry conversion).  A mostly-zero matrix (the kink and design rows of the refinement
+    systems) is filled entry by entry from a zero matrix, which converts only the non-zero entries."""
+    nz = [(i, j, v) for i, r in enumerate(rows) for j, v in enumerate(r) if v]
+    if 3 * len(nz) > len(rows) * ncols or any(len(r) != ncols for r in rows):
+        return fmpq_mat(len(rows), ncols, [v for r in rows for v in r])
+    M = fmpq_mat(len(rows), ncols)
+    for i, j, v in nz:
+        M[i, j] = v
+    return M
 
 
 def _to_float_rows(rows: list) -> np.ndarray:
@@ -238,6 +245,7 @@ def rounded_nearest(K_rows: list, rhs: list, P_blocks: list, base: list,
     if sum(sizes) != nvar:
         raise ValueError(f"metric blocks cover {sum(sizes)} unknowns, the system has {nvar}")
     starts = np.cumsum([0] + sizes[:-1])
+    col_any = np.any(Kf != 0, axis=0).tolist()      # columns of K with a non-zero entry
     for s in set(sizes):                          # P = L L^T block by block, blocks of one size at once
         idx = [b for b, sz in enumerate(sizes) if sz == s]
         Pf = np.array([[[fmpq_to_float(v) for v in r] for r in P_blocks[b]] for b in idx], dtype=float)
@@ -248,7 +256,7 @@ def rounded_nearest(K_rows: list, rhs: list, P_blocks: list, base: list,
         for q, b in enumerate(idx):
             pos = int(starts[b])
             L[pos:pos + s, pos:pos + s] = Ls[q]
-            if not np.any(Kf[:, pos:pos + s]):
+            if not any(col_any[pos:pos + s]):
                 still[pos:pos + s] = True
     from scipy.linalg import qr
     u, *_ = np.linalg.lstsq(Kf @ L, rf, rcond=None)
@@ -278,10 +286,10 @@ def rounded_nearest(K_rows: list, rhs: list, P_blocks: list, base: list,
         if not inS[c]:
             x[c] = base[c] if still[c] else fmpq(*float(xf[c]).as_integer_ratio())
     Km = rows_mat(K_rows, nvar)
-    Kb = Km * fmpq_mat(nvar, 1, list(base))
-    target = [Kb[i, 0] + rhs[i] for i in range(len(K_rows))]
-    Kx = Km * fmpq_mat(nvar, 1, x)                # x is 0 on S here: the part of the fixed coordinates
-    rhs_S = [target[i] - Kx[i, 0] for i in R]
+    # K base and K x in one product (columns 0 and 1); x is 0 on S here: the part of the fixed coordinates
+    KbKx = Km * fmpq_mat(nvar, 2, [u for pair in zip(base, x) for u in pair])
+    target = [KbKx[i, 0] + rhs[i] for i in range(len(K_rows))]
+    rhs_S = [target[i] - KbKx[i, 1] for i in R]
     try:
         xs = fmpq_mat(rank, rank, [K_rows[i][c] for i in R for c in S]).solve(fmpq_mat(rank, 1, rhs_S))
     except ZeroDivisionError:                    # singular in exact arithmetic
@@ -326,7 +334,8 @@ def targets_without(problem: Problem, W: np.ndarray, A: np.ndarray, js: list) ->
     n x k), i.e. minus the residuals of the network with the output weights of js set to 0."""
     drop = set(js)
     # the neurons that contribute: not in js, a_j != 0 and w_j != 0 (the others add exactly 0)
-    keep = [j for j in range(W.shape[0]) if j not in drop and any(v != 0 for v in A[j]) and any(v != 0 for v in W[j])]
+    Wr, Ar = W.tolist(), A.tolist()
+    keep = [j for j in range(W.shape[0]) if j not in drop and any(v != 0 for v in Ar[j]) and any(v != 0 for v in Wr[j])]
     if not keep:
         return problem.Y.copy()
     act = problem.activation
@@ -491,7 +500,8 @@ def kink_releases(problem: Problem, Wf: np.ndarray, Af: np.ndarray, signs: np.nd
     xnorms = np.linalg.norm(X, axis=1)
     row_norms: dict = {}            # |x_i| as each row's own norm, once per kink point
     nonzero = np.any(X != 0, axis=1)
-    neurons = [j for j in neurons if np.any(Af[j] != 0)]
+    live = np.any(Af != 0, axis=1)
+    neurons = [j for j in neurons if live[j]]
     if not neurons:
         return []
     # every neuron at once: c_j = E a_j / n (n x |neurons|), b_j = sum_i c_ij sigma'(z_ij) x_i

@@ -11,8 +11,8 @@ import numpy as np
 from flint import fmpq, fmpq_mat
 
 from relucert.core.formulas import preactivations
-from relucert.core.linalg import dot, independent_subset, mat, nullspace
-from relucert.core.problem import Point, Problem, fmpq_to_float
+from relucert.core.linalg import derived, dot, independent_subset, mat, nullspace, to_fmpq_mat
+from relucert.core.problem import Point, Problem, fmpq_to_float, nearest_float, qstr
 from relucert.refine.classify import Pattern, _floats_in_range, exact_signs, filtered_signs
 import relucert.refine.exact as _exact
 from relucert.refine.exact import (PatternUpdate, _pairs_text, apply_crossings, crossings,
@@ -49,18 +49,21 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
     pattern seen before ends them.  The pattern the returned point was solved on is appended to
     ``pattern_out`` as an ``exact.PatternUpdate`` (the caller must check the point against it)."""
     n, d, m = problem.n, problem.d, start.m
-    X = [problem.X[i].tolist() for i in range(n)]
+    X = problem.X.tolist()
     ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
     W, A = start.W.copy(), start.A.copy()
     movable = [j for j in range(m) if pat.status[j] == "alive"]
+    movable_set = set(movable)
+    Wl = W.tolist()                   # rows as lists (the same entries), read instead of numpy rows
     # fixed neurons: project their input weights onto their kinks; the rest of y is left to fit
     for j in range(m):
-        if j in movable:
+        if j in movable_set:
             continue
-        if all(v == 0 for v in W[j]):
+        if all(v == 0 for v in Wl[j]):
             continue
         kx = [X[i] for i in pat.kinks[j]]
-        W[j] = project_onto_kinks(W[j].tolist(), kx)
+        if kx:                        # (no kink: the projection is w_j itself)
+            W[j] = Wl[j] = project_onto_kinks(Wl[j], kx)
     has_c = start.c is not None       # the output bias c is one more unknown, the last one of v
     if not movable:
         if pattern_out is not None:
@@ -69,15 +72,18 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
             return Point(W, A, centring_bias(problem, W, A)), "no alive neuron to refine; output bias centred exactly"
         return Point(W, A), "no alive neuron to refine"
     y = targets_without(problem, W, A, movable)[:, 0].tolist()
-    eps = [1 if A[j][0] > 0 else -1 for j in movable]
+    Al = A.tolist()
+    eps = [1 if Al[j][0] > 0 else -1 for j in movable]
     v0 = []
-    for j, e in zip(movable, eps):
-        v0 += [abs(A[j][0]) * w for w in W[j].tolist()]
+    for j in movable:
+        aj = abs(Al[j][0])
+        v0 += [aj * w for w in Wl[j]]
     if has_c:
         v0.append(start.c[0])
-    sys_ = _ScalarSystem(X, y, movable, eps, ap, am, d, W, A, has_c=has_c)
+    sys_ = _ScalarSystem(X, y, movable, eps, ap, am, d, W, A, has_c=has_c, X_array=problem.X)
     rounds: list = []
     cur, stop = pat, ""
+    split = None                      # the kept split-back of these rounds (below), if any
     if least_squares_choice(least_squares) == "legacy":
         K, rhs, why = sys_.build(pat, v0)
         if K is None:
@@ -93,34 +99,48 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
             return None, "inconsistent refinement system"
         v = [a + b for a, b in zip(v0, dv)]
     else:
-        P = _Metric(W, A, movable, has_c)
+        P = _Metric(Wl, Al, movable, has_c)
         # the rounds are a function of their inputs (``_ScalarSystem.rounds_key``): a reading that
         # changes only neurons contributing nothing on the data poses the same rounds again
         key = sys_.rounds_key(pat, v0, P, pattern_out is not None, problem.Yf)
-        if key in _exact._SOLVED:
+        hit = _exact._SOLVED.get(key)
+        if hit is not None:
             _exact._SOLVED.move_to_end(key)
-            v, cur, rounds, stop = _exact._SOLVED[key]
+            v, cur, rounds, stop, split = hit
             v, rounds = (None if v is None else list(v)), [dict(r) for r in rounds]
         else:
             v, cur, rounds, stop = _scalar_rounds(problem, X, sys_, pat, v0, P, movable, pattern_out is not None)
             if "time budget" not in stop:       # a result cut short by the clock is not kept
-                _exact.remember(key, (None if v is None else list(v), cur, [dict(r) for r in rounds], stop))
+                # the split-back below is a function of the key too (v; the movable neurons' w_j,
+                # |a_j| and signs are in it): it is kept with the rounds once computed
+                split = {}
+                _exact.remember(key, (None if v is None else list(v), cur, [dict(r) for r in rounds], stop, split))
         if v is None:
             return None, stop if not rounds else ("exact rational least squares on the pattern; "
                                                   + PatternUpdate(cur, rounds).describe(pat) + "; " + stop)
-    for t, (j, e) in enumerate(zip(movable, eps)):
+    # split back, neuron by neuron (the floats as before: nearest float64 of each entry, summed in order)
+    done = None if split is None else split.get("rows")
+    if done is not None:
+        for j, (wr, ar) in zip(movable, done):
+            Wl[j], Al[j] = list(wr), list(ar)
+    vf = _floats(v) if done is None else []
+    sW, sA = start.W.tolist(), start.A.tolist()
+    for t, (j, e) in enumerate(zip(movable, eps) if done is None else ()):
         vj = v[t * d:(t + 1) * d]
-        vn = math.sqrt(sum(fmpq_to_float(x) ** 2 for x in vj))
+        vn = math.sqrt(sum(x ** 2 for x in vf[t * d:(t + 1) * d]))
         if vn == 0:
-            W[j] = [fmpq(0)] * d
-            A[j] = [fmpq(0)]
+            Wl[j] = [fmpq(0)] * d
+            Al[j] = [fmpq(0)]
             continue
-        wn0 = math.sqrt(sum(fmpq_to_float(x) ** 2 for x in start.W[j]))
-        kappa = fmpq_to_float(abs(start.A[j][0])) / max(wn0, 1e-300)
+        wn0 = math.sqrt(sum(x ** 2 for x in _floats(sW[j])))
+        kappa = fmpq_to_float(abs(sA[j][0])) / max(wn0, 1e-300)
         amag = rational_sqrt(kappa * vn)
         inv = 1 / amag                         # x * (1/amag) = x / amag exactly, one division per neuron
-        W[j] = [x * inv for x in vj]
-        A[j] = [e * amag]
+        Wl[j] = [x * inv for x in vj]
+        Al[j] = [e * amag]
+    if done is None and split is not None:
+        split["rows"] = [(tuple(Wl[j]), tuple(Al[j])) for j in movable]
+    W, A = _object_rows(Wl, m, d), _object_rows(Al, m, start.A.shape[1])
     note = "exact rational least squares on the pattern"
     cnew = exact_vector([v[-1]]) if has_c else None
     if has_c:
@@ -135,6 +155,21 @@ def refine_scalar(problem: Problem, start: Point, pat: Pattern, reading: str,
         elif rounds:
             note += "; the refined point solves the normal equations of the updated pattern exactly"
     return Point(W, A, cnew), note
+
+
+def _floats(vals) -> list:
+    """fmpq_to_float of each entry (one pass; the same floats)."""
+    try:
+        return [nearest_float(x) for x in vals]
+    except OverflowError:
+        return [fmpq_to_float(x) for x in vals]
+
+
+def _object_rows(rows: list, nrows: int, ncols: int) -> np.ndarray:
+    """An nrows x ncols object array holding the entries of the row lists (the same objects)."""
+    out = np.empty(nrows * ncols, dtype=object)
+    out[:] = [v for r in rows for v in r]
+    return out.reshape(nrows, ncols)
 
 
 def _scalar_rounds(problem: Problem, X: list, sys_: "_ScalarSystem", pat: Pattern, v0: list, P: "_Metric",
@@ -233,7 +268,10 @@ class _Metric:
     [[1]] for an output bias), built on first use; ``key``: their exact source (w_j, |a_j|) as integers."""
 
     def __init__(self, W, A, movable: list, has_c: bool):
-        self._src = [(W[j].tolist(), abs(A[j][0])) for j in movable]
+        # W, A: arrays or row lists
+        W = W.tolist() if isinstance(W, np.ndarray) else W
+        A = A.tolist() if isinstance(A, np.ndarray) else A
+        self._src = [(list(W[j]), abs(A[j][0])) for j in movable]
         self._has_c = has_c
         self._blocks: list | None = None
         # exact content as integers (numerators, denominators): compared exactly, faster than text
@@ -253,24 +291,33 @@ class _ScalarSystem:
     design M (f_i = sum_t eps_t s_it v_t . x_i), kink rows C, the pattern-optimal outputs f*."""
 
     def __init__(self, X: list, y: list, movable: list, eps: list, ap, am, d: int, W=None, A=None,
-                 has_c: bool = False):
+                 has_c: bool = False, X_array: np.ndarray | None = None):
+        # X_array: the problem's X as an array (X is its rows), so that what depends on X alone is
+        # computed once for the frozen data (``core.linalg.derived``)
         self.X, self.y, self.movable, self.eps, self.ap, self.am, self.d = X, y, movable, eps, ap, am, d
         # with an output bias, v ends with c: f_i = sum_t eps_t s_it v_t . x_i + c (a constant column)
         self.has_c = has_c
         self.n, self.nv = len(X), len(movable) * d + (1 if has_c else 0)
         self.Xf = np.array([[fmpq_to_float(x) for x in row] for row in X], dtype=float).reshape(len(X), d)
         # the largest bit size of an entry of K (kink rows x_i, design rows eps s x_i; 1 for c)
-        self.k_bits = max([_exact.bit_size(s * x) for row in X for x in row if x != 0 for s in (1, ap, am) if s != 0]
-                          + [1])
+        def k_bits(_):
+            return max([_exact.bit_size(s * x) for row in X for x in row if x != 0 for s in (1, ap, am) if s != 0]
+                       + [1])
+        self.k_bits = k_bits(None) if X_array is None else derived(X_array, f"scalar k_bits {ap} {am}", k_bits)
+        self.X_array = X_array
         self._base_key = None
         self._movable_set = set(movable)
-        self.X_filter = _floats_in_range(X)      # X for classify.filtered_signs (None: outside its range)
+        # X for classify.filtered_signs (None: outside its range)
+        self.X_filter = _floats_in_range(X if X_array is None else X_array)
         if W is not None:          # the whole network in floats (only the fixed neurons' rows are used)
             self.fixed_W = np.zeros((W.shape[0], d))
             self.fixed_A = np.zeros((A.shape[0], A.shape[1]))
-            for j in sorted(set(range(W.shape[0])) - set(movable)):
-                self.fixed_W[j] = [fmpq_to_float(x) for x in W[j]]
-                self.fixed_A[j] = [fmpq_to_float(x) for x in A[j]]
+            fixed = sorted(set(range(W.shape[0])) - set(movable))
+            if fixed:
+                Wr, Ar = W.tolist(), A.tolist()
+                self.fixed_W[fixed] = np.array([_floats(Wr[j]) for j in fixed], dtype=float).reshape(len(fixed), d)
+                self.fixed_A[fixed] = np.array([_floats(Ar[j]) for j in fixed],
+                                               dtype=float).reshape(len(fixed), A.shape[1])
 
     def build(self, pat: Pattern, v: list):
         """(K = C + M rows, rhs of K dv = rhs at v, None) or (None, None, why)."""
@@ -281,20 +328,26 @@ class _ScalarSystem:
         # a kink row is x_i . v_t, a design row sum_t eps_t s_it x_i . v_t (+ c)
         Cv, Mv = [], [fmpq(0)] * n
         signs = np.asarray(pat.signs)
+        T = len(self.movable)
+        # every x_i . v_t at once (one exact product; the same values as the dot products)
+        if d and T:
+            Xm = to_fmpq_mat(self.X_array) if self.X_array is not None else mat(X, d)
+            Zv = (Xm * fmpq_mat(T, d, v[:T * d]).transpose()).tolist()
+        else:
+            Zv = [[fmpq(0)] * T for _ in range(n)]
         for t, (j, e) in enumerate(zip(self.movable, self.eps)):
-            vt = v[t * d:(t + 1) * d]
             for i, sg in enumerate(signs[:, j].tolist()):
                 if sg == 0:
                     row = [fmpq(0)] * nv
                     row[t * d:(t + 1) * d] = X[i]
                     C.append(row)
-                    Cv.append(dot(X[i], vt))
+                    Cv.append(Zv[i][t])
                     continue
                 s = self.ap if sg > 0 else self.am
                 es = e * s
                 for q in range(d):
                     M[i][t * d + q] = es * X[i][q]
-                Mv[i] += es * dot(X[i], vt)
+                Mv[i] += es * Zv[i][t]
         if self.has_c:
             for i in range(n):
                 M[i][nv - 1] = fmpq(1)
@@ -305,13 +358,22 @@ class _ScalarSystem:
         # eps_t s_it (x_i . u).  f* (below) depends on the column space only, not on the basis
         if C:
             B = [[] for _ in range(n)]
+            # x_i . u for the null vectors u of a kink set: the same for every neuron with that set
+            by_kinks: dict = {}
             for t, (j, e) in enumerate(zip(self.movable, self.eps)):
-                kx = [X[i] for i in range(n) if pat.signs[i, j] == 0]
-                for u in (nullspace(kx, d) if kx else [[fmpq(1) if q == p else fmpq(0) for q in range(d)]
-                                                        for p in range(d)]):
+                col = signs[:, j].tolist()
+                ks = tuple(i for i in range(n) if col[i] == 0)
+                zs = by_kinks.get(ks)
+                if zs is None:
+                    kx = [X[i] for i in ks]
+                    zs = [[dot(X[i], u) for i in range(n)]
+                          for u in (nullspace(kx, d) if kx else [[fmpq(1) if q == p else fmpq(0) for q in range(d)]
+                                                                 for p in range(d)])]
+                    by_kinks[ks] = zs
+                for zu in zs:
                     for i in range(n):
-                        sg = pat.signs[i, j]
-                        B[i].append(fmpq(0) if sg == 0 else e * (self.ap if sg > 0 else self.am) * dot(X[i], u))
+                        sg = col[i]
+                        B[i].append(fmpq(0) if sg == 0 else e * (self.ap if sg > 0 else self.am) * zu[i])
             if self.has_c:
                 for i in range(n):
                     B[i].append(fmpq(1))
@@ -357,10 +419,11 @@ class _ScalarSystem:
         apf, amf = fmpq_to_float(self.ap), fmpq_to_float(self.am)
         S = np.where(pat.signs > 0, apf, np.where(pat.signs < 0, amf, 0.0))
         fixed = []
+        live = S.any(axis=0) & self.fixed_W.any(axis=1) & self.fixed_A.any(axis=1)
         for j in range(self.fixed_W.shape[0]):
             if j in self._movable_set:
                 continue
-            if not np.any(S[:, j]) or not np.any(self.fixed_W[j]) or not np.any(self.fixed_A[j]):
+            if not live[j]:
                 fixed.append("0")
             else:
                 fixed.append(np.concatenate([self.fixed_W[j], self.fixed_A[j], S[:, j]]).tobytes().hex())
@@ -376,7 +439,7 @@ class _ScalarSystem:
     def _nearest_key(self, pat: Pattern, v: list, P: "_Metric") -> tuple:
         if self._base_key is None:
             self._base_key = "|".join([
-                "scalar-nearest", ";".join(",".join(map(str, r)) for r in self.X), ",".join(map(str, self.y)),
+                "scalar-nearest", ";".join(",".join(map(qstr, r)) for r in self.X), ",".join(map(qstr, self.y)),
                 ",".join(map(str, self.movable)), ",".join(map(str, self.eps)), str(self.ap), str(self.am),
                 str(self.d), str(self.has_c)])
         signs = np.asarray(pat.signs)[:, self.movable] if self.movable else np.zeros((self.n, 0), dtype=int)
@@ -483,10 +546,10 @@ class _ScalarSystem:
         ones as they are (the kink multipliers' signs do not change under the positive rescaling of
         the split-back)."""
         Wf, Af = self.fixed_W.copy(), self.fixed_A.copy()
-        d = self.d
-        for t, (j, e) in enumerate(zip(self.movable, self.eps)):
-            Wf[j] = [fmpq_to_float(x) for x in v[t * d:(t + 1) * d]]
-            Af[j] = [float(e)]
+        d, T = self.d, len(self.movable)
+        if T:
+            Wf[self.movable] = np.array(_floats(v[:T * d]), dtype=float).reshape(T, d)
+            Af[self.movable] = np.array([[float(e)] * Af.shape[1] for e in self.eps], dtype=float)
         return Wf, Af
 
     def float_c(self, v: list):
