@@ -324,3 +324,28 @@ def test_small_d_paths_agree_with_numpy(d):
         assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
     if np.array_equal(X @ W[0].T, [[_fma_dot(x, w) for w in W[0]] for x in X]):   # BLAS sums as the kernel
         assert np.array_equal(fast.min_rel_z, slow.min_rel_z)
+
+
+@pytest.mark.parametrize("d,k", [(1, 1), (3, 1), (2, 3), (7, 2), (10, 1)])
+def test_kernel_set_up_is_the_numpy_norms_bit_for_bit(d, k):
+    """The kernel's per-checkpoint set-up (_fk_norms): W[b], A[b] transposed, the squared norms
+    summed as _sq_norms sums them (no fused multiply-add: entries chosen so that one would show),
+    |w_j|, the kink thresholds, and the accumulators reset."""
+    pytest.importorskip("numba")
+    if screen._fused_kernel() is None:
+        pytest.skip("the numba kernel did not build")
+    rng = np.random.default_rng(40 + d)
+    B, m = 3, 37
+    W = rng.normal(size=(B, m, d)) * (1 + 2.0 ** -30)
+    A = rng.normal(size=(B, m, k)) * (1 + 2.0 ** -29)
+    wn2_ref, an2_ref = screen._sq_norms(W), screen._sq_norms(A)
+    for b in range(B):
+        Wt, At = np.full((d, m), np.nan), np.full((k, m), np.nan)
+        wn2, an2, wn, thr, mr = (np.full(m, np.nan) for _ in range(5))
+        alive = np.full(m, 7, dtype=np.int64)
+        G, GWt = np.full((k, m), np.nan), np.full((d, m), np.nan)
+        screen._fk_norms_jit(W, A, b, Wt, At, wn2, an2, wn, thr, mr, alive, G, GWt, 1e-4)
+        assert np.array_equal(Wt, W[b].T) and np.array_equal(At, A[b].T)
+        assert np.array_equal(wn2, wn2_ref[b]) and np.array_equal(an2, an2_ref[b])
+        assert np.array_equal(wn, np.sqrt(wn2_ref[b])) and np.array_equal(thr, 1e-4 * np.sqrt(wn2_ref[b]))
+        assert np.all(mr == np.inf) and not alive.any() and not G.any() and not GWt.any()

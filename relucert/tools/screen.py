@@ -639,7 +639,9 @@ def _build_kernel():
             red = numba.njit(nogil=True, cache=cache, error_model="numpy", fastmath={"reassoc", "contract"})
             g["_fk_rows_jit"] = red(_fk_rows)
             g["_fk_sumsq_jit"] = red(_fk_sumsq)
-            g["_fk_norms_jit"] = numba.njit(nogil=True, cache=cache, error_model="numpy")(_fk_norms)
+            # (fastmath=False said explicitly: else numba lets a callee inherit its caller's flags, and
+            # the norms would be summed with fused multiply-adds, not as _sq_norms sums them)
+            g["_fk_norms_jit"] = numba.njit(nogil=True, cache=cache, error_model="numpy", fastmath=False)(_fk_norms)
             kernel = numba.njit(nogil=True, cache=cache, error_model="numpy", fastmath={"contract"})(_fk_screen)
             _warm_up(kernel)
             return kernel
@@ -704,21 +706,41 @@ def _fk_rows(Zb, Hb, Sb, Fb, At, thr, mr, alive, s_pos, s_neg, inv_xn, zero_row,
     return nnear
 
 
-def _fk_norms(W, A, b, wn2, an2):
-    """|w_j|^2 and |a_j|^2 of checkpoint b, each summed in coordinate order from the first square,
-    every product and sum rounded on its own (compiled without fastmath: no fused multiply-add), as
-    _sq_norms does in numpy."""
+def _fk_norms(W, A, b, Wt, At, wn2, an2, wn, thr, mr, alive, G, GWt, tol_kink):
+    """The per-checkpoint set-up of checkpoint b: Wt, At (W[b], A[b] transposed), |w_j|^2 and
+    |a_j|^2 each summed in coordinate order from the first square with every product and sum
+    rounded on its own (compiled without fastmath: no fused multiply-add), as _sq_norms does in
+    numpy; |w_j|, the kink thresholds, and the accumulators reset.  Loops over j innermost, so
+    that each one vectorises."""
     m, d = W.shape[1], W.shape[2]
     k = A.shape[2]
+    for q in range(d):          # (q outside: a strided gather vectorises, a short inner loop over q does not)
+        for j in range(m):
+            Wt[q, j] = W[b, j, q]
+    for c in range(k):
+        for j in range(m):
+            At[c, j] = A[b, j, c]
     for j in range(m):
-        s = W[b, j, 0] * W[b, j, 0]
-        for q in range(1, d):
-            s = s + W[b, j, q] * W[b, j, q]
-        wn2[j] = s
-        t = A[b, j, 0] * A[b, j, 0]
-        for c in range(1, k):
-            t = t + A[b, j, c] * A[b, j, c]
-        an2[j] = t
+        wn2[j] = Wt[0, j] * Wt[0, j]
+        an2[j] = At[0, j] * At[0, j]
+    for q in range(1, d):
+        for j in range(m):
+            wn2[j] = wn2[j] + Wt[q, j] * Wt[q, j]
+    for c in range(1, k):
+        for j in range(m):
+            an2[j] = an2[j] + At[c, j] * At[c, j]
+    for j in range(m):
+        w = np.sqrt(wn2[j])
+        wn[j] = w
+        thr[j] = tol_kink * w
+        mr[j] = np.inf
+        alive[j] = 0
+    for c in range(k):
+        for j in range(m):
+            G[c, j] = 0.0
+    for q in range(d):
+        for j in range(m):
+            GWt[q, j] = 0.0
 
 
 def _fk_sumsq(V, rows, m, n):
@@ -759,22 +781,7 @@ def _fk_screen(Xp, Yp, inv_xn, zero_row, n, W, A, s_pos, s_neg, am_zero, tol_kin
     wn2s = np.empty(m)                # |w_j|^2, |a_j|^2 of the checkpoint (as _sq_norms sums them)
     an2s = np.empty(m)
     for b in range(B):
-        _fk_norms_jit(W, A, b, wn2s, an2s)
-        for j in range(m):
-            for q in range(d):
-                Wt[q, j] = W[b, j, q]
-            for c in range(k):
-                At[c, j] = A[b, j, c]
-            wn[j] = np.sqrt(wn2s[j])
-            thr[j] = tol_kink * wn[j]
-            mr[j] = np.inf
-            alive[j] = 0
-        for c in range(k):
-            for j in range(m):
-                G[c, j] = 0.0
-        for q in range(d):
-            for j in range(m):
-                GWt[q, j] = 0.0
+        _fk_norms_jit(W, A, b, Wt, At, wn2s, an2s, wn, thr, mr, alive, G, GWt, tol_kink)
         lacc = 0.0
         nnear = 0
         for c in range(k):
