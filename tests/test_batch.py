@@ -102,6 +102,11 @@ def test_cli_all(folder, tmp_path):
             assert check.check_certificate(cert).verdict == ln["verdict"]
     r = subprocess.run(CLI + ["certify", str(folder)], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "add --all" in r.stderr
+    # a folder with --workers is batch certification without --all too (the issue's `certify DIR/ --workers N`)
+    r2 = subprocess.run(CLI + ["certify", str(folder) + "/", "--workers", "2"], capture_output=True, text=True,
+                        timeout=300)
+    assert r2.returncode == 1 and [json.loads(x)["source"] for x in r2.stdout.splitlines()] == \
+        [ln["source"] for ln in lines]
     r = subprocess.run(CLI + ["certify", str(folder), "--all", "--certificate", "x.json"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "--certificates DIR" in r.stderr and "Traceback" not in r.stderr

@@ -39,9 +39,10 @@ def add_parser(sub) -> None:
                         "--data, torch checkpoints; or a trajectory .npz), one JSON line per checkpoint")
     p.add_argument("--every", type=int, default=1, metavar="K",
                    help="with --all on trajectories: every K-th checkpoint and the last (default 1)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="with --all: N worker processes")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="with --all (implied for a folder): N worker processes")
     p.add_argument("--dask", metavar="ADDRESS", default=None,
-                   help="with --all: run on a Dask cluster (scheduler address, e.g. tcp://127.0.0.1:8786)")
+                   help="with --all (implied for a folder): run on a Dask cluster (scheduler address, e.g. "
+                        "tcp://127.0.0.1:8786)")
     p.add_argument("--certificates", metavar="DIR",
                    help="with --all: write each checkpoint's certificate to DIR (the line names the file)")
     g = p.add_mutually_exclusive_group()
@@ -121,7 +122,9 @@ def run(args) -> int:
     tol = Tolerances(args.tol_kink, args.tol_tiny, args.tol_stationary, args.tol_alive, args.max_move,
                      not args.fixed_kink_tol, replica_angle=args.replica_angle)
     if args.file and os.path.isdir(args.file) and not args.all:
-        raise InputError(f"{args.file} is a folder: add --all to certify every checkpoint in it")
+        if not (args.dask or args.workers != 1):
+            raise InputError(f"{args.file} is a folder: add --all to certify every checkpoint in it")
+        args.all = True         # a folder with --workers or --dask: batch certification is the only meaning
     if args.all or args.dask or args.workers != 1:
         return run_batch(args, tol)
     problem, point = _load(args)
