@@ -9,16 +9,22 @@ so no ball could be proposed; with it the checker accepts a saddle.  An mpmath o
 the box's size and that the named escape neuron lowers the loss.
 """
 import copy
+import random as _random
 from fractions import Fraction as Q
 from pathlib import Path
 
 import mpmath as mp
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from relucert import certify
 from relucert.check import ball_jacobian_at_center, check_certificate
 from relucert.decide import ball as ballmod
 from relucert.decide.ball import ball_certificate
+from relucert.core.problem import Point, Problem
 from relucert.io import load_json
+from strategies import nullspace as oracle_nullspace     # the tests' own Fraction elimination
 
 DATA = Path(__file__).resolve().parent / "data" / "ball_saddle_gl_run87.json"
 
@@ -154,46 +160,12 @@ def test_mutated_saddle_certificates_are_rejected(run87):
 # is exactly stationary and the zero neuron generically escapes.  The exact certificate (relucert's
 # rational route) and the ball route must agree on "saddle"; the ball must carry the GL group, pass
 # the checker, and the escape it names must lower this file's own Fraction loss.
-import random as _random
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from relucert import certify
-from relucert.core.problem import Point, Problem
 
 _ACTS = {"relu": (Q(1), Q(0)), "leaky_relu:1/10": (Q(1), Q(1, 10)), "abs": (Q(1), Q(-1))}
 
 
 def _sig(ap, am, z):
     return ap * z if z > 0 else am * z
-
-
-def _null_of_rows(rows, ncols):
-    """Basis of {v : r . v = 0 for every row r} in Fractions (this file's own elimination)."""
-    R = [list(r) for r in rows]
-    piv, r0 = [], 0
-    for c in range(ncols):
-        p = next((i for i in range(r0, len(R)) if R[i][c] != 0), None)
-        if p is None:
-            continue
-        R[r0], R[p] = R[p], R[r0]
-        inv = 1 / R[r0][c]
-        R[r0] = [v * inv for v in R[r0]]
-        for i in range(len(R)):
-            if i != r0 and R[i][c] != 0:
-                f = R[i][c]
-                R[i] = [a - f * b for a, b in zip(R[i], R[r0])]
-        piv.append(c)
-        r0 += 1
-    basis = []
-    for f in (c for c in range(ncols) if c not in piv):
-        v = [Q(0)] * ncols
-        v[f] = Q(1)
-        for row, p in zip(R, piv):
-            v[p] = -row[f]
-        basis.append(v)
-    return basis
 
 
 def _frac_loss(X, Y, act, W, A):
@@ -233,7 +205,7 @@ def _stationary_instance(seed, d, k, act):
             rows.append([s[j][i] * zs[i] if c == c2 else Q(0) for i in range(n) for c in range(k)])
         for q in range(d):
             rows.append([A[j][c] * s[j][i] * X[i][q] for i in range(n) for c in range(k)])
-    basis = _null_of_rows(rows, n * k)
+    basis = oracle_nullspace(rows, n * k)
     if not basis:
         return None
     coef = [Q(rng.randint(-3, 3), 4) for _ in basis]
