@@ -333,6 +333,9 @@ def test_built_instances_are_certified_with_the_one_trade_they_need(built):
 def test_built_instances_are_refused_without_trades(built, monkeypatch):
     kind, pb, pt, cert, _ = built
     monkeypatch.setattr(ballmod, "_trades", lambda *a, **kw: (None, ""))
+    # the constant-rank route (docs/theory.md §10.8) needs no named trade and certifies these too (see
+    # test_the_constant_rank_route_certifies_them_without_trades); here it is off, to see the §10.6 route alone
+    monkeypatch.setattr(ballmod, "rank_structure", lambda *a, **kw: (None, "constant-rank route off"))
     ev, _ = ballmod.min_structure(pb, pt)
     assert "trades" not in ev
     J = ball_jacobian_at_center(dict(copy.deepcopy(cert), evidence=ev))
@@ -468,3 +471,17 @@ def test_forged_trades_on_the_built_instances_are_rejected(built):
                   "not absorbed", "dependent on the columns")
         swapped = [it["combination"][1], it["combination"][0]]
         _rejected(_mut(cert, lambda t, e: t["inputs"][0].update(combination=swapped)), "not absorbed")
+
+
+def test_the_constant_rank_route_certifies_them_without_trades(built, monkeypatch):
+    """Without the trade search, the rank count of §10.8 finds the flat directions by itself: a
+    local_min certificate with evidence constant_rank that the checker accepts, at the same point."""
+    kind, pb, pt, cert, _ = built
+    monkeypatch.setattr(ballmod, "_trades", lambda *a, **kw: (None, ""))
+    out, why = ball_certificate(pb, pt)
+    assert out is not None and out["verdict"] == "local_min", why
+    ev = out["evidence"]
+    assert "constant_rank" in ev and "trades" not in ev and "gl_groups" not in ev
+    res = check_certificate(out)
+    assert res.ok and res.verdict == "local_min", res.reasons
+    assert out["point"]["W"] == cert["point"]["W"]

@@ -938,6 +938,7 @@ class _Ball:
             seen += ns
         self.gl_groups = self._gl_groups(ev, cl)
         self._trades(ev)
+        self.rank_blocks = self._constant_rank(ev)
         for j in zero:
             _need(type(j) is int and 0 <= j < m and all(v == 0 for v in inst.W[j]) and
                   all(v == 0 for v in inst.A[j]), f"ball: zero neuron {j} is not w = 0, a = 0")
@@ -946,7 +947,7 @@ class _Ball:
                   all(inst.Z[i][j] < 0 for i in range(n) if any(inst.X[i])), f"ball: neuron {j} is not dead")
         _need(sorted(seen + zero + dead) == list(range(m)), "ball: every neuron must be in exactly one of "
                                                             "the clusters, the zero or the dead neurons")
-        self.N = sum(len(ft) + nc for ft, nc in map(self.unknowns, range(len(self.clusters))))
+        self.N = sum(len(ft) + len(fc) for ft, fc in map(self.unknowns, range(len(self.clusters))))
         center = _vec(ev.get("center"), "ball center", self.N)
         self.center = center
         # the certificate's point is the wide point at the center
@@ -967,6 +968,69 @@ class _Ball:
         for q, (members, _) in enumerate(self.gl_groups):
             _need(all(self.clusters[h]["sign"] == self.clusters[members[0]]["sign"] for h in members),
                   f"ball: gl_groups[{q}]: its clusters do not share one sign vector at the center")
+        if self.rank_blocks is not None:
+            R = self.rank_bound(self.rank_blocks)
+            _need(R == self.N, f"ball: constant_rank: the slice has {self.N} unknowns but the blocks bound the "
+                               f"rank of the output map by {R}; they must be equal")
+
+    def rank_bound(self, blocks) -> int:
+        """sum over the blocks b of k alpha + beta (gamma - alpha), gamma = rank [y_g]_{g in b} (the n x
+        sum p_g matrix of the members' pattern columns), alpha = min(|b|, gamma), beta = min(|b|, k): an
+        upper bound on the rank of the derivative of the outputs on the data, at every point of the
+        pattern piece (docs/theory.md §10.8, Lemma R)."""
+        k, total = self.inst.k, 0
+        for b in blocks:
+            rows = [[v for g in b for v in self.clusters[g]["y"][i]] for i in range(self.inst.n)]
+            gam = _rank(rows, len(rows[0]) if rows else 0)
+            al, be = min(len(b), gam), min(len(b), k)
+            total += k * al + be * (gam - al)
+        return total
+
+    def _constant_rank(self, ev: dict):
+        """Validate evidence ``constant_rank`` (docs/theory.md §10.8) and fix the coordinates it names:
+        the slice keeps exactly as many unknowns as the blocks' rank bound, and the certificate then
+        proves the output map's derivative on the slice of full rank on the box (``gram``).  Returns the
+        blocks, or None without the evidence."""
+        if "constant_rank" not in ev:
+            return None
+        inst = self.inst
+        cr = ev["constant_rank"]
+        _need(isinstance(cr, dict) and set(cr) == {"blocks", "fixed_inputs", "fixed_outputs", "gram"},
+              "ball: constant_rank must be an object with exactly the keys blocks, fixed_inputs, fixed_outputs, gram")
+        _need("gl_groups" not in ev and "trades" not in ev,
+              "ball: constant_rank replaces gl_groups and trades; a certificate names one or the other")
+        G = len(self.clusters)
+        for g, c in enumerate(self.clusters):
+            _need(len(c["neurons"]) == 1 and c["gamma"] == [1] and c["beta"] == [1] and "t0" in c,
+                  f"ball: constant_rank: cluster {g} must be one neuron with gamma = beta = 1 and a single gauge")
+        blocks = cr["blocks"]
+        _need(isinstance(blocks, list) and all(isinstance(b, list) and b and all(type(g) is int for g in b)
+                                               for b in blocks)
+              and sorted(g for b in blocks for g in b) == list(range(G)),
+              "ball: constant_rank: blocks must partition the clusters (every cluster index in exactly one block)")
+        fi, fo = cr["fixed_inputs"], cr["fixed_outputs"]
+        _need(isinstance(fi, list) and isinstance(fo, list), "ball: constant_rank: fixed_inputs / fixed_outputs lists")
+        seen = set()
+        for a, it in enumerate(fi):
+            _need(isinstance(it, list) and len(it) == 3 and type(it[0]) is int and 0 <= it[0] < G
+                  and type(it[1]) is int and 0 <= it[1] < len(self.clusters[it[0]]["B"])
+                  and it[1] not in self.clusters[it[0]]["fixed"] and ("w", it[0], it[1]) not in seen,
+                  f"ball: constant_rank: fixed_inputs[{a}] must be [cluster, free basis index, value], once")
+            seen.add(("w", it[0], it[1]))
+        for a, it in enumerate(fo):
+            _need(isinstance(it, list) and len(it) == 3 and type(it[0]) is int and 0 <= it[0] < G
+                  and type(it[1]) is int and 0 <= it[1] < inst.k and ("a", it[0], it[1]) not in seen,
+                  f"ball: constant_rank: fixed_outputs[{a}] must be [cluster, output index, value], once")
+            seen.add(("a", it[0], it[1]))
+        for a, (g, t, v) in enumerate(fi):
+            self.clusters[g]["fixed"][t] = _q(v, f"constant_rank fixed_inputs[{a}] value")
+        for a, (g, cc, v) in enumerate(fo):
+            c = self.clusters[g]
+            c["cfix"] = dict(c["cfix"] or {})
+            c["cfix"][cc] = _q(v, f"constant_rank fixed_outputs[{a}] value")
+        self.gram_bound = _q(cr["gram"], "constant_rank gram")
+        _need(self.gram_bound > 0, "ball: constant_rank: gram must be > 0")
+        return [list(b) for b in blocks]
 
     def _gl_groups(self, ev: dict, cl: list) -> list:
         """Validate evidence ``gl_groups`` (docs/theory.md §10.6) and set each member's fixed
@@ -1016,7 +1080,7 @@ class _Ball:
                           f"ball: gl_groups[{q}]: cluster {h} gauge values differ from neuron {j}'s weights on {S}")
                     c["fixed"] = dict(zip(S, vals))
                     if h in fo:        # no output unknowns: c_g is the point's A row
-                        c["cfix"] = list(inst.A[j])
+                        c["cfix"] = dict(enumerate(inst.A[j]))
                 Cb = [[inst.W[self.clusters[h]["neurons"][0]][t] for t in S] for h in free_mem]
                 _need(_rank(Cb, r) == r, f"ball: gl_groups[{q}]: the fixed block C is singular")
                 out.append((list(mem), list(S)))
@@ -1122,24 +1186,28 @@ class _Ball:
         _need(_rank([[z[p] for p in pos] for z in Z], len(fx)) == len(fx),
               "ball: trades: the vectors' block on the fixed clusters is singular")
         for h in fx:
-            self.clusters[h]["cfix"] = list(inst.A[self.clusters[h]["neurons"][0]])
+            self.clusters[h]["cfix"] = dict(enumerate(inst.A[self.clusters[h]["neurons"][0]]))
 
     def unknowns(self, g):
-        """(free basis indices, number of output unknowns) of cluster g: its share of xi, in order."""
+        """(free basis indices, free output indices) of cluster g: its share of xi, in order.  ``cfix``
+        is None (every output free) or {output index: the point's value} for the fixed ones."""
         c = self.clusters[g]
-        return [t for t in range(len(c["B"])) if t not in c["fixed"]], (self.inst.k if c["cfix"] is None else 0)
+        fx = c["cfix"] or {}
+        return ([t for t in range(len(c["B"])) if t not in c["fixed"]],
+                [cc for cc in range(self.inst.k) if cc not in fx])
 
     def unpack(self, xi, g):
         pos = 0
         iv = bool(xi) and isinstance(xi[0], _Iv)
         const = (lambda v: _Iv(v)) if iv else (lambda v: v)
         for h, c in enumerate(self.clusters):
-            ft, nc = self.unknowns(h)
-            nf = len(ft)
+            ft, fc = self.unknowns(h)
+            nf, nc = len(ft), len(fc)
             if h == g:
                 fx, free = c["fixed"], iter(xi[pos:pos + nf])
                 th = [const(fx[t]) if t in fx else next(free) for t in range(len(c["B"]))]
-                cg = list(xi[pos + nf:pos + nf + nc]) if c["cfix"] is None else [const(v) for v in c["cfix"]]
+                cf, freec = c["cfix"] or {}, iter(xi[pos + nf:pos + nf + nc])
+                cg = [const(cf[cc]) if cc in cf else next(freec) for cc in range(self.inst.k)]
                 return th, cg
             pos += nf + nc
         raise IndexError(g)
@@ -1175,11 +1243,11 @@ class _Ball:
         inv = Q(1, n)
         idx, layout = 0, []
         for g in range(G):
-            ft, nc = self.unknowns(g)
+            ft, fc = self.unknowns(g)
             th_idx = {t: idx + a for a, t in enumerate(ft)}
             idx += len(ft)
-            c_idx = list(range(idx, idx + nc))
-            idx += nc
+            c_idx = {cc: idx + a for a, cc in enumerate(fc)}
+            idx += len(fc)
             layout.append((th_idx, c_idx))
         # h of each cluster over one denominator (for the sums h_g . h_g2)
         hi = []
@@ -1197,7 +1265,7 @@ class _Ball:
             y = ys[g]
             for t, a in th_idx.items():
                 F[a] = _Iv(_qsum([ec[g][i] * y[i][t] for i in range(n)]) * inv)
-            for c, a in enumerate(c_idx):
+            for c, a in c_idx.items():
                 F[a] = _Iv(_qsum([Eq[i][c] * hq[g][i] for i in range(n)]) * inv)
         for g, (th_g, c_g) in enumerate(layout):
             yg = ys[g]
@@ -1213,7 +1281,7 @@ class _Ball:
                         J[a][b] = _Iv(cc * S[t, t2] * inv)
                     if c_2:
                         hy = _qsum([th[g2][t2] * S[t, t2] for t2 in range(p2)])    # sum_i h_g2[i] y_g[i][t]
-                    for c, b in enumerate(c_2):
+                    for c, b in c_2.items():
                         v = cv[g][c] * hy
                         if g == g2:
                             v = v + ey[t, c]
@@ -1223,8 +1291,8 @@ class _Ball:
                     (H1, D1), (H2, D2) = hi[g], hi[g2]
                     hh = Q(sum(u * w for u, w in zip(H1, H2)), D1 * D2) * inv
                     zero = _Iv(Q(0))
-                    for c, a in enumerate(c_g):
-                        for c2, b in enumerate(c_2):
+                    for c, a in c_g.items():
+                        for c2, b in c_2.items():
                             J[a][b] = _Iv(hh) if c == c2 else zero
         TH = [list(v) for v in TH]
         C = [list(v) for v in C]
@@ -1232,8 +1300,11 @@ class _Ball:
         E = [[_Iv(v) for v in row] for row in Eq]
         return TH, C, h, E, F, J
 
-    def _evaluate_box(self, xi):
-        """``evaluate`` over an interval vector: every term an interval, as the formulas read."""
+    def _evaluate_box(self, xi, gram=None):
+        """``evaluate`` over an interval vector: every term an interval, as the formulas read.  With a
+        list ``gram``, it also receives the rows of the Gauss-Newton part of J (J without the residual
+        term sum_i E_ic y_g[i][t] of a cluster's own theta-c entries): (1/n) (DF V)^T (DF V), DF the
+        derivative of the outputs on the data and V the slice's linear part (docs/theory.md §10.8)."""
         inst = self.inst
         n, k = inst.n, inst.k
         G = len(self.clusters)
@@ -1243,20 +1314,21 @@ class _Ball:
         inv = Q(1, n)
         idx, layout = 0, []
         for g in range(G):
-            ft, nc = self.unknowns(g)        # a cluster with fixed outputs has no c unknowns (c_idx empty)
+            ft, fc = self.unknowns(g)        # fixed outputs have no c unknowns (not in c_idx)
             th_idx = {t: idx + a for a, t in enumerate(ft)}
             idx += len(ft)
-            c_idx = list(range(idx, idx + nc))
-            idx += nc
+            c_idx = {cc: idx + a for a, cc in enumerate(fc)}
+            idx += len(fc)
             layout.append((th_idx, c_idx))
         F = [None] * self.N
         J = [[None] * self.N for _ in range(self.N)]
+        Gm = [[None] * self.N for _ in range(self.N)] if gram is not None else None
         ec = [[_isum(E[i][c] * C[g][c] for c in range(k)) for i in range(n)] for g in range(G)]
         for g, (th_idx, c_idx) in enumerate(layout):
             y = self.clusters[g]["y"]
             for t, a in th_idx.items():
                 F[a] = _isum(ec[g][i] * y[i][t] for i in range(n)) * inv
-            for c, a in enumerate(c_idx):
+            for c, a in c_idx.items():
                 F[a] = _isum(E[i][c] * h[g][i] for i in range(n)) * inv
         for g, (th_g, c_g) in enumerate(layout):
             yg = self.clusters[g]["y"]
@@ -1266,15 +1338,19 @@ class _Ball:
                 for t, a in th_g.items():
                     for t2, b in th_2.items():
                         J[a][b] = cc * _isum(yg[i][t] * y2[i][t2] for i in range(n)) * inv
-                    for c, b in enumerate(c_2):
+                    for c, b in c_2.items():
                         v = _isum(C[g][c] * h[g2][i] * yg[i][t] for i in range(n))
+                        if gram is not None:
+                            Gm[a][b] = Gm[b][a] = v * inv
                         if g == g2:
                             v = v + _isum(E[i][c] * yg[i][t] for i in range(n))
                         J[a][b] = v * inv
                         J[b][a] = J[a][b]
-                for c, a in enumerate(c_g):
-                    for c2, b in enumerate(c_2):
+                for c, a in c_g.items():
+                    for c2, b in c_2.items():
                         J[a][b] = (_isum(h[g][i] * h[g2][i] for i in range(n)) * inv if c == c2 else _Iv(Q(0)))
+        if gram is not None:        # every entry but the theta-c ones (set above) is J's
+            gram.extend([Gm[a][b] if Gm[a][b] is not None else J[a][b] for b in range(self.N)] for a in range(self.N))
         return TH, C, h, E, F, J
 
 
@@ -1403,6 +1479,7 @@ def check_ball_certificate(cert: dict) -> str:
         mu = _ball_min_structure(ball, ev)
     else:
         _need("curvature" not in ev, "ball: a saddle ball certificate claims no curvature bound")
+        _need(ball.rank_blocks is None, "ball: constant_rank proves local minima only")
     N, n, d, k = ball.N, inst.n, inst.d, inst.k
     rho = _q(ev.get("radius"), "radius")
     _need(rho > 0, "ball: radius must be > 0")
@@ -1411,7 +1488,8 @@ def check_ball_certificate(cert: dict) -> str:
     # F at the center, exactly
     F0 = [v.lo for v in ball.evaluate([_Iv(v) for v in ball.center])[4]]
     box = [_Iv(v - rho, v + rho) for v in ball.center]
-    TH, C, h, E, F, J = ball.evaluate(box)
+    gram = [] if ball.rank_blocks is not None else None
+    TH, C, h, E, F, J = ball._evaluate_box(box, gram=gram) if gram is not None else ball.evaluate(box)
     # Krawczyk: K = x - Y F(x) + (I - Y J(B)) (B - x) inside the open box => a unique zero of F in B
     YF = [sum((Y[a][b] * F0[b] for b in range(N)), Q(0)) for a in range(N)]
     for a in range(N):
@@ -1452,6 +1530,12 @@ def check_ball_certificate(cert: dict) -> str:
         # slice S = {theta(xi)}, which is transversal to every rescaling orbit (§10.5)
         _need(_ball_positive_definite(J, mu),
               f"ball: the Hessian on the gauge slice is not proven to exceed curvature {mu} on the box")
+        if ball.rank_blocks is not None:
+            # §10.8: the outputs' derivative along the slice has full rank N on the box, so at the zero
+            # the output map has rank N = the blocks' bound, constant nearby, and the slice meets its fibres
+            _need(_ball_positive_definite(gram, ball.gram_bound),
+                  f"ball: constant_rank: the output map's Gram matrix on the slice is not proven to exceed "
+                  f"{ball.gram_bound} on the box")
         return "local_min"
     if "negative_curvature" in ev:
         # §10.7: v^T H v < 0 for every H in J(box), so at the zero xi* the loss along the affine slice

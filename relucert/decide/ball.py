@@ -164,6 +164,25 @@ def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
     vector (r >= 2 of them) form a GL group (§10.6): each fixes its weights on the same r columns S,
     chosen so that the r x r block C of their input weights is well conditioned and exactly
     invertible."""
+    built, why = _plain_clusters(problem, point)
+    if built is None:
+        return None, why
+    clusters, parts, dead, nk = built
+    grouped, why = _group_symmetries(problem, point, clusters, parts)
+    if grouped is None:
+        return None, why
+    extras, center, gnotes = grouped
+    ev = {"clusters": clusters, "zero": [], "dead": dead, "center": [_s(v) for v in center], **extras}
+    kn = f", {nk} data points on kinks" if nk else ""
+    gn = f"; {'; '.join(gnotes)}" if gnotes else ""
+    return ev, f"{len(clusters)} alive neurons, {len(dead)} dead, {len(center)} unknowns{kn}{gn}"
+
+
+def _plain_clusters(problem: Problem, point: Point) -> tuple:
+    """((clusters, parts, dead, number of kink points), '') or (None, why not): one single-gauge
+    cluster per alive neuron (the kink null-space basis when data lie on its kink), the strictly dead
+    neurons, and per cluster (theta, a, strict sign vector or None with kinks) -- the skeleton shared by
+    the local_min structures (§10.5, §10.6, §10.8)."""
     if point.c is not None:
         return None, "the point has an output bias c: ball certificates do not cover it yet"
     n, d, m = problem.n, problem.d, point.m
@@ -195,14 +214,7 @@ def min_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
         parts.append((theta, a, None if K else tuple((dot(w, X[i]) > 0) - (dot(w, X[i]) < 0) for i in nz)))
     if not clusters:
         return None, "no alive neuron"
-    grouped, why = _group_symmetries(problem, point, clusters, parts)
-    if grouped is None:
-        return None, why
-    extras, center, gnotes = grouped
-    ev = {"clusters": clusters, "zero": [], "dead": dead, "center": [_s(v) for v in center], **extras}
-    kn = f", {nk} data points on kinks" if nk else ""
-    gn = f"; {'; '.join(gnotes)}" if gnotes else ""
-    return ev, f"{len(clusters)} alive neurons, {len(dead)} dead, {len(center)} unknowns{kn}{gn}"
+    return (clusters, parts, dead, nk), ""
 
 
 def _group_symmetries(problem: Problem, point: Point, clusters: list, parts: list) -> tuple:
@@ -255,17 +267,207 @@ def _group_symmetries(problem: Problem, point: Point, clusters: list, parts: lis
     if trades is not None:
         extras["trades"] = trades
         gnotes.append(tnote)
-    fixed_in, fixed_out = _fixed_sets({"clusters": clusters, **extras})
+    return (extras, _center(clusters, parts, {"clusters": clusters, **extras}, problem.k), gnotes), ""
+
+
+def _center(clusters: list, parts: list, ev: dict, k: int) -> list:
+    """The box centre in the checker's unknown order: per cluster its free basis coordinates, then its
+    free outputs."""
+    fixed_in, fixed_out = _fixed_sets(ev, k)
     center: list = []
     for g, (theta, a, _) in enumerate(parts):
-        center += [theta[t] for t in range(len(theta)) if t not in fixed_in[g]] + ([] if g in fixed_out else a)
-    return (extras, center, gnotes), ""
+        fo = fixed_out.get(g, ())
+        center += [theta[t] for t in range(len(theta)) if t not in fixed_in[g]] + [a[c] for c in range(k) if c not in fo]
+    return center
 
 
-def _fixed_sets(ev: dict) -> tuple[list, set]:
-    """(per cluster the set of its fixed basis indices, the clusters whose outputs are fixed) of a
+RANK_GAP = 1e-11          # numerical rank of the outputs' derivative: singular values below this (relative) are 0
+RANK_CUT = 1e-8           # ... and the ones kept must exceed this (relative): a clear gap, or no proposal
+PARTITION_SECONDS = 1.0   # the partition search's budget
+
+
+def rank_structure(problem: Problem, point: Point) -> tuple[dict | None, str]:
+    """(evidence skeleton, note) of a constant-rank local_min ball certificate (docs/theory.md §10.8),
+    or (None, why not).  The clusters are those of §10.5 (one per alive neuron, single gauges, kink
+    null-space bases); instead of naming symmetries, the evidence partitions the clusters into blocks
+    whose rank bound (Lemma R) equals the numerical rank r of the derivative of the outputs at the
+    point, and fixes every coordinate but r of them (column-pivoted QR on that derivative, gauges
+    fixed first): the slice is then a complement of the output map's fibres.  The checker re-derives
+    the bound exactly and proves the slice's Gram matrix positive definite on the box."""
+    import time
+    from scipy.linalg import qr
+    built, why = _plain_clusters(problem, point)
+    if built is None:
+        return None, why
+    clusters, parts, dead, nk = built
+    n, d, k = problem.n, problem.d, problem.k
+    ap, am = problem.activation.alpha_plus, problem.activation.alpha_minus
+    Xf = np.array([[float(v) for v in problem.X[i].tolist()] for i in range(n)])
+    Ys, Yq = [], []
+    labels, cols = [], []
+    for g, cl in enumerate(clusters):
+        j = cl["neurons"][0]
+        w = point.W[j].tolist()
+        B = [[fmpq(*_ratio(v)) for v in row] for row in cl["basis"]]
+        sl = []
+        for i in range(n):
+            z = dot(w, problem.X[i].tolist())
+            sl.append(ap if z > 0 else (am if z < 0 else fmpq(0)))
+        yq = [[sl[i] * dot(b, problem.X[i].tolist()) for b in B] for i in range(n)]
+        Yq.append(yq)
+        Y = np.array([[float(v) for v in row] for row in yq]).reshape(n, len(B))
+        Ys.append(Y)
+        theta, a = parts[g][0], parts[g][1]
+        af = np.array([float(v) for v in a])
+        h = Y @ np.array([float(v) for v in theta])
+        for t in range(len(B)):
+            labels.append((g, "w", t))
+            cols.append(np.outer(Y[:, t], af).ravel())
+        for c in range(k):
+            e = np.zeros(k)
+            e[c] = 1.0
+            labels.append((g, "a", c))
+            cols.append(np.outer(h, e).ravel())
+    DF = np.array(cols).T
+    if not np.all(np.isfinite(DF)) or not DF.any():
+        return None, "the outputs' derivative is not finite (or 0) in float64"
+    sv = np.linalg.svd(DF, compute_uv=False)
+    r = int((sv > RANK_GAP * sv[0]).sum())
+    if sv[r - 1] < RANK_CUT * sv[0]:
+        return None, (f"no clear numerical rank of the outputs' derivative (singular values {sv[r - 1]:.1e} and "
+                      f"{sv[r] if r < len(sv) else 0:.1e} relative to {sv[0]:.1e})")
+    # the partition: the smallest bound found; it must reach r
+    G = len(clusters)
+    cache: dict = {}
+
+    def fb(b):
+        key = frozenset(b)
+        if key not in cache:
+            M = np.hstack([Ys[g] for g in key])
+            s2 = np.linalg.svd(M, compute_uv=False) if M.size else np.zeros(0)
+            gam = int((s2 > 1e-9 * s2[0]).sum()) if s2.size and s2[0] > 0 else 0
+            al, be = min(len(key), gam), min(len(key), k)
+            cache[key] = k * al + be * (gam - al)
+        return cache[key]
+
+    def tot(p):
+        return sum(fb(b) for b in p)
+    sig: dict = {}
+    for g in range(G):
+        sig.setdefault(parts[g][2] if parts[g][2] is not None else ("kink", g), []).append(g)
+    starts = [list(map(list, sig.values())), [[g] for g in range(G)], [list(range(G))]]
+    best = None
+    t_end = time.perf_counter() + PARTITION_SECONDS
+    rng = np.random.default_rng(0)
+    tries = 0
+    while True:
+        for st in starts:
+            for z in (False, True):
+                q = _improve_partition(st, fb, z)
+                if best is None or tot(q) < tot(best):
+                    best = q
+        if tot(best) <= r or time.perf_counter() > t_end:
+            break
+        tries += 1
+        st = [list(b) for b in sig.values()]
+        rng.shuffle(st)
+        for _ in range(int(rng.integers(1, 4))):
+            if len(st) < 2:
+                break
+            x, y = rng.choice(len(st), 2, replace=False)
+            st[x] += st[y]
+            del st[y]
+        starts = [st]
+    R = tot(best)
+    if R != r:
+        return None, (f"the output map has rank {r} at the point, but no partition of the {G} alive neurons "
+                      f"found bounds its rank below {R} (Lemma R, docs/theory.md §10.8)")
+    # the exact bound of that partition (the checker's): ranks over Q
+    Rq = 0
+    for b in best:
+        rows = [[v for g in b for v in Yq[g][i]] for i in range(n)]
+        gam = fmpq_mat(n, len(rows[0]), [v for row in rows for v in row]).rank() if rows and rows[0] else 0
+        al, be = min(len(b), gam), min(len(b), k)
+        Rq += k * al + be * (gam - al)
+    if Rq != r:
+        return None, f"the blocks' exact rank bound is {Rq}, not the numerical rank {r}"
+    # the free coordinates: r columns of DF, gauges fixed first
+    cand = [a for a, (g, kind, t) in enumerate(labels) if not (kind == "w" and t == clusters[g]["gauge"])]
+    sub = DF[:, cand] / np.maximum(np.linalg.norm(DF[:, cand], axis=0), 1e-300)
+    _, Rm, piv = qr(sub, mode="economic", pivoting=True)
+    if len(cand) < r or abs(Rm[r - 1, r - 1]) < 1e-8 * abs(Rm[0, 0]):
+        return None, f"no {r} well-conditioned free coordinates (the gauges fixed) for the output map"
+    free = {cand[a] for a in piv[:r]}
+    fixed_inputs, fixed_outputs = [], []
+    for a, (g, kind, t) in enumerate(labels):
+        if a in free or (kind == "w" and t == clusters[g]["gauge"]):
+            continue
+        if kind == "w":
+            fixed_inputs.append([g, t, _s(parts[g][0][t])])
+        else:
+            fixed_outputs.append([g, t, _s(parts[g][1][t])])
+    V = DF[:, sorted(free)]
+    lam = float(np.linalg.eigvalsh(V.T @ V / n)[0])
+    if not lam > 0:
+        return None, "the output map's Gram matrix on the slice is not positive definite in float64"
+    cr = {"blocks": [sorted(b) for b in best], "fixed_inputs": fixed_inputs, "fixed_outputs": fixed_outputs,
+          "gram": _s(_mu_candidates(lam / 2)[0])}
+    ev = {"clusters": clusters, "zero": [], "dead": dead, "constant_rank": cr}
+    ev["center"] = [_s(v) for v in _center(clusters, parts, ev, k)]
+    big = [b for b in best if len(b) > 1]
+    kn = f", {nk} data points on kinks" if nk else ""
+    return ev, (f"{G} alive neurons, {len(dead)} dead{kn}; the output map has rank {r} of {len(labels)} "
+                f"coordinates, bounded by blocks {[[clusters[g]['neurons'][0] for g in b] for b in big]} "
+                f"(the rest single neurons): a slice of {r} unknowns")
+
+
+def _improve_partition(p: list, fb, allow_zero: bool) -> list:
+    """Local search on a partition of the clusters for a smaller rank bound sum_b fb(b): merge the two
+    blocks with the largest gain (with ``allow_zero``, also a merge that gains nothing), else move one
+    cluster to another block or a block of its own, until nothing gains."""
+    p = [list(b) for b in p]
+    while True:
+        best = None
+        for x, y in combinations(range(len(p)), 2):
+            gain = fb(p[x]) + fb(p[y]) - fb(p[x] + p[y])
+            if (gain > 0 or (allow_zero and gain == 0)) and (best is None or gain > best[0]):
+                best = (gain, x, y)
+        if best is not None:
+            _, x, y = best
+            p[x] = p[x] + p[y]
+            del p[y]
+            continue
+        moved = False
+        for x in range(len(p)):
+            if len(p[x]) == 1:
+                continue
+            for g in p[x]:
+                rest = [h for h in p[x] if h != g]
+                for y in [*range(len(p)), None]:
+                    if y == x:
+                        continue
+                    after = fb(rest) + (fb([g]) if y is None else fb(p[y] + [g]))
+                    if fb(p[x]) + (0 if y is None else fb(p[y])) - after > 0:
+                        p[x] = rest
+                        if y is None:
+                            p.append([g])
+                        else:
+                            p[y] = p[y] + [g]
+                        moved = True
+                        break
+                if moved:
+                    break
+            if moved:
+                break
+        if not moved:
+            return p
+
+
+def _fixed_sets(ev: dict, k: int) -> tuple[list, dict]:
+    """(per cluster the set of its fixed basis indices, {cluster: set of its fixed output indices}) of a
     local_min evidence: the gauge (an index, or a group's columns), an input trade's t1; a linear
-    block's fixed_outputs and the output trades' fixed clusters."""
+    block's fixed_outputs and the output trades' fixed clusters (all k outputs); the coordinates a
+    constant_rank slice fixes (§10.8)."""
     tr = ev.get("trades", {})
     extra = {it["cluster"]: it["fixed"] for it in tr.get("inputs", [])}
     fixed_in = []
@@ -274,8 +476,15 @@ def _fixed_sets(ev: dict) -> tuple[list, set]:
         if g in extra:
             fx.add(extra[g])
         fixed_in.append(fx)
-    fixed_out = {g for gr in ev.get("gl_groups", []) for g in gr.get("fixed_outputs", [])}
-    fixed_out.update(tr.get("fixed", []))
+    whole = {g for gr in ev.get("gl_groups", []) for g in gr.get("fixed_outputs", [])}
+    whole.update(tr.get("fixed", []))
+    fixed_out = {g: set(range(k)) for g in whole}
+    cr = ev.get("constant_rank")
+    if cr is not None:
+        for g, t, _ in cr["fixed_inputs"]:
+            fixed_in[g].add(t)
+        for g, c, _ in cr["fixed_outputs"]:
+            fixed_out.setdefault(g, set()).add(c)
     return fixed_in, fixed_out
 
 
@@ -546,12 +755,22 @@ def ball_certificate(problem: Problem, point: Point) -> tuple[dict | None, str]:
     if ev is not None:
         return _certificate(problem, point, "saddle", ev, note)
     light = light_outputs(point)
+    lnote = "; output weights rounded to 320 bits for the box centre" if light is not point else ""
     ev, note2 = min_structure(problem, light)
-    if ev is None:
-        return None, f"no saddle ball ({note}); no local_min ball ({note2})"
-    if light is not point:
-        note2 += "; output weights rounded to 320 bits for the box centre"
-    return _certificate(problem, light, "local_min", ev, note2)
+    if ev is not None:
+        cert, why = _certificate(problem, light, "local_min", ev, note2 + lnote)
+        if cert is not None:
+            return cert, why
+    else:
+        why = f"no saddle ball ({note}); no local_min ball ({note2})"
+    # flat directions beyond the modelled symmetries: the constant-rank slice (§10.8)
+    ev3, note3 = rank_structure(problem, light)
+    if ev3 is None:
+        return None, f"{why}; no constant-rank ball ({note3})"
+    cert, why3 = _certificate(problem, light, "local_min", ev3, note3 + lnote)
+    if cert is not None:
+        return cert, why3
+    return None, f"{why}; {why3}"
 
 
 def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: str) -> tuple[dict | None, str]:
@@ -568,15 +787,15 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
         am = problem.activation.alpha_minus
         H = hessian(problem, point, kink_slopes={p: am for p in kink_pairs(problem, point)})
         cols = []
-        fixed_in, fixed_out = _fixed_sets(ev)
+        fixed_in, fixed_out = _fixed_sets(ev, k)
         for g, cl in enumerate(ev["clusters"]):
             j = cl["neurons"][0]
             B = [[fmpq(*_ratio(v)) for v in row] for row in cl["basis"]]
             fx = fixed_in[g]
             cols += [[(wi(j, q), B[t][q]) for q in range(d) if B[t][q] != 0]
                      for t in range(len(B)) if t not in fx]
-            if g not in fixed_out:        # a linear block's fixed-output member has no A columns
-                cols += [[(ai(j, c), fmpq(1))] for c in range(k)]
+            fo = fixed_out.get(g, ())     # a linear block's fixed-output member has no A columns
+            cols += [[(ai(j, c), fmpq(1))] for c in range(k) if c not in fo]
         Jq = [[sum((x * y * H[r][t] for r, x in ca for t, y in cb), fmpq(0)) for cb in cols] for ca in cols]
     else:
         try:
@@ -596,7 +815,7 @@ def _certificate(problem: Problem, point: Point, verdict: str, ev: dict, note: s
         if math.isnan(lam):
             return None, (f"no local_min ball: the Hessian on the gauge slice has entries beyond the float64 range "
                           f"at the centre, so no curvature bound can be proposed ({note})")
-        if lam < 0 and math.isfinite(lam):
+        if lam < 0 and math.isfinite(lam) and "constant_rank" not in ev:
             # negative curvature on the slice: perhaps a saddle without a zero neuron (§10.7)
             sad, snote = _negative_curvature_certificate(cert, Jq, Y)
             if sad is not None:
