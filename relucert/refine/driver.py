@@ -281,10 +281,11 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
                      memo: NeuronMemo | None = None, given: _FloatView | None = None) -> Refinement:
     given = _FloatView(point) if given is None else given
     ref = _refine_pattern_pass(problem, point, pat, reading, tol, least_squares, rounds, memo, given)
-    if ref.verdict in DECISIVE or ref.ball is not None:
+    if ref.ball is not None and ref.ball["verdict"] != "local_min" or ref.ball is None and ref.verdict in DECISIVE:
         return ref
     # the network fits the data up to rounding: an exact zero-loss point nearby is a global minimum
-    # (refine.interpolate), from the refined point and else from the reading's start
+    # (refine.interpolate), from the refined point and else from the reading's start -- also when a
+    # ball proves a local minimum there (a zero-loss point is the stronger answer)
     start, _ = _apply_reading(problem, point, pat, reading)
     for base in ([ref.point] if ref.point is not None else []) + [start]:
         new, why = interpolating_point(problem, base)
@@ -294,7 +295,7 @@ def _refine_one_pass(problem: Problem, point: Point, pat: Pattern, reading: str,
         if far:
             continue
         res = certify(problem, new, memo=memo)
-        if res.verdict in DECISIVE:
+        if res.verdict in DECISIVE and (ref.ball is None or res.verdict == "global_min"):
             return Refinement(reading, res, new, move.to_json(), f"{ref.note}; instead: {why}"
                               + (f"; {down.text()}" if down is not None else ""),
                               downhill=down.to_json() if down is not None else None)
