@@ -75,14 +75,19 @@ def _bound(X, S, blocks, k):
 
 
 def _partitions(items):
-    if not items:
-        yield []
-        return
-    first, rest = items[0], items[1:]
-    for p in _partitions(rest):
-        yield [[first]] + p
-        for i in range(len(p)):
-            yield p[:i] + [[first] + p[i]] + p[i + 1:]
+    """Every partition of items into blocks, by restricted growth strings (label of item q at most one
+    more than the largest label before it)."""
+    items = list(items)
+    def grow(labels):
+        if len(labels) == len(items):
+            blocks = [[] for _ in range(max(labels) + 1 if labels else 0)]
+            for it, lab in zip(items, labels):
+                blocks[lab].append(it)
+            yield blocks
+            return
+        for lab in range((max(labels) + 2) if labels else 1):
+            yield from grow(labels + [lab])
+    yield from grow([])
 
 
 small = st.integers(-3, 3).map(Q)
